@@ -1,0 +1,46 @@
+# vitamin.c build. `make` builds build/libvitamin.a, build/libvitamin.so and the
+# CLI build/vitamin; `make test` runs the whole suite (see tests/run.sh).
+# Every .c under src/ is part of the library, every tools/*.c part of the CLI,
+# every tests/unit/test_*.c its own test binary — add a file, it is built.
+CC      ?= gcc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
+LDLIBS  += -lwebp -lpng -ljpeg -lutf8proc -lz -lm -fopenmp -lpthread
+
+BUILD   := build
+LIB_SRC := $(shell find src -name '*.c' | sort)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(sort $(wildcard tools/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test clean
+all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libvitamin.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libvitamin.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/vitamin: $(CLI_OBJ) $(BUILD)/libvitamin.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libvitamin.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvitamin.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvitamin.a $(LDLIBS)
+
+test: all
+	bash tests/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

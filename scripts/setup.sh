@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything vitamin.c needs on a fresh Debian 12 machine:
+#  - Debian -dev libraries the engine links against (image codecs, zlib, utf8proc),
+#  - a Python venv (.venv) with the *reference* implementations used only by tests
+#    (torch, torchvision, timm, open_clip) and the BPE vocabulary open_clip ships.
+# Idempotent: a second run only checks. Run as root (apt) or with the packages present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libutf8proc-dev clang libclang-rt-14-dev"
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing Debian packages:$missing"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+# Reference venv (tests only). Pinned so parity numbers are reproducible.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, safetensors, PIL, numpy, ftfy, regex" 2>/dev/null; then
+  echo "setup: installing the Python reference (torch, timm, open_clip) into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -r scripts/requirements-reference.txt
+fi
+
+# open_clip ships the CLIP BPE vocabulary; vitamin.c reads the same file (gzip).
+mkdir -p data
+if [ ! -s data/bpe_simple_vocab_16e6.txt.gz ]; then
+  src=$(.venv/bin/python -c "import open_clip, os; print(os.path.join(os.path.dirname(open_clip.__file__), 'bpe_simple_vocab_16e6.txt.gz'))")
+  cp "$src" data/bpe_simple_vocab_16e6.txt.gz
+fi
+echo "setup: ok"
