@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   $PY -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, safetensors, PIL, numpy, ftfy, regex" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, safetensors, PIL, numpy, ftfy, regex, pytest, skimage" 2>/dev/null; then
   echo "setup: installing the Python reference (torch, timm, open_clip) into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -r scripts/requirements-reference.txt

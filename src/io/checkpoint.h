@@ -1,0 +1,75 @@
+/* A checkpoint as a flat table of named tensors, whatever the file format.
+ *
+ * Formats (detected from the first bytes, never from the extension):
+ *   - safetensors (8-byte little-endian header length + JSON header + data),
+ *     memory-mapped: tensor data points into the mapping, no copy;
+ *   - PyTorch zip archives written by torch.save (>= 1.6): the pickle in
+ *     `<archive>/data.pkl` is read by a pickle *reader* that executes nothing and
+ *     accepts only an allow-list of globals; storages `<archive>/data/<key>` are
+ *     memory-mapped (torch stores them uncompressed);
+ *   - (legacy non-zip torch.save files are rejected with a message saying how to
+ *     re-save them).
+ * Wrappers: if the top-level object is a dict holding a dict under "state_dict"
+ * (or "model"), that inner dict is the state dict. Non-tensor values (epoch
+ * numbers, strings, optimizer state that is not a tensor) are skipped.
+ * Key names are returned exactly as stored: stripping "module." or adding
+ * "text." is the model loader's job (src/model/weights.c).
+ */
+#ifndef VT_IO_CHECKPOINT_H
+#define VT_IO_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vitamin.h"
+
+typedef enum {
+    VT_DTYPE_F32 = 0,
+    VT_DTYPE_F16,
+    VT_DTYPE_BF16,
+    VT_DTYPE_F64,
+    VT_DTYPE_I64,
+    VT_DTYPE_I32,
+    VT_DTYPE_I16,
+    VT_DTYPE_I8,
+    VT_DTYPE_U8,
+    VT_DTYPE_BOOL,
+} vt_dtype;
+
+const char *vt_dtype_name(vt_dtype dtype);
+size_t vt_dtype_size(vt_dtype dtype);
+
+#define CKPT_MAX_DIMS 8
+
+typedef struct {
+    char *name;                     /* NUL-terminated key, e.g. "visual.head.proj.weight" */
+    vt_dtype dtype;
+    int ndim;                       /* 0 for a scalar such as logit_scale */
+    int64_t shape[CKPT_MAX_DIMS];
+    int64_t numel;                  /* product of shape (1 for ndim 0) */
+    const void *data;               /* contiguous, row-major, little-endian; numel elements */
+} ckpt_tensor;
+
+typedef enum { CKPT_FORMAT_SAFETENSORS, CKPT_FORMAT_TORCH_ZIP } ckpt_format;
+
+typedef struct ckpt_file ckpt_file;
+
+/* Opens and indexes a checkpoint. Every tensor's byte range is checked against
+ * the file size, so a truncated file fails here and never later. */
+vt_status ckpt_open(const char *path, ckpt_file **out, vt_error *err);
+/* Same, from a caller-owned buffer that must outlive the ckpt_file (fuzzing, tests). */
+vt_status ckpt_open_memory(const void *bytes, size_t size, ckpt_file **out, vt_error *err);
+void ckpt_close(ckpt_file *file);
+
+ckpt_format ckpt_get_format(const ckpt_file *file);
+size_t ckpt_count(const ckpt_file *file);
+const ckpt_tensor *ckpt_at(const ckpt_file *file, size_t index);   /* file order */
+const ckpt_tensor *ckpt_find(const ckpt_file *file, const char *name); /* NULL if absent */
+
+/* Writes a safetensors file atomically (temp file, fsync, rename). `metadata`
+ * may be NULL or a NULL-terminated list of key, value, key, value, ... strings
+ * stored under "__metadata__". */
+vt_status safetensors_write(const char *path, const ckpt_tensor *tensors, size_t count,
+                            const char *const *metadata, vt_error *err);
+
+#endif

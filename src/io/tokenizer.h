@@ -1,0 +1,30 @@
+/* open_clip's default CLIP tokenizer (SimpleTokenizer), token for token:
+ * ftfy.fix_text -> html unescape (twice) -> whitespace collapse -> lower-case ->
+ * the CLIP pre-tokeniser regex -> byte-level BPE with the vocabulary open_clip
+ * ships (bpe_simple_vocab_16e6.txt.gz) -> [SOT] ids [EOT], truncated to the
+ * context length with EOT kept last, zero padded. */
+#ifndef VT_IO_TOKENIZER_H
+#define VT_IO_TOKENIZER_H
+
+#include <stdint.h>
+
+#include "vitamin.h"
+
+#define CLIP_SOT_ID 49406
+#define CLIP_EOT_ID 49407
+#define CLIP_VOCAB_SIZE 49408
+
+typedef struct clip_tokenizer clip_tokenizer;
+
+/* `vocab_path` may be NULL: then $VITAMIN_BPE_VOCAB, then the paths the set-up
+ * installs (data/ beside the executable's ../, /usr/local/share/vitamin/) are
+ * tried, and the error lists where it looked. */
+vt_status clip_tokenizer_load(const char *vocab_path, clip_tokenizer **out, vt_error *err);
+void clip_tokenizer_free(clip_tokenizer *tok);
+
+/* Tokenizes one UTF-8 string into exactly `context_length` ids. Invalid UTF-8
+ * is an error (VT_ERR_VALUE), not silently replaced. Thread-safe. */
+vt_status clip_tokenize(const clip_tokenizer *tok, const char *text, int context_length,
+                        int32_t *out_ids, vt_error *err);
+
+#endif
