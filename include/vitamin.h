@@ -41,6 +41,75 @@ typedef struct {
 
 const char *vt_status_name(vt_status status);
 
+/* ---------------------------------------------------------------- models */
+
+typedef struct vt_model vt_model;
+
+typedef struct {
+    /* open_clip model name ("ViTamin-L-384"), HF repo ("jienengchen/ViTamin-S"),
+     * timm trunk or custom "ViTamin-C<w>-N<d>"; NULL: read open_clip_config.json
+     * or config.json beside the checkpoint, else infer from tensor shapes. */
+    const char *model_name;
+} vt_load_options;
+
+/* Loads an open_clip ViTamin checkpoint: PyTorch .bin/.pt (zip + pickle, read
+ * without executing anything) or .safetensors; fp32, fp16 or bf16. Every
+ * parameter is checked by name and shape; extra tensors are an error. */
+vt_status vt_model_load(const char *checkpoint_path, const vt_load_options *options, vt_model **out,
+                        vt_error *err);
+void vt_model_free(vt_model *model);
+
+typedef struct {
+    const char *name;
+    int image_size;        /* the image tower's input size (pixels, square) */
+    int embed_dim;         /* length of every embedding */
+    int has_text;          /* 0 for image-only (timm) checkpoints */
+    int context_length;    /* text tokens per string */
+    float logit_scale;     /* exp() of the stored parameter: the similarity scale */
+    int token_grid;        /* patch tokens per side (image_size / 16) */
+    int width;             /* transformer width (dense patch feature size) */
+    long long image_params, text_params;
+} vt_model_info;
+
+void vt_model_get_info(const vt_model *model, vt_model_info *info);
+
+/* Image features from preprocessed pixels [n, 3, S, S] (normalised, NCHW, as
+ * open_clip's preprocess makes them). out: [n, embed_dim]; rows L2-normalised
+ * when `normalize` is set (F.normalize), raw encode_image output otherwise. */
+vt_status vt_encode_pixels(const vt_model *model, const float *pixels, int n, int normalize, float *out,
+                           vt_error *err);
+
+/* Decode + open_clip eval transform + encode, for image files (JPEG/PNG/WebP). */
+vt_status vt_encode_image_files(const vt_model *model, const char *const *paths, int n, int normalize,
+                                float *out, vt_error *err);
+
+/* From 8-bit RGB buffers (HWC, tightly packed), one image each. */
+vt_status vt_encode_rgb8(const vt_model *model, const uint8_t *const *rgb, const int *widths,
+                         const int *heights, int n, int normalize, float *out, vt_error *err);
+
+/* Dense patch features: the last transformer block's tokens [n, grid*grid, width]
+ * (before pooling and fc_norm), for pixels as in vt_encode_pixels. */
+vt_status vt_patch_features(const vt_model *model, const float *pixels, int n, float *out, vt_error *err);
+
+/* Text features from token ids [n, context_length] (see vt_tokenize). */
+vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int normalize, float *out,
+                           vt_error *err);
+
+/* ------------------------------------------------------------- tokenizer */
+
+typedef struct clip_tokenizer vt_tokenizer;
+
+/* NULL path: $VITAMIN_BPE_VOCAB, then the locations the set-up installs to. */
+vt_status vt_tokenizer_load(const char *vocab_path, vt_tokenizer **out, vt_error *err);
+void vt_tokenizer_free(vt_tokenizer *tokenizer);
+/* Exactly `context_length` ids: [SOT] tokens [EOT], truncated with EOT last, 0-padded. */
+vt_status vt_tokenize(const vt_tokenizer *tokenizer, const char *utf8_text, int context_length, int32_t *ids,
+                      vt_error *err);
+
+/* Tokenize + encode. */
+vt_status vt_encode_texts(const vt_model *model, const vt_tokenizer *tokenizer, const char *const *texts,
+                          int n, int normalize, float *out, vt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,11 @@ void vt_error_prefix(vt_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     char joined[sizeof err->message];
-    snprintf(joined, sizeof joined, "%s%s", prefix, err->message);
-    memcpy(err->message, joined, sizeof joined);
+    size_t plen = strlen(prefix), mlen = strlen(err->message);
+    if (plen > sizeof joined - 1) plen = sizeof joined - 1;
+    if (mlen > sizeof joined - 1 - plen) mlen = sizeof joined - 1 - plen; /* keep the tail short, not the prefix */
+    memcpy(joined, prefix, plen);
+    memcpy(joined + plen, err->message, mlen);
+    joined[plen + mlen] = '\0';
+    memcpy(err->message, joined, plen + mlen + 1);
 }

@@ -1,0 +1,84 @@
+#include "kernels/conv.h"
+
+#include <string.h>
+
+#include "kernels/activation.h"
+
+void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
+    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
+#pragma omp parallel for schedule(static) if (ho * wo * c > 65536)
+    for (int oy = 0; oy < ho; oy++) {
+        for (int ox = 0; ox < wo; ox++) {
+            float *dst = cols + ((size_t)oy * wo + ox) * 9 * c;
+            for (int ky = 0; ky < 3; ky++) {
+                int iy = oy * stride + ky - 1;
+                for (int kx = 0; kx < 3; kx++) {
+                    int ix = ox * stride + kx - 1;
+                    float *d = dst + (ky * 3 + kx) * c;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                        memset(d, 0, sizeof(float) * c);
+                    else
+                        memcpy(d, x + ((size_t)iy * w + ix) * c, sizeof(float) * c);
+                }
+            }
+        }
+    }
+}
+
+void depthwise3x3_gelu_forward(float *y, const float *x, int batch, int h, int w, int c, int stride,
+                               const float *weight, const float *bias) {
+    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < batch; b++) {
+        for (int oy = 0; oy < ho; oy++) {
+            const float *xb = x + (size_t)b * h * w * c;
+            for (int ox = 0; ox < wo; ox++) {
+                float *out = y + (((size_t)b * ho + oy) * wo + ox) * c;
+                for (int ch = 0; ch < c; ch++) out[ch] = bias[ch];
+                for (int ky = 0; ky < 3; ky++) {
+                    int iy = oy * stride + ky - 1;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < 3; kx++) {
+                        int ix = ox * stride + kx - 1;
+                        if (ix < 0 || ix >= w) continue;
+                        const float *in = xb + ((size_t)iy * w + ix) * c;
+                        const float *wk = weight + (ky * 3 + kx) * c;
+                        for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
+                    }
+                }
+                for (int ch = 0; ch < c; ch++) out[ch] = gelu_exact(out[ch]);
+            }
+        }
+    }
+}
+
+void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c) {
+    int ho = conv3x3_out(h, 2), wo = conv3x3_out(w, 2);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < batch; b++) {
+        for (int oy = 0; oy < ho; oy++) {
+            for (int ox = 0; ox < wo; ox++) {
+                float *out = y + (((size_t)b * ho + oy) * wo + ox) * c;
+                memset(out, 0, sizeof(float) * c);
+                int count = 0;
+                for (int iy = 2 * oy - 1; iy <= 2 * oy + 1; iy++) {
+                    if (iy < 0 || iy >= h) continue;
+                    for (int ix = 2 * ox - 1; ix <= 2 * ox + 1; ix++) {
+                        if (ix < 0 || ix >= w) continue;
+                        const float *in = x + (((size_t)b * h + iy) * w + ix) * c;
+                        for (int ch = 0; ch < c; ch++) out[ch] += in[ch];
+                        count++;
+                    }
+                }
+                /* count_include_pad=False: divide by the valid taps only. */
+                for (int ch = 0; ch < c; ch++) out[ch] /= (float)count;
+            }
+        }
+    }
+}
+
+void conv3x3_weight_to_ohwi(float *dst, const float *src, int out, int in) {
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++)
+            for (int k = 0; k < 9; k++) dst[((size_t)o * 9 + k) * in + i] = src[((size_t)o * in + i) * 9 + k];
+}

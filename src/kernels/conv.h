@@ -1,0 +1,28 @@
+/* Spatial kernels of the conv stages, all on NHWC activations ([B, H, W, C],
+ * channels contiguous). 1×1 convolutions are plain GEMMs over pixels and live in
+ * gemm.c; 3×3 dense convolutions are im2col + GEMM with weights reordered at
+ * load time to [out][kh][kw][in]. */
+#ifndef VT_KERNELS_CONV_H
+#define VT_KERNELS_CONV_H
+
+#include <stddef.h>
+
+/* Output size of a 3×3 conv / pool with padding 1. */
+static inline int conv3x3_out(int size, int stride) { return (size + 2 - 3) / stride + 1; }
+
+/* im2col for one image: x [H, W, C] → cols [Ho*Wo, 9*C], column order (kh, kw, c),
+ * zero padding 1. */
+void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride);
+
+/* Depthwise 3×3, padding 1, bias, then exact GELU (MBConv conv2_kxk + act).
+ * x [B, H, W, C], weight [3][3][C] (reordered from PyTorch [C,1,3,3]), y [B, Ho, Wo, C]. */
+void depthwise3x3_gelu_forward(float *y, const float *x, int batch, int h, int w, int c, int stride,
+                               const float *weight, const float *bias);
+
+/* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */
+void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c);
+
+/* Reorders a PyTorch conv weight [out, in, 3, 3] to [out][3][3][in]. */
+void conv3x3_weight_to_ohwi(float *dst, const float *src, int out, int in);
+
+#endif

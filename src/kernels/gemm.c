@@ -1,0 +1,100 @@
+/* GEMM driver: packing, cache blocking, threading and the fused epilogue. The
+ * per-ISA micro-kernels live in gemm_micro_*.c. */
+#include "kernels/gemm.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "kernels/activation.h"
+
+/* Blocking: a KC×NR panel slice (32 KiB) stays in L1 while MC rows of A
+ * (64 KiB at KC=256) stay in L2; NC columns per tile keep enough tiles for 2+
+ * threads on small layers. */
+enum { GEMM_KC = 256, GEMM_MC = 64, GEMM_NC = 4 * GEMM_NR };
+
+size_t gemm_packed_floats(int n, int k) {
+    size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR;
+    return panels * (size_t)k * GEMM_NR;
+}
+
+void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst) {
+    int panels = (n + GEMM_NR - 1) / GEMM_NR;
+    for (int p = 0; p < panels; p++) {
+        float *out = dst + (size_t)p * k * GEMM_NR;
+        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        for (int kk = 0; kk < k; kk++) {
+            float *row = out + (size_t)kk * GEMM_NR;
+            if (b_is_kn) {
+                const float *src = b + (size_t)kk * ldb + j0;
+                for (int j = 0; j < width; j++) row[j] = src[j];
+            } else {
+                for (int j = 0; j < width; j++) row[j] = b[(size_t)(j0 + j) * ldb + kk];
+            }
+            for (int j = width; j < GEMM_NR; j++) row[j] = 0.0f;
+        }
+    }
+}
+
+static void apply_epilogue(int m0, int m1, int n0, int n1, float *c, int ldc, const gemm_epilogue *e) {
+    for (int i = m0; i < m1; i++) {
+        float *row = c + (size_t)i * ldc;
+        const float *res = e->residual ? e->residual + (size_t)i * e->ldr : NULL;
+        for (int j = n0; j < n1; j++) {
+            float v = row[j];
+            if (e->alpha != 1.0f) v *= e->alpha;
+            if (e->bias) v += e->bias[j];
+            if (e->gelu) v = gelu_exact(v);
+            if (res) v += res[j];
+            row[j] = v;
+        }
+    }
+}
+
+/* One MC×NC output tile, all of K. */
+static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a, int lda,
+                      const gemm_packed_b *b, float *c, int ldc) {
+    int k = b->k;
+    for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
+        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
+        for (int p = p0; p < p1; p++) {
+            const float *panel = b->data + ((size_t)p * k + k0) * GEMM_NR;
+            int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
+            for (int i = m0; i < m1; i += GEMM_MR) {
+                int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
+                const float *ap = a + (size_t)i * lda + k0;
+                float *cp = c + (size_t)i * ldc + j0;
+                if (isa == VT_ISA_AVX512)
+                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, k0 > 0);
+                else
+                    gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, k0 > 0);
+            }
+        }
+    }
+    if (k == 0) /* degenerate: the product is all zeros */
+        for (int i = m0; i < m1; i++)
+            for (int p = p0; p < p1; p++) {
+                int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
+                memset(c + (size_t)i * ldc + j0, 0, sizeof(float) * nr);
+            }
+}
+
+void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b, float *c, int ldc,
+              const gemm_epilogue *epi) {
+    int mtiles = (m + GEMM_MC - 1) / GEMM_MC;
+    int panels_per_tile = GEMM_NC / GEMM_NR;
+    int ntiles = (b->panels + panels_per_tile - 1) / panels_per_tile;
+    int tiles = mtiles * ntiles;
+    int need_epilogue = epi && (epi->alpha != 1.0f || epi->bias || epi->gelu || epi->residual);
+#pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
+    for (int t = 0; t < tiles; t++) {
+        int mt = t / ntiles, nt = t % ntiles;
+        int m0 = mt * GEMM_MC, m1 = m0 + GEMM_MC < m ? m0 + GEMM_MC : m;
+        int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
+        gemm_tile(isa, m0, m1, p0, p1, a, lda, b, c, ldc);
+        if (need_epilogue) {
+            int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
+            apply_epilogue(m0, m1, n0, n1, c, ldc, epi);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+/* The family table. Numbers from timm/models/vitamin.py (image trunks) and
+ * open_clip's model_configs/ViTamin-*.json (pairing, text towers, embed dims);
+ * see docs/vitamin-spec §2. One row per open_clip model. */
+#include "model/config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+
+typedef struct {
+    const char *name, *timm_name, *hf_repo;
+    int c0, c1, c2, d, nb, heads, img, pos, e, tw, th, tl, preprocess;
+} family_row;
+
+/*   name              timm trunk            HF repo             C0  C1  C2   D   NB  H  img pos  E    TW  TH TL  prep */
+static const family_row FAMILY[] = {
+    {"ViTamin-S",      "vitamin_small_224",  "ViTamin-S",        64, 64, 128, 384, 14, 6, 224, 1, 384, 384, 6, 12, 224},
+    {"ViTamin-S-LTT",  "vitamin_small_224",  "ViTamin-S-LTT",    64, 64, 128, 384, 14, 6, 224, 1, 768, 768, 12, 12, 224},
+    {"ViTamin-B",      "vitamin_base_224",   "ViTamin-B",        128, 128, 256, 768, 14, 12, 224, 1, 512, 512, 8, 12, 224},
+    {"ViTamin-B-LTT",  "vitamin_base_224",   "ViTamin-B-LTT",    128, 128, 256, 768, 14, 12, 224, 1, 768, 768, 12, 12, 224},
+    {"ViTamin-L",      "vitamin_large_224",  "ViTamin-L-224px",  160, 160, 320, 1024, 31, 16, 224, 1, 768, 768, 12, 12, 224},
+    {"ViTamin-L-256",  "vitamin_large_256",  "ViTamin-L-256px",  160, 160, 320, 1024, 31, 16, 256, 1, 768, 768, 12, 12, 256},
+    {"ViTamin-L-336",  "vitamin_large_336",  "ViTamin-L-336px",  160, 160, 320, 1024, 31, 16, 336, 1, 768, 768, 12, 12, 336},
+    {"ViTamin-L-384",  "vitamin_large_384",  "ViTamin-L-384px",  160, 160, 320, 1024, 31, 16, 384, 1, 768, 768, 12, 12, 384},
+    {"ViTamin-L2",     "vitamin_large2_224", "ViTamin-L2-224px", 160, 160, 320, 1024, 31, 16, 224, 1, 1024, 1024, 16, 24, 224},
+    {"ViTamin-L2-256", "vitamin_large2_256", "ViTamin-L2-256px", 160, 160, 320, 1024, 31, 16, 256, 1, 1024, 1024, 16, 24, 256},
+    {"ViTamin-L2-336", "vitamin_large2_336", "ViTamin-L2-336px", 160, 160, 320, 1024, 31, 16, 336, 1, 1024, 1024, 16, 24, 336},
+    {"ViTamin-L2-384", "vitamin_large2_384", "ViTamin-L2-384px", 160, 160, 320, 1024, 31, 16, 384, 1, 1024, 1024, 16, 24, 384},
+    {"ViTamin-XL-256", "vitamin_xlarge_256", "ViTamin-XL-256px", 192, 192, 384, 1152, 32, 16, 256, 0, 1152, 1152, 16, 27, 256},
+    {"ViTamin-XL-336", "vitamin_xlarge_336", "ViTamin-XL-336px", 192, 192, 384, 1152, 32, 16, 336, 0, 1152, 1152, 16, 27, 336},
+    /* open_clip's json says image_size 256 here (a bug, spec §2.6); the authors
+     * and the HF config.json say 384, and so do we. `preprocess` records open_clip's. */
+    {"ViTamin-XL-384", "vitamin_xlarge_384", "ViTamin-XL-384px", 192, 192, 384, 1152, 32, 16, 384, 0, 1152, 1152, 16, 27, 256},
+    /* Not released: the tiny member trained by the demo (scripts/demo.sh). */
+    {"ViTamin-Tiny",   "",                   "",                 16, 16, 32, 96, 2, 2, 32, 1, 96, 96, 2, 2, 32},
+};
+enum { FAMILY_COUNT = (int)(sizeof FAMILY / sizeof FAMILY[0]) };
+
+static void fill_from_row(const family_row *r, vt_model_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->name, sizeof cfg->name, "%s", r->name);
+    snprintf(cfg->timm_name, sizeof cfg->timm_name, "%s", r->timm_name);
+    cfg->stem_width = r->c0;
+    cfg->stage_widths[0] = r->c1;
+    cfg->stage_widths[1] = r->c2;
+    cfg->stage_depths[0] = 2;
+    cfg->stage_depths[1] = 4;
+    cfg->width = r->d;
+    cfg->depth = r->nb;
+    cfg->heads = r->heads;
+    cfg->mlp_hidden = 2 * r->d;
+    cfg->image_size = r->img;
+    cfg->has_pos_embed = r->pos;
+    cfg->embed_dim = r->e;
+    cfg->text_width = r->tw;
+    cfg->text_heads = r->th;
+    cfg->text_layers = r->tl;
+    cfg->context_length = 77;
+    cfg->vocab_size = 49408;
+    cfg->open_clip_preprocess_size = r->preprocess;
+}
+
+
+int vt_config_count(void) { return FAMILY_COUNT; }
+
+const vt_model_config *vt_config_at(int index) {
+    /* Built once per process on first use; the table is immutable afterwards. */
+    static vt_model_config table[FAMILY_COUNT];
+    static int built = 0;
+    if (index < 0 || index >= FAMILY_COUNT) return NULL;
+#pragma omp critical(vt_config_table)
+    if (!built) {
+        for (int i = 0; i < FAMILY_COUNT; i++) fill_from_row(&FAMILY[i], &table[i]);
+        built = 1;
+    }
+    return &table[index];
+}
+
+/* "ViTamin-C96-N8" or "ViTamin-C96-N8-256" → custom config. Returns 1 if the
+ * name has that form. */
+static int parse_custom_name(const char *name, int *c, int *nb, int *img) {
+    if (strncasecmp(name, "ViTamin-C", 9) != 0) return 0;
+    char tail[16] = "";
+    int n = sscanf(name + 9, "%d-N%d-%d%15s", c, nb, img, tail);
+    if (n == 2) { *img = 224; return 1; }
+    return n == 3;
+}
+
+vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err) {
+    if (!name || !*name) return vt_fail(err, VT_ERR_ARGUMENT, "empty model name");
+    const char *bare = name;
+    if (!strncasecmp(bare, "hf-hub:", 7)) bare += 7;
+    if (!strncasecmp(bare, "jienengchen/", 12)) bare += 12;
+    for (int i = 0; i < FAMILY_COUNT; i++) {
+        const family_row *r = &FAMILY[i];
+        if (!strcasecmp(bare, r->name) || (r->hf_repo[0] && !strcasecmp(bare, r->hf_repo))) {
+            fill_from_row(r, out);
+            return VT_OK;
+        }
+    }
+    /* timm trunk names map to the first open_clip model built on them. */
+    for (int i = 0; i < FAMILY_COUNT; i++) {
+        if (FAMILY[i].timm_name[0] && !strcasecmp(bare, FAMILY[i].timm_name)) {
+            fill_from_row(&FAMILY[i], out);
+            return VT_OK;
+        }
+    }
+    int c, nb, img;
+    if (parse_custom_name(bare, &c, &nb, &img)) return vt_config_custom(c, nb, img, out, err);
+    char known[1024] = "";
+    for (int i = 0; i < FAMILY_COUNT; i++) {
+        strncat(known, FAMILY[i].name, sizeof known - strlen(known) - 3);
+        strncat(known, ", ", sizeof known - strlen(known) - 1);
+    }
+    return vt_fail(err, VT_ERR_MODEL,
+                   "unknown model '%s'. Known models: %sor a custom size 'ViTamin-C<width>-N<depth>[-<image size>]' "
+                   "(run 'vitamin info' for the table)",
+                   name, known);
+}
+
+vt_status vt_config_custom(int width_c, int depth, int image_size, vt_model_config *out,
+                           vt_error *err) {
+    if (width_c < 8 || width_c > 4096 || width_c % 8 != 0)
+        return vt_fail(err, VT_ERR_MODEL, "custom width C=%d: must be a multiple of 8 in [8, 4096]", width_c);
+    if (depth < 1 || depth > 256)
+        return vt_fail(err, VT_ERR_MODEL, "custom depth N_B=%d: must be in [1, 256]", depth);
+    if (image_size < 16 || image_size > 4096 || image_size % 16 != 0)
+        return vt_fail(err, VT_ERR_MODEL, "custom image size %d: must be a multiple of 16 in [16, 4096]",
+                       image_size);
+    /* The paper scales the family by C and N_B alone: C0 = C1 = C, C2 = 2C,
+     * D = 6C (S: 64 -> 384, B: 128 -> 768, XL: 192 -> 1152), head dim 64 when it
+     * divides D (else 16 heads, as XL), and a text tower of the same width as
+     * D with 12 layers, embed dim D. */
+    family_row r = {"", "", "", width_c, width_c, 2 * width_c, 6 * width_c, depth, 0, image_size, 1,
+                    6 * width_c, 6 * width_c, 0, 12, image_size};
+    r.heads = (r.d % 64 == 0) ? r.d / 64 : 16;
+    if (r.d % r.heads) r.heads = 1;
+    r.th = r.heads;
+    fill_from_row(&r, out);
+    snprintf(out->name, sizeof out->name, "ViTamin-C%d-N%d-%d", width_c, depth, image_size);
+    return vt_config_validate(out, err);
+}
+
+vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
+    if (c->stem_width <= 0 || c->stage_widths[0] <= 0 || c->stage_widths[1] <= 0 || c->width <= 0 ||
+        c->depth <= 0 || c->heads <= 0 || c->embed_dim <= 0)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': all widths and depths must be positive", c->name);
+    if (c->width % c->heads)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': width %d not divisible by %d heads", c->name,
+                       c->width, c->heads);
+    if (c->image_size % 16)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': image size %d is not a multiple of 16", c->name,
+                       c->image_size);
+    if (c->text_width > 0 && (c->text_heads <= 0 || c->text_width % c->text_heads))
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': text width %d not divisible by %d heads", c->name,
+                       c->text_width, c->text_heads);
+    if (c->text_width > 0 && (c->context_length < 2 || c->context_length > 4096))
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': context length %d out of range", c->name,
+                       c->context_length);
+    return VT_OK;
+}
+
+/* --- parameter counts (spec §2.4 formulas; verified against open_clip in tests) --- */
+
+static int64_t mbconv_params(int64_t cin, int64_t cout, int first_block_with_expand) {
+    int64_t mid = 4 * cout;
+    int64_t p = 2 * cin                      /* pre_norm */
+                + cin * mid + mid            /* conv1_1x1 */
+                + 9 * mid + mid              /* depthwise conv2_kxk */
+                + mid * cout + cout;         /* conv3_1x1 */
+    if (first_block_with_expand) p += cin * cout + cout; /* shortcut.expand */
+    return p;
+}
+
+int64_t vt_config_image_params(const vt_model_config *c) {
+    int64_t c0 = c->stem_width, c1 = c->stage_widths[0], c2 = c->stage_widths[1], d = c->width;
+    int64_t p = 27 * c0 + c0 + 2 * c0 + 9 * c0 * c0 + c0; /* stem */
+    int64_t cin = c0;
+    for (int s = 0; s < 2; s++) {
+        int64_t cout = c->stage_widths[s];
+        for (int b = 0; b < c->stage_depths[s]; b++) {
+            p += mbconv_params(cin, cout, b == 0 && cin != cout);
+            cin = cout;
+        }
+    }
+    (void)c1;
+    p += 2 * c2 + 9 * c2 * d + d; /* StridedConv: norm + 3x3 proj */
+    int64_t grid = c->image_size / 16;
+    if (c->has_pos_embed) p += grid * grid * d;
+    int64_t h = c->mlp_hidden;
+    int64_t block = 3 * 2 * d                /* norm1, norm2, mlp.norm */
+                    + 3 * d * d + 3 * d      /* qkv */
+                    + d * d + d              /* attn proj */
+                    + 2 * (d * h + h)        /* w0, w1 */
+                    + h * d + d;             /* w2 */
+    p += c->depth * block + 2 * d;           /* blocks + fc_norm */
+    p += d * c->embed_dim;                   /* head.proj, no bias */
+    return p;
+}
+
+int64_t vt_config_text_params(const vt_model_config *c) {
+    if (c->text_width <= 0) return 0;
+    int64_t w = c->text_width;
+    int64_t block = 4 * w + 3 * w * w + 3 * w + w * w + w + 4 * w * w + 4 * w + 4 * w * w + w;
+    return (int64_t)c->vocab_size * w + (int64_t)c->context_length * w + c->text_layers * block + 2 * w +
+           w * c->embed_dim;
+}
+
+/* --- FLOPs: 2 per multiply-add of every conv, linear and attention matmul --- */
+
+double vt_config_image_flops(const vt_model_config *c, int image_size) {
+    double f = 0, hw = (double)(image_size / 2) * (image_size / 2);
+    double c0 = c->stem_width;
+    f += 2 * hw * 27 * c0 + 2 * hw * 9 * c0 * c0; /* stem */
+    double cin = c0;
+    for (int s = 0; s < 2; s++) {
+        double cout = c->stage_widths[s], mid = 4 * cout;
+        for (int b = 0; b < c->stage_depths[s]; b++) {
+            double in_hw = hw;
+            if (b == 0) hw /= 4;                      /* stride 2 in the depthwise conv */
+            f += 2 * in_hw * cin * mid;               /* expand 1x1 at input resolution */
+            f += 2 * hw * 9 * mid + 2 * hw * mid * cout;
+            if (b == 0 && cin != cout) f += 2 * hw * cin * cout;
+            cin = cout;
+        }
+    }
+    double n = hw / 4, d = c->width, h = c->mlp_hidden;
+    f += 2 * n * 9 * c->stage_widths[1] * d;          /* StridedConv */
+    f += c->depth * (2 * n * d * (3 * d + d + 2 * h) + 2 * n * h * d + 2 * 2 * n * n * d);
+    f += 2 * d * c->embed_dim;
+    return f;
+}
+
+double vt_config_text_flops(const vt_model_config *c) {
+    double t = c->context_length, w = c->text_width;
+    return c->text_layers * (2 * t * w * (3 * w + w + 8 * w) + 2 * 2 * t * t * w) + 2 * w * c->embed_dim;
+}

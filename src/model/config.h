@@ -1,0 +1,56 @@
+/* The ViTamin CLIP family as one table of numbers (src/model/config.c), plus the
+ * rule that builds a custom size from width C and depth N_B. */
+#ifndef VT_MODEL_CONFIG_H
+#define VT_MODEL_CONFIG_H
+
+#include <stdint.h>
+
+#include "vitamin.h"
+
+typedef struct {
+    char name[64];        /* open_clip name, e.g. "ViTamin-S" */
+    char timm_name[64];   /* timm trunk, e.g. "vitamin_small_224" ("" for custom) */
+    /* Image tower (timm VisionTransformer with the MbConvStages hybrid embed). */
+    int stem_width;       /* C0 */
+    int stage_widths[2];  /* C1, C2 */
+    int stage_depths[2];  /* 2, 4 for every released size */
+    int width;            /* D: transformer width = StridedConv output channels */
+    int depth;            /* N_B: transformer blocks */
+    int heads;            /* attention heads (head dim = width / heads) */
+    int mlp_hidden;       /* GeGLU hidden size = 2 * D */
+    int image_size;       /* square input size the tower (and its pos_embed) is built for */
+    int has_pos_embed;    /* 0 for XL: timm builds it with pos_embed='none' */
+    int embed_dim;        /* E: CLIP embedding size (visual.head.proj out) */
+    /* Text tower (open_clip TextTransformer). */
+    int text_width, text_heads, text_layers, context_length, vocab_size;
+    /* Preprocessing size actually used by open_clip for this config (differs
+     * from image_size only for ViTamin-XL-384, whose open_clip json says 256). */
+    int open_clip_preprocess_size;
+} vt_model_config;
+
+/* Number of registered configs and access by index (for `vitamin info`). */
+int vt_config_count(void);
+const vt_model_config *vt_config_at(int index);
+
+/* Looks a model up by open_clip name (case-insensitive; "hf-hub:jienengchen/ViTamin-L-224px"
+ * and timm names such as "vitamin_small_224" are accepted too) or by the custom
+ * form "ViTamin-C<width>-N<depth>[-<image size>]". Unknown names fail with a
+ * message listing the known ones. */
+vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err);
+
+/* The paper's scaling rule for custom sizes: C0 = C1 = C, C2 = 2C, D = 6C,
+ * head dim 64, GeGLU hidden 2D, text tower of width D/.. (see config.c). */
+vt_status vt_config_custom(int width_c, int depth, int image_size, vt_model_config *out,
+                           vt_error *err);
+
+/* Parameter counts exactly as open_clip's model.parameters() would give. */
+int64_t vt_config_image_params(const vt_model_config *cfg);  /* trunk + head.proj */
+int64_t vt_config_text_params(const vt_model_config *cfg);
+/* Forward FLOPs (2 per multiply-add) of one image / one 77-token text. */
+double vt_config_image_flops(const vt_model_config *cfg, int image_size);
+double vt_config_text_flops(const vt_model_config *cfg);
+
+/* Sanity checks a (possibly custom or inferred) config; explains the problem. */
+vt_status vt_config_validate(const vt_model_config *cfg, vt_error *err);
+
+#endif

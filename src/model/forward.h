@@ -1,0 +1,37 @@
+/* Forward passes of the two towers (image_tower.c, text_tower.c) and the
+ * scratch memory they run in. All memory a forward pass touches is planned up
+ * front from the model and the batch size: one arena, no allocation inside. */
+#ifndef VT_MODEL_FORWARD_H
+#define VT_MODEL_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* Optional observer of intermediate activations (per-stage parity tests and
+ * dense patch features). `shape` is [batch, ...]; layout NHWC for conv maps,
+ * [batch, tokens, width] for token sequences. */
+typedef void (*vt_trace_fn)(void *user, const char *name, const float *data, int ndim, const int64_t *shape);
+typedef struct {
+    vt_trace_fn fn;
+    void *user;
+} vt_trace;
+
+/* Floats of scratch an image forward pass of `batch` images needs. */
+size_t image_tower_scratch_floats(const struct vt_model *m, int batch);
+/* pixels: [batch, 3, S, S] normalised (NCHW, as open_clip's preprocess gives);
+ * out: [batch, E] unnormalised image features (encode_image). */
+void image_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
+                         const vt_trace *trace);
+
+size_t text_tower_scratch_floats(const struct vt_model *m, int batch);
+/* ids: [batch, context_length]; out: [batch, E] unnormalised (encode_text). */
+void text_tower_forward(const struct vt_model *m, const int32_t *ids, int batch, float *out, float *scratch,
+                        const vt_trace *trace);
+
+/* Image features with every traced activation reported to `fn` (tests/tools). */
+vt_status vt_encode_pixels_trace(const struct vt_model *m, const float *pixels, int n, float *out, vt_trace_fn fn,
+                                 void *user, vt_error *err);
+
+#endif

@@ -1,0 +1,75 @@
+/* The loaded model: configuration, parameters bound to checkpoint tensors, and
+ * GEMM-packed weights. Read-only after loading, so any number of threads may
+ * run forward passes on it at once. */
+#ifndef VT_MODEL_MODEL_H
+#define VT_MODEL_MODEL_H
+
+#include "io/checkpoint.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "model/config.h"
+
+/* A Linear / 1×1 conv / im2col'd 3×3 conv: packed weight [out, in] and bias. */
+typedef struct {
+    gemm_packed_b weight;
+    const float *bias; /* [out] or NULL */
+} linear_layer;
+
+typedef struct {
+    int in_channels, out_channels, stride;
+    const float *pre_norm_weight, *pre_norm_bias;
+    linear_layer conv1;            /* 1×1 in → 4·out, then GELU */
+    float *depthwise_weight;       /* [3][3][4·out] */
+    const float *depthwise_bias;
+    linear_layer conv3;            /* 1×1 4·out → out */
+    int has_expand;                /* shortcut 1×1 conv after the pool (stride-2 block, in ≠ out) */
+    linear_layer expand;
+} mbconv_block;
+
+typedef struct {
+    const float *norm1_weight, *norm1_bias, *norm2_weight, *norm2_bias;
+    const float *mlp_norm_weight, *mlp_norm_bias;
+    linear_layer qkv, proj;
+    linear_layer w0_w1; /* GeGLU w0 and w1 packed as one [2H, D] projection */
+    linear_layer w2;
+} vit_block;
+
+typedef struct {
+    const float *ln1_weight, *ln1_bias, *ln2_weight, *ln2_bias;
+    linear_layer in_proj, out_proj, c_fc, c_proj;
+} text_block;
+
+#define VT_MAX_MBCONV 16
+
+struct vt_model {
+    vt_model_config cfg;
+    vt_isa isa;
+    ckpt_file *checkpoint; /* kept open: fp32 tensors are used in place (mmap) */
+
+    /* Image tower. */
+    linear_layer stem_conv1, stem_conv2;
+    const float *stem_norm_weight, *stem_norm_bias;
+    mbconv_block mbconv[VT_MAX_MBCONV];
+    int mbconv_count;
+    const float *pool_norm_weight, *pool_norm_bias;
+    linear_layer pool_proj;
+    const float *pos_embed; /* [N, D] or NULL (XL) */
+    vit_block *vit;
+    const float *fc_norm_weight, *fc_norm_bias;
+    linear_layer head_proj;
+
+    /* Text tower (absent for image-only timm checkpoints). */
+    int has_text;
+    const float *token_embedding;      /* [vocab, W] */
+    const float *positional_embedding; /* [context, W] */
+    text_block *text;
+    const float *ln_final_weight, *ln_final_bias;
+    linear_layer text_projection;      /* [W, E] used as x·P */
+    float logit_scale;                 /* stored (log) value */
+
+    /* Every buffer the model owns (converted or packed weights). */
+    void **owned;
+    size_t owned_count, owned_capacity;
+};
+
+#endif

@@ -1,0 +1,554 @@
+/* Binding checkpoint tensors to the model, strictly (as open_clip's
+ * load_state_dict(strict=True) after its key normalisation, spec §5.3). */
+#include "model/weights.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/json.h"
+#include "kernels/conv.h"
+
+/* ---------- key normalisation ---------- */
+
+static const char *const PLAIN_CLIP_TEXT_KEYS[] = {"token_embedding.", "positional_embedding", "transformer.",
+                                                   "ln_final.", "text_projection"};
+
+void weights_normalize_key(const char *key, int plain_clip_layout, int timm_image_only, char *out,
+                           size_t out_size) {
+    while (!strncmp(key, "module.", 7)) key += 7; /* DDP wrapper */
+    if (timm_image_only) {
+        if (!strcmp(key, "head.weight")) { snprintf(out, out_size, "visual.head.proj.weight"); return; }
+        if (!strcmp(key, "head.bias")) { snprintf(out, out_size, "visual.head.proj.bias"); return; }
+        snprintf(out, out_size, "visual.trunk.%s", key);
+        return;
+    }
+    if (plain_clip_layout) {
+        for (size_t i = 0; i < sizeof PLAIN_CLIP_TEXT_KEYS / sizeof *PLAIN_CLIP_TEXT_KEYS; i++) {
+            if (!strncmp(key, PLAIN_CLIP_TEXT_KEYS[i], strlen(PLAIN_CLIP_TEXT_KEYS[i]))) {
+                snprintf(out, out_size, "text.%s", key);
+                return;
+            }
+        }
+    }
+    snprintf(out, out_size, "%s", key);
+}
+
+/* A checkpoint viewed under normalised names. */
+typedef struct {
+    size_t count;
+    char **names;
+    const ckpt_tensor **tensors;
+    unsigned char *used;
+} key_index;
+
+static const char *strip_module(const char *k) {
+    while (!strncmp(k, "module.", 7)) k += 7;
+    return k;
+}
+
+static void detect_layout(const ckpt_file *ckpt, int *plain_clip, int *timm_only) {
+    *plain_clip = *timm_only = 0;
+    for (size_t i = 0; i < ckpt_count(ckpt); i++) {
+        const char *k = strip_module(ckpt_at(ckpt, i)->name);
+        if (!strcmp(k, "positional_embedding")) *plain_clip = 1;
+        if (!strcmp(k, "patch_embed.backbone.stem.conv1.weight")) *timm_only = 1;
+    }
+}
+
+static vt_status key_index_build(const ckpt_file *ckpt, key_index *ix, vt_error *err) {
+    int plain, timm_only;
+    detect_layout(ckpt, &plain, &timm_only);
+    ix->count = ckpt_count(ckpt);
+    ix->names = calloc(ix->count ? ix->count : 1, sizeof *ix->names);
+    ix->tensors = calloc(ix->count ? ix->count : 1, sizeof *ix->tensors);
+    ix->used = calloc(ix->count ? ix->count : 1, 1);
+    if (!ix->names || !ix->tensors || !ix->used) return vt_fail(err, VT_ERR_NOMEM, "out of memory indexing checkpoint");
+    for (size_t i = 0; i < ix->count; i++) {
+        char buf[512];
+        ix->tensors[i] = ckpt_at(ckpt, i);
+        weights_normalize_key(ix->tensors[i]->name, plain, timm_only, buf, sizeof buf);
+        ix->names[i] = strdup(buf);
+        if (!ix->names[i]) return vt_fail(err, VT_ERR_NOMEM, "out of memory indexing checkpoint");
+    }
+    return VT_OK;
+}
+
+static void key_index_free(key_index *ix) {
+    for (size_t i = 0; i < ix->count; i++) free(ix->names[i]);
+    free(ix->names);
+    free(ix->tensors);
+    free(ix->used);
+    memset(ix, 0, sizeof *ix);
+}
+
+static const ckpt_tensor *key_index_find(const key_index *ix, const char *name, size_t *pos) {
+    for (size_t i = 0; i < ix->count; i++)
+        if (!strcmp(ix->names[i], name)) {
+            if (pos) *pos = i;
+            return ix->tensors[i];
+        }
+    return NULL;
+}
+
+/* ---------- config resolution ---------- */
+
+static int count_prefixed_blocks(const key_index *ix, const char *fmt) {
+    int n = 0;
+    char name[256];
+    for (;; n++) {
+        snprintf(name, sizeof name, fmt, n);
+        if (!key_index_find(ix, name, NULL)) return n;
+    }
+}
+
+static int64_t dim0(const key_index *ix, const char *name) {
+    const ckpt_tensor *t = key_index_find(ix, name, NULL);
+    return t && t->ndim >= 1 ? t->shape[0] : -1;
+}
+
+/* Reads open_clip_config.json ({"model_cfg": {...}}) or an HF config.json
+ * ({embed_dim, vision_cfg, text_cfg}) beside the checkpoint. Returns VT_OK with
+ * *found = 0 when neither exists. */
+static vt_status config_from_json_beside(const char *ckpt_path, vt_model_config *out, int *found,
+                                         vt_error *err) {
+    static const char *const NAMES[] = {"open_clip_config.json", "config.json"};
+    *found = 0;
+    const char *slash = strrchr(ckpt_path, '/');
+    size_t dirlen = slash ? (size_t)(slash - ckpt_path + 1) : 0;
+    for (int n = 0; n < 2; n++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%.*s%s", (int)dirlen, ckpt_path, NAMES[n]);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        char *text = NULL;
+        size_t size = 0, cap = 0;
+        for (;;) {
+            if (size + 4096 > cap) {
+                cap = cap ? cap * 2 : 8192;
+                if (cap > (1u << 24)) { free(text); fclose(f); return vt_fail(err, VT_ERR_FORMAT, "%s: larger than 16 MiB, not a model config", path); }
+                char *grown = realloc(text, cap);
+                if (!grown) { free(text); fclose(f); return vt_fail(err, VT_ERR_NOMEM, "out of memory reading %s", path); }
+                text = grown;
+            }
+            size_t got = fread(text + size, 1, cap - size, f);
+            size += got;
+            if (got == 0) break;
+        }
+        fclose(f);
+        json_value *root = NULL;
+        vt_status st = json_parse(text, size, &root, err);
+        free(text);
+        if (st) { vt_error_prefix(err, "%s: ", path); return st; }
+        const json_value *cfg = json_get(root, "model_cfg");
+        if (!cfg) cfg = root;
+        const json_value *vision = json_get(cfg, "vision_cfg"), *textc = json_get(cfg, "text_cfg");
+        const char *trunk = json_get_string(vision, "timm_model_name", NULL);
+        if (!vision || !trunk) {
+            json_free(root);
+            continue; /* some other config.json: fall back to shapes */
+        }
+        st = vt_config_lookup(trunk, out, err);
+        if (st) { json_free(root); vt_error_prefix(err, "%s: vision_cfg.timm_model_name: ", path); return st; }
+        out->image_size = (int)json_get_number(vision, "image_size", out->image_size);
+        out->open_clip_preprocess_size = out->image_size;
+        out->embed_dim = (int)json_get_number(cfg, "embed_dim", out->embed_dim);
+        if (textc) {
+            out->text_width = (int)json_get_number(textc, "width", out->text_width);
+            out->text_heads = (int)json_get_number(textc, "heads", out->text_heads);
+            out->text_layers = (int)json_get_number(textc, "layers", out->text_layers);
+            out->context_length = (int)json_get_number(textc, "context_length", out->context_length);
+            out->vocab_size = (int)json_get_number(textc, "vocab_size", out->vocab_size);
+        }
+        json_free(root);
+        /* Name it after the family row it matches, if any. */
+        for (int i = 0; i < vt_config_count(); i++) {
+            const vt_model_config *r = vt_config_at(i);
+            if (!strcmp(r->timm_name, out->timm_name) && r->embed_dim == out->embed_dim &&
+                r->text_width == out->text_width && r->text_layers == out->text_layers) {
+                snprintf(out->name, sizeof out->name, "%s", r->name);
+                break;
+            }
+        }
+        *found = 1;
+        return vt_config_validate(out, err);
+    }
+    return VT_OK;
+}
+
+static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, vt_error *err) {
+    int64_t c0 = dim0(ix, "visual.trunk.patch_embed.backbone.stem.conv1.weight");
+    int64_t d = dim0(ix, "visual.trunk.blocks.0.norm1.weight");
+    int64_t e = dim0(ix, "visual.head.proj.weight");
+    if (c0 <= 0 || d <= 0 || e <= 0)
+        return vt_fail(err, VT_ERR_MODEL,
+                       "checkpoint has no ViTamin image tower (missing visual.trunk.patch_embed.backbone.stem.conv1.weight, "
+                       "visual.trunk.blocks.0.norm1.weight or visual.head.proj.weight); pass --model NAME if it is one");
+    int nb = count_prefixed_blocks(ix, "visual.trunk.blocks.%d.norm1.weight");
+    int64_t tw = -1;
+    const ckpt_tensor *tok = key_index_find(ix, "text.token_embedding.weight", NULL);
+    if (tok && tok->ndim == 2) tw = tok->shape[1];
+    int tl = count_prefixed_blocks(ix, "text.transformer.resblocks.%d.ln_1.weight");
+    const ckpt_tensor *pos = key_index_find(ix, "visual.trunk.pos_embed", NULL);
+    int grid_tokens = pos && pos->ndim == 3 ? (int)pos->shape[1] : 0;
+    int matches = 0;
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *r = vt_config_at(i);
+        int img_ok = pos ? (r->has_pos_embed && (r->image_size / 16) * (r->image_size / 16) == grid_tokens)
+                         : !r->has_pos_embed;
+        if (r->stem_width == c0 && r->width == d && r->depth == nb && r->embed_dim == e && img_ok &&
+            (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {
+            if (!matches) *out = *r;
+            matches++;
+        }
+    }
+    if (matches == 1) {
+        if (tw < 0) out->text_width = 0;
+        return VT_OK;
+    }
+    if (matches > 1)
+        return vt_fail(err, VT_ERR_MODEL,
+                       "checkpoint matches %d ViTamin models (e.g. %s): XL checkpoints have no positional embedding, so "
+                       "the image size cannot be inferred; pass --model ViTamin-XL-256, -XL-336 or -XL-384",
+                       matches, out->name);
+    return vt_fail(err, VT_ERR_MODEL,
+                   "checkpoint shapes (stem %lld, width %lld, %d blocks, embed %lld, text width %lld, %d text layers) "
+                   "match no registered ViTamin model; pass --model NAME or put open_clip_config.json beside it",
+                   (long long)c0, (long long)d, nb, (long long)e, (long long)tw, tl);
+}
+
+vt_status weights_resolve_config(const char *checkpoint_path, const ckpt_file *ckpt, const char *model_name,
+                                 vt_model_config *out, vt_error *err) {
+    if (model_name && *model_name) return vt_config_lookup(model_name, out, err);
+    int found = 0;
+    vt_status st = config_from_json_beside(checkpoint_path, out, &found, err);
+    if (st || found) return st;
+    key_index ix = {0};
+    st = key_index_build(ckpt, &ix, err);
+    if (!st) st = config_from_shapes(&ix, out, err);
+    key_index_free(&ix);
+    return st;
+}
+
+/* ---------- binding ---------- */
+
+typedef struct {
+    struct vt_model *m;
+    key_index ix;
+    vt_error *err;
+    vt_status status; /* first failure; later binds become no-ops */
+} binder;
+
+static void *own(binder *b, size_t bytes) {
+    struct vt_model *m = b->m;
+    if (m->owned_count == m->owned_capacity) {
+        size_t cap = m->owned_capacity ? 2 * m->owned_capacity : 256;
+        void **grown = realloc(m->owned, cap * sizeof *grown);
+        if (!grown) return NULL;
+        m->owned = grown;
+        m->owned_capacity = cap;
+    }
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (p) m->owned[m->owned_count++] = p;
+    return p;
+}
+
+static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && n < size; i++) n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (mant == 0) bits = sign;
+        else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) { mant <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7F800000 | (mant << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Returns an fp32 view (in place for fp32 tensors, converted otherwise) of the
+ * tensor `name`, after checking its shape. NULL (and b->status set) on error. */
+static const float *bind(binder *b, const char *name, int ndim, const int64_t *shape) {
+    if (b->status) return NULL;
+    size_t pos;
+    const ckpt_tensor *t = key_index_find(&b->ix, name, &pos);
+    char want[128], got[128];
+    format_shape(want, sizeof want, ndim, shape);
+    if (!t) {
+        b->status = vt_fail(b->err, VT_ERR_SHAPE, "tensor '%s' %s is missing from the checkpoint (model %s)", name, want,
+                            b->m->cfg.name);
+        return NULL;
+    }
+    b->ix.used[pos] = 1;
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    /* logit_scale is stored as [] by open_clip and as [1] by some trainers. */
+    if (!ok && ndim == 0 && t->ndim == 1 && t->shape[0] == 1) ok = 1;
+    if (!ok) {
+        format_shape(got, sizeof got, t->ndim, t->shape);
+        b->status = vt_fail(b->err, VT_ERR_SHAPE, "tensor '%s' has shape %s, expected %s for model %s", name, got, want,
+                            b->m->cfg.name);
+        return NULL;
+    }
+    const float *data;
+    if (t->dtype == VT_DTYPE_F32) {
+        data = t->data;
+    } else if (t->dtype == VT_DTYPE_F16 || t->dtype == VT_DTYPE_BF16 || t->dtype == VT_DTYPE_F64) {
+        float *conv = own(b, (size_t)t->numel * sizeof(float));
+        if (!conv) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory converting '%s'", name); return NULL; }
+        for (int64_t i = 0; i < t->numel; i++) {
+            if (t->dtype == VT_DTYPE_F16) {
+                uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2);
+                conv[i] = half_to_float(h);
+            } else if (t->dtype == VT_DTYPE_BF16) {
+                uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2);
+                uint32_t bits = (uint32_t)h << 16;
+                memcpy(&conv[i], &bits, 4);
+            } else {
+                double v; memcpy(&v, (const char *)t->data + 8 * i, 8);
+                conv[i] = (float)v;
+            }
+        }
+        data = conv;
+    } else {
+        b->status = vt_fail(b->err, VT_ERR_DTYPE, "tensor '%s' has dtype %s; weights must be float32, float16, bfloat16 or float64",
+                            name, vt_dtype_name(t->dtype));
+        return NULL;
+    }
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (!isfinite(data[i])) {
+            b->status = vt_fail(b->err, VT_ERR_VALUE, "tensor '%s' holds a non-finite value (%g) at flat index %lld; the checkpoint is corrupt",
+                                name, (double)data[i], (long long)i);
+            return NULL;
+        }
+    }
+    return data;
+}
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+static void pack_into(binder *b, linear_layer *layer, const float *w, int out, int in, int w_is_kn) {
+    if (b->status || !w) return;
+    float *dst = own(b, gemm_packed_floats(out, in) * sizeof(float));
+    if (!dst) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory packing weights"); return; }
+    gemm_pack(w, out, in, w_is_kn ? out : in, w_is_kn, dst);
+    layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, dst};
+}
+
+/* Linear (or 1×1 conv when `conv1x1`) "<prefix>.weight" [out, in] + optional bias. */
+static void bind_linear(binder *b, linear_layer *layer, const char *prefix, int out, int in, int has_bias, int conv1x1) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const float *w = conv1x1 ? bind(b, name, 4, SHAPE(out, in, 1, 1)) : bind(b, name, 2, SHAPE(out, in));
+    pack_into(b, layer, w, out, in, 0);
+    layer->bias = NULL;
+    if (has_bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        layer->bias = bind(b, name, 1, SHAPE(out));
+    }
+}
+
+/* 3×3 dense conv "<prefix>.weight" [out, in, 3, 3], packed for im2col. */
+static void bind_conv3x3(binder *b, linear_layer *layer, const char *prefix, int out, int in) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const float *w = bind(b, name, 4, SHAPE(out, in, 3, 3));
+    if (!w) return;
+    float *ohwi = malloc((size_t)out * in * 9 * sizeof(float));
+    if (!ohwi) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+    conv3x3_weight_to_ohwi(ohwi, w, out, in);
+    pack_into(b, layer, ohwi, out, 9 * in, 0);
+    free(ohwi);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    layer->bias = bind(b, name, 1, SHAPE(out));
+}
+
+static void bind_norm(binder *b, const float **weight, const float **bias, const char *prefix, int dim) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    *weight = bind(b, name, 1, SHAPE(dim));
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    *bias = bind(b, name, 1, SHAPE(dim));
+}
+
+static void bind_mbconv(binder *b, mbconv_block *blk, const char *prefix) {
+    char name[256];
+    int mid = 4 * blk->out_channels;
+    snprintf(name, sizeof name, "%s.pre_norm", prefix);
+    bind_norm(b, &blk->pre_norm_weight, &blk->pre_norm_bias, name, blk->in_channels);
+    snprintf(name, sizeof name, "%s.conv1_1x1", prefix);
+    bind_linear(b, &blk->conv1, name, mid, blk->in_channels, 1, 1);
+    snprintf(name, sizeof name, "%s.conv2_kxk.weight", prefix);
+    const float *dw = bind(b, name, 4, SHAPE(mid, 1, 3, 3));
+    if (dw) {
+        blk->depthwise_weight = own(b, (size_t)9 * mid * sizeof(float));
+        if (!blk->depthwise_weight) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+        for (int c = 0; c < mid; c++)
+            for (int k = 0; k < 9; k++) blk->depthwise_weight[k * mid + c] = dw[c * 9 + k];
+    }
+    snprintf(name, sizeof name, "%s.conv2_kxk.bias", prefix);
+    blk->depthwise_bias = bind(b, name, 1, SHAPE(mid));
+    snprintf(name, sizeof name, "%s.conv3_1x1", prefix);
+    bind_linear(b, &blk->conv3, name, blk->out_channels, mid, 1, 1);
+    if (blk->has_expand) {
+        snprintf(name, sizeof name, "%s.shortcut.expand", prefix);
+        bind_linear(b, &blk->expand, name, blk->out_channels, blk->in_channels, 1, 1);
+    }
+}
+
+static void bind_image_tower(binder *b) {
+    struct vt_model *m = b->m;
+    const vt_model_config *c = &m->cfg;
+    const char *bb = "visual.trunk.patch_embed.backbone";
+    char name[256];
+    snprintf(name, sizeof name, "%s.stem.conv1", bb);
+    bind_conv3x3(b, &m->stem_conv1, name, c->stem_width, 3);
+    snprintf(name, sizeof name, "%s.stem.norm1", bb);
+    bind_norm(b, &m->stem_norm_weight, &m->stem_norm_bias, name, c->stem_width);
+    snprintf(name, sizeof name, "%s.stem.conv2", bb);
+    bind_conv3x3(b, &m->stem_conv2, name, c->stem_width, c->stem_width);
+
+    int in = c->stem_width;
+    m->mbconv_count = 0;
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < c->stage_depths[s] && m->mbconv_count < VT_MAX_MBCONV; i++) {
+            mbconv_block *blk = &m->mbconv[m->mbconv_count++];
+            blk->in_channels = in;
+            blk->out_channels = c->stage_widths[s];
+            blk->stride = i == 0 ? 2 : 1;
+            blk->has_expand = i == 0 && in != c->stage_widths[s];
+            snprintf(name, sizeof name, "%s.stages.%d.%d", bb, s, i);
+            bind_mbconv(b, blk, name);
+            in = c->stage_widths[s];
+        }
+    }
+    snprintf(name, sizeof name, "%s.pool.norm", bb);
+    bind_norm(b, &m->pool_norm_weight, &m->pool_norm_bias, name, c->stage_widths[1]);
+    snprintf(name, sizeof name, "%s.pool.proj", bb);
+    bind_conv3x3(b, &m->pool_proj, name, c->width, c->stage_widths[1]);
+
+    int grid = c->image_size / 16, d = c->width, h = c->mlp_hidden;
+    m->pos_embed = c->has_pos_embed ? bind(b, "visual.trunk.pos_embed", 3, SHAPE(1, grid * grid, d)) : NULL;
+    m->vit = calloc((size_t)c->depth, sizeof *m->vit);
+    if (!m->vit) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+    for (int i = 0; i < c->depth && !b->status; i++) {
+        vit_block *blk = &m->vit[i];
+        char p[128];
+        snprintf(p, sizeof p, "visual.trunk.blocks.%d", i);
+        snprintf(name, sizeof name, "%s.norm1", p);
+        bind_norm(b, &blk->norm1_weight, &blk->norm1_bias, name, d);
+        snprintf(name, sizeof name, "%s.attn.qkv", p);
+        bind_linear(b, &blk->qkv, name, 3 * d, d, 1, 0);
+        snprintf(name, sizeof name, "%s.attn.proj", p);
+        bind_linear(b, &blk->proj, name, d, d, 1, 0);
+        snprintf(name, sizeof name, "%s.norm2", p);
+        bind_norm(b, &blk->norm2_weight, &blk->norm2_bias, name, d);
+        snprintf(name, sizeof name, "%s.mlp.norm", p);
+        bind_norm(b, &blk->mlp_norm_weight, &blk->mlp_norm_bias, name, d);
+        /* w0 (gated) and w1 (linear) read the same input: one [2H, D] GEMM. */
+        snprintf(name, sizeof name, "%s.mlp.w0.weight", p);
+        const float *w0 = bind(b, name, 2, SHAPE(h, d));
+        snprintf(name, sizeof name, "%s.mlp.w1.weight", p);
+        const float *w1 = bind(b, name, 2, SHAPE(h, d));
+        snprintf(name, sizeof name, "%s.mlp.w0.bias", p);
+        const float *b0 = bind(b, name, 1, SHAPE(h));
+        snprintf(name, sizeof name, "%s.mlp.w1.bias", p);
+        const float *b1 = bind(b, name, 1, SHAPE(h));
+        if (!b->status) {
+            float *w01 = malloc((size_t)2 * h * d * sizeof(float));
+            float *b01 = own(b, (size_t)2 * h * sizeof(float));
+            if (!w01 || !b01) { free(w01); b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+            memcpy(w01, w0, (size_t)h * d * sizeof(float));
+            memcpy(w01 + (size_t)h * d, w1, (size_t)h * d * sizeof(float));
+            memcpy(b01, b0, (size_t)h * sizeof(float));
+            memcpy(b01 + h, b1, (size_t)h * sizeof(float));
+            pack_into(b, &blk->w0_w1, w01, 2 * h, d, 0);
+            blk->w0_w1.bias = b01;
+            free(w01);
+        }
+        snprintf(name, sizeof name, "%s.mlp.w2", p);
+        bind_linear(b, &blk->w2, name, d, h, 1, 0);
+    }
+    bind_norm(b, &m->fc_norm_weight, &m->fc_norm_bias, "visual.trunk.fc_norm", d);
+    /* open_clip's head has no bias; a timm image-only checkpoint's head.bias is honoured. */
+    size_t pos;
+    int head_bias = key_index_find(&b->ix, "visual.head.proj.bias", &pos) != NULL;
+    bind_linear(b, &m->head_proj, "visual.head.proj", c->embed_dim, d, head_bias, 0);
+}
+
+static void bind_text_tower(binder *b) {
+    struct vt_model *m = b->m;
+    const vt_model_config *c = &m->cfg;
+    int w = c->text_width;
+    char name[256];
+    m->token_embedding = bind(b, "text.token_embedding.weight", 2, SHAPE(c->vocab_size, w));
+    m->positional_embedding = bind(b, "text.positional_embedding", 2, SHAPE(c->context_length, w));
+    m->text = calloc((size_t)c->text_layers, sizeof *m->text);
+    if (!m->text) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+    for (int i = 0; i < c->text_layers && !b->status; i++) {
+        text_block *blk = &m->text[i];
+        char p[128];
+        snprintf(p, sizeof p, "text.transformer.resblocks.%d", i);
+        snprintf(name, sizeof name, "%s.ln_1", p);
+        bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, name, w);
+        snprintf(name, sizeof name, "%s.attn.in_proj_weight", p);
+        const float *in_w = bind(b, name, 2, SHAPE(3 * w, w));
+        pack_into(b, &blk->in_proj, in_w, 3 * w, w, 0);
+        snprintf(name, sizeof name, "%s.attn.in_proj_bias", p);
+        blk->in_proj.bias = bind(b, name, 1, SHAPE(3 * w));
+        snprintf(name, sizeof name, "%s.attn.out_proj", p);
+        bind_linear(b, &blk->out_proj, name, w, w, 1, 0);
+        snprintf(name, sizeof name, "%s.ln_2", p);
+        bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, name, w);
+        snprintf(name, sizeof name, "%s.mlp.c_fc", p);
+        bind_linear(b, &blk->c_fc, name, 4 * w, w, 1, 0);
+        snprintf(name, sizeof name, "%s.mlp.c_proj", p);
+        bind_linear(b, &blk->c_proj, name, w, 4 * w, 1, 0);
+    }
+    bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, "text.ln_final", w);
+    /* text_projection is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
+    const float *proj = bind(b, "text.text_projection", 2, SHAPE(w, c->embed_dim));
+    pack_into(b, &m->text_projection, proj, c->embed_dim, w, 1);
+    m->text_projection.bias = NULL;
+}
+
+vt_status weights_bind(struct vt_model *m, vt_error *err) {
+    binder b = {.m = m, .err = err};
+    vt_status st = key_index_build(m->checkpoint, &b.ix, err);
+    if (st) { key_index_free(&b.ix); return st; }
+    bind_image_tower(&b);
+    int text_present = key_index_find(&b.ix, "text.token_embedding.weight", NULL) != NULL;
+    m->has_text = m->cfg.text_width > 0 && text_present;
+    if (m->has_text) bind_text_tower(&b);
+    m->logit_scale = 0.0f;
+    if (!b.status && key_index_find(&b.ix, "logit_scale", NULL)) {
+        const float *ls = bind(&b, "logit_scale", 0, NULL);
+        if (ls) m->logit_scale = ls[0];
+    } else if (!b.status && m->has_text) {
+        b.status = vt_fail(err, VT_ERR_SHAPE, "tensor 'logit_scale' [] is missing from the checkpoint (model %s)", m->cfg.name);
+    }
+    /* Strict: every tensor must have been used (open_clip loads with strict=True). */
+    for (size_t i = 0; i < b.ix.count && !b.status; i++) {
+        if (!b.ix.used[i]) {
+            char got[128];
+            format_shape(got, sizeof got, b.ix.tensors[i]->ndim, b.ix.tensors[i]->shape);
+            b.status = vt_fail(err, VT_ERR_SHAPE,
+                               "unexpected tensor '%s' %s in the checkpoint: model %s has no such parameter "
+                               "(wrong --model, or not a ViTamin checkpoint?)",
+                               b.ix.tensors[i]->name, got, m->cfg.name);
+        }
+    }
+    key_index_free(&b.ix);
+    return b.status;
+}

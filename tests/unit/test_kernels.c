@@ -1,0 +1,167 @@
+/* Kernels against naive double-precision references: GEMM (every ISA path the
+ * CPU has, odd sizes, every epilogue), attention (plain and causal), the NHWC
+ * conv helpers and LayerNorm. Tolerance: 1e-5 relative to the magnitude of the
+ * sum (fp32 accumulation of K <= 1000 unit-scale terms). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+#include "kernels/norm.h"
+#include "unit.h"
+
+static unsigned long long rng_state = 12345;
+static float frand(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng_state >> 40) & 0xFFFFFF) / (float)0x1000000 * 2.0f - 1.0f;
+}
+static float *rand_buf(size_t n) {
+    float *p = aligned_alloc(64, ((n * 4) + 63) & ~(size_t)63);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+static int cpu_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+
+static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
+    int lda = k + 3, ldc = n + 5;
+    float *a = rand_buf((size_t)m * lda), *b = rand_buf((size_t)n * k), *bias = rand_buf(n);
+    float *res = rand_buf((size_t)m * ldc), *c = rand_buf((size_t)m * ldc);
+    float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
+    gemm_pack(b, n, k, k, 0, packed);
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed};
+    gemm_epilogue epi = {0.5f, bias, 1, res, ldc};
+    gemm_run(isa, m, a, lda, &pb, c, ldc, with_epilogue ? &epi : NULL);
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (int kk = 0; kk < k; kk++) {
+                s += (double)a[i * lda + kk] * b[j * k + kk];
+                mag += fabs((double)a[i * lda + kk] * b[j * k + kk]);
+            }
+            if (with_epilogue) {
+                s = s * 0.5 + bias[j];
+                s = 0.5 * s * (1 + erf(s / sqrt(2.0))) + res[i * ldc + j];
+            }
+            double e = fabs(s - c[i * ldc + j]) / (1 + mag);
+            if (e > worst) worst = e;
+        }
+    if (worst > 1e-5) fprintf(stderr, "gemm %s m=%d n=%d k=%d epi=%d: rel err %g\n", vt_isa_name(isa), m, n, k, with_epilogue, worst);
+    CHECK(worst <= 1e-5);
+    free(a); free(b); free(bias); free(res); free(c); free(packed);
+}
+
+static void test_gemm(void) {
+    const int sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {65, 129, 300}, {100, 200, 600}, {3, 70, 0}};
+    vt_isa isas[2] = {VT_ISA_SCALAR, VT_ISA_AVX512};
+    for (int ii = 0; ii < (cpu_avx512() ? 2 : 1); ii++)
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+            for (int epi = 0; epi < 2; epi++) check_gemm(isas[ii], sizes[s][0], sizes[s][1], sizes[s][2], epi);
+}
+
+static void test_pack_transposed(void) {
+    int n = 37, k = 19;
+    float *b = rand_buf((size_t)n * k), *bt = malloc((size_t)n * k * 4);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) bt[j * n + i] = b[i * k + j];
+    size_t sz = gemm_packed_floats(n, k);
+    float *p1 = aligned_alloc(64, sz * 4), *p2 = aligned_alloc(64, sz * 4);
+    gemm_pack(b, n, k, k, 0, p1);
+    gemm_pack(bt, n, k, n, 1, p2);
+    CHECK(memcmp(p1, p2, sz * 4) == 0);
+    free(b); free(bt); free(p1); free(p2);
+}
+
+static void test_attention(vt_isa isa, int causal) {
+    int batch = 2, t = 13, heads = 3, hd = 8, w = heads * hd;
+    float *qkv = rand_buf((size_t)batch * t * 3 * w), *out = malloc((size_t)batch * t * w * 4);
+    float *scratch = aligned_alloc(64, 64 * attention_scratch_floats(t, hd) * 4);
+    attention_forward(isa, out, qkv, batch, t, w, heads, causal, scratch);
+    double worst = 0;
+    for (int b = 0; b < batch; b++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < t; i++) {
+                double s[64], mx = -1e30, sum = 0;
+                int n = causal ? i + 1 : t;
+                for (int j = 0; j < n; j++) {
+                    s[j] = 0;
+                    for (int d = 0; d < hd; d++)
+                        s[j] += (double)qkv[(b * t + i) * 3 * w + h * hd + d] * qkv[(b * t + j) * 3 * w + w + h * hd + d];
+                    s[j] /= sqrt((double)hd);
+                    if (s[j] > mx) mx = s[j];
+                }
+                for (int j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int d = 0; d < hd; d++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += s[j] / sum * qkv[(b * t + j) * 3 * w + 2 * w + h * hd + d];
+                    double e = fabs(o - out[(b * t + i) * w + h * hd + d]);
+                    if (e > worst) worst = e;
+                }
+            }
+    CHECK(worst < 1e-5);
+    free(qkv); free(out); free(scratch);
+}
+
+static void test_conv_helpers(void) {
+    int b = 2, h = 6, w = 6, c = 5;
+    float *x = rand_buf((size_t)b * h * w * c), *y = malloc((size_t)b * 3 * 3 * c * 4);
+    avgpool3x3s2_forward(y, x, b, h, w, c);
+    /* Top-left output averages the 4 valid pixels (count_include_pad=False). */
+    double expect = (x[0] + x[c] + x[w * c] + x[w * c + c]) / 4.0;
+    CHECK_NEAR(y[0], expect, 1e-6);
+    /* Interior output (1,1) averages 9. */
+    double s9 = 0;
+    for (int dy = 1; dy <= 3; dy++)
+        for (int dx = 1; dx <= 3; dx++) s9 += x[(dy * w + dx) * c];
+    CHECK_NEAR(y[(1 * 3 + 1) * c], s9 / 9, 1e-6);
+
+    float *wt = rand_buf(9 * c), *bias = rand_buf(c), *z = malloc((size_t)b * h * w * c * 4);
+    depthwise3x3_gelu_forward(z, x, b, h, w, c, 1, wt, bias);
+    double acc = bias[2];
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            int iy = 2 + ky - 1, ix = 3 + kx - 1;
+            acc += (double)x[(iy * w + ix) * c + 2] * wt[(ky * 3 + kx) * c + 2];
+        }
+    CHECK_NEAR(z[(2 * w + 3) * c + 2], 0.5 * acc * (1 + erf(acc / sqrt(2.0))), 1e-5);
+    free(x); free(y); free(wt); free(bias); free(z);
+}
+
+static void test_layernorm(void) {
+    int rows = 3, dim = 37;
+    float *x = rand_buf((size_t)rows * dim), *g = rand_buf(dim), *bb = rand_buf(dim), *y = malloc((size_t)rows * dim * 4);
+    for (int i = 0; i < rows * dim; i++) x[i] = x[i] * 10 + 100; /* large mean: catches one-pass variance */
+    layernorm_forward(y, x, rows, dim, g, bb, 1e-6f, 0);
+    for (int r = 0; r < rows; r++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < dim; i++) m += x[r * dim + i];
+        m /= dim;
+        for (int i = 0; i < dim; i++) v += (x[r * dim + i] - m) * (x[r * dim + i] - m);
+        v /= dim;
+        for (int i = 0; i < dim; i++) CHECK_NEAR(y[r * dim + i], (x[r * dim + i] - m) / sqrt(v + 1e-6) * g[i] + bb[i], 1e-4);
+    }
+    free(x); free(g); free(bb); free(y);
+}
+
+int main(void) {
+    test_gemm();
+    test_pack_transposed();
+    test_attention(VT_ISA_SCALAR, 0);
+    test_attention(VT_ISA_SCALAR, 1);
+    if (cpu_avx512()) {
+        test_attention(VT_ISA_AVX512, 0);
+        test_attention(VT_ISA_AVX512, 1);
+    }
+    test_conv_helpers();
+    test_layernorm();
+    CHECK_NEAR(gelu_exact(1.0f), 0.8413447460685429, 1e-6);
+    return unit_summary("kernels");
+}
