@@ -2,11 +2,44 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"embed", cmd_embed, "image and text embeddings into a .npy matrix"},
+    {"classify", cmd_classify, "zero-shot classification of images against text labels"},
+    {"similarity", cmd_similarity, "print the image x text similarity matrix"},
+    {"tokenize", cmd_tokenize, "print CLIP token ids of texts"},
+    {"info", cmd_info, "model family table, or details of one checkpoint"},
+    {"convert", cmd_convert, "rewrite a checkpoint as open_clip safetensors (fp32/fp16/bf16)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vitamin <command> [options]   (vitamin <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(f, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nExample (weights from the Hugging Face repo jienengchen/ViTamin-L-384px):\n"
+               "  vitamin classify -m ViTamin-L-384px/pytorch_model.bin --labels \"cat,dog,car\" photo.jpg\n");
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: vitamin <command> [options]\n");
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
     }
-    fprintf(stderr, "vitamin: unknown command '%s' (try 'vitamin --help')\n", argv[1]);
-    return 2;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vitamin: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
 }

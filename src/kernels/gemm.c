@@ -51,9 +51,10 @@ static void apply_epilogue(int m0, int m1, int n0, int n1, float *c, int ldc, co
     }
 }
 
-/* One MC×NC output tile, all of K. */
+/* One MC×NC output tile, all of K. With `onto_c` the product is added to what C
+ * already holds (a residual that aliases C) instead of overwriting it. */
 static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a, int lda,
-                      const gemm_packed_b *b, float *c, int ldc) {
+                      const gemm_packed_b *b, float *c, int ldc, int onto_c) {
     int k = b->k;
     for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
         int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
@@ -65,13 +66,13 @@ static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a
                 const float *ap = a + (size_t)i * lda + k0;
                 float *cp = c + (size_t)i * ldc + j0;
                 if (isa == VT_ISA_AVX512)
-                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, k0 > 0);
+                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
                 else
-                    gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, k0 > 0);
+                    gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
             }
         }
     }
-    if (k == 0) /* degenerate: the product is all zeros */
+    if (k == 0 && !onto_c) /* degenerate: the product is all zeros */
         for (int i = m0; i < m1; i++)
             for (int p = p0; p < p1; p++) {
                 int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
@@ -85,13 +86,23 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     int panels_per_tile = GEMM_NC / GEMM_NR;
     int ntiles = (b->panels + panels_per_tile - 1) / panels_per_tile;
     int tiles = mtiles * ntiles;
-    int need_epilogue = epi && (epi->alpha != 1.0f || epi->bias || epi->gelu || epi->residual);
+    /* A residual stored in C itself (x = x + W·h) is accumulated onto by the
+     * micro-kernel, since the first K block would otherwise overwrite it. That
+     * needs the product unscaled and un-activated. */
+    gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0};
+    int onto_c = local.residual == c && local.ldr == ldc;
+    if (onto_c) {
+        if (local.alpha != 1.0f || local.gelu) __builtin_trap(); /* no caller does this; see gemm.h */
+        local.residual = NULL;
+    }
+    epi = &local;
+    int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
 #pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
     for (int t = 0; t < tiles; t++) {
         int mt = t / ntiles, nt = t % ntiles;
         int m0 = mt * GEMM_MC, m1 = m0 + GEMM_MC < m ? m0 + GEMM_MC : m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
-        gemm_tile(isa, m0, m1, p0, p1, a, lda, b, c, ldc);
+        gemm_tile(isa, m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
         if (need_epilogue) {
             int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
             apply_epilogue(m0, m1, n0, n1, c, ldc, epi);

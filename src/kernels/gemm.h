@@ -33,7 +33,8 @@ typedef struct {
     float alpha;            /* scales A·Bᵀ (before bias); 1 for plain linear layers */
     const float *bias;      /* [n] or NULL */
     int gelu;               /* exact-erf GELU after the bias */
-    const float *residual;  /* [m, ldr] added last (may alias C), or NULL */
+    const float *residual;  /* [m, ldr] added last, or NULL. May alias C (same ldc)
+                               only with alpha 1 and no GELU. */
     int ldr;
 } gemm_epilogue;
 

@@ -67,6 +67,31 @@ static void test_gemm(void) {
             for (int epi = 0; epi < 2; epi++) check_gemm(isas[ii], sizes[s][0], sizes[s][1], sizes[s][2], epi);
 }
 
+/* x = x + W·h with the residual stored in C itself (the transformer's residual
+ * stream): K > GEMM's K block, so a kernel that overwrote C on the first block
+ * would lose the residual. */
+static void test_residual_in_place(vt_isa isa) {
+    int m = 13, n = 45, k = 600;
+    float *a = rand_buf((size_t)m * k), *b = rand_buf((size_t)n * k), *bias = rand_buf(n), *c = rand_buf((size_t)m * n);
+    float *before = malloc((size_t)m * n * 4);
+    memcpy(before, c, (size_t)m * n * 4);
+    float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
+    gemm_pack(b, n, k, k, 0, packed);
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed};
+    gemm_epilogue epi = {1.0f, bias, 0, c, n};
+    gemm_run(isa, m, a, k, &pb, c, n, &epi);
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = before[i * n + j] + bias[j];
+            for (int kk = 0; kk < k; kk++) s += (double)a[i * k + kk] * b[j * k + kk];
+            double e = fabs(s - c[i * n + j]);
+            if (e > worst) worst = e;
+        }
+    CHECK(worst < 1e-3);
+    free(a); free(b); free(bias); free(c); free(before); free(packed);
+}
+
 static void test_pack_transposed(void) {
     int n = 37, k = 19;
     float *b = rand_buf((size_t)n * k), *bt = malloc((size_t)n * k * 4);
@@ -154,6 +179,8 @@ static void test_layernorm(void) {
 int main(void) {
     test_gemm();
     test_pack_transposed();
+    test_residual_in_place(VT_ISA_SCALAR);
+    if (cpu_avx512()) test_residual_in_place(VT_ISA_AVX512);
     test_attention(VT_ISA_SCALAR, 0);
     test_attention(VT_ISA_SCALAR, 1);
     if (cpu_avx512()) {

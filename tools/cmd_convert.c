@@ -1,0 +1,155 @@
+/* vitamin convert: any supported checkpoint → open_clip-named safetensors
+ * (optionally fp16/bf16) plus open_clip_config.json beside it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "io/checkpoint.h"
+#include "model/weights.h"
+
+static const char CONVERT_HELP[] =
+    "usage: vitamin convert -m MODEL -o OUT.safetensors [--dtype f32|f16|bf16]\n"
+    "\n"
+    "Checks the checkpoint against its model (every tensor, as 'vitamin info -m'),\n"
+    "then writes it as safetensors under open_clip's state-dict names (text.*,\n"
+    "no module. prefix) and writes open_clip_config.json in the same directory.\n"
+    "\n"
+    "  -o, --output PATH      output .safetensors (written atomically)\n"
+    "      --dtype T          f32 (default), f16 or bf16 (round to nearest even)\n";
+
+static uint16_t float_to_bf16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if ((b & 0x7F800000) == 0x7F800000) return (uint16_t)((b >> 16) | ((b & 0xFFFF) ? 0x40 : 0)); /* inf/nan */
+    b += 0x7FFF + ((b >> 16) & 1);
+    return (uint16_t)(b >> 16);
+}
+
+static uint16_t float_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7FFFFF;
+    int exp = (int)((x >> 23) & 0xFF) - 127 + 15;
+    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - exp;
+        uint32_t half = 1u << (shift - 1), rest = mant & ((1u << shift) - 1);
+        uint32_t h = mant >> shift;
+        if (rest > half || (rest == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)exp << 10) | (mant >> 13), rest = mant & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static float element_as_float(const ckpt_tensor *t, int64_t i) {
+    const unsigned char *p = t->data;
+    switch (t->dtype) {
+    case VT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
+    case VT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return (float)v; }
+    case VT_DTYPE_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); uint32_t b = (uint32_t)h << 16; float v; memcpy(&v, &b, 4); return v; }
+    case VT_DTYPE_F16: {
+        uint16_t h; memcpy(&h, p + 2 * i, 2);
+        uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+        float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 0x400), (int)e - 25);
+        return sign ? -v : v;
+    }
+    default: return 0.0f;
+    }
+}
+
+static int write_config(const char *out_path, const vt_model_config *c) {
+    char path[4096];
+    const char *slash = strrchr(out_path, '/');
+    snprintf(path, sizeof path, "%.*sopen_clip_config.json", slash ? (int)(slash - out_path + 1) : 0, out_path);
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    fprintf(f,
+            "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n    \"vision_cfg\": {\n"
+            "      \"timm_model_name\": \"%s\",\n      \"timm_model_pretrained\": false,\n      \"timm_pool\": \"\",\n"
+            "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
+            "      \"image_size\": %d\n    },\n    \"text_cfg\": {\n      \"context_length\": %d,\n"
+            "      \"vocab_size\": %d,\n      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n"
+            "  \"preprocess_cfg\": {\n    \"mean\": [0.48145466, 0.4578275, 0.40821073],\n"
+            "    \"std\": [0.26862954, 0.26130258, 0.27577711],\n    \"interpolation\": \"bicubic\",\n"
+            "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  }\n}\n",
+            c->embed_dim, c->timm_name, c->image_size, c->context_length, c->vocab_size, c->text_width, c->text_heads,
+            c->text_layers, c->image_size);
+    int ok = fflush(f) == 0 && !ferror(f);
+    return fclose(f) == 0 && ok;
+}
+
+int cmd_convert(int argc, char **argv) {
+    cli_model_options mo = {0};
+    const char *output = NULL, *dtype_name = "f32";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", CONVERT_HELP, CLI_MODEL_OPTIONS_HELP);
+            return CLI_OK;
+        } else if (cli_model_option(argc, argv, &i, &mo) || cli_option(argc, argv, &i, "--output", "-o", &output) ||
+                   cli_option(argc, argv, &i, "--dtype", NULL, &dtype_name)) {
+        } else {
+            cli_errorf("convert", "unknown option '%s' (see 'vitamin convert --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    vt_dtype dtype;
+    if (!strcmp(dtype_name, "f32") || !strcmp(dtype_name, "fp32") || !strcmp(dtype_name, "float32")) dtype = VT_DTYPE_F32;
+    else if (!strcmp(dtype_name, "f16") || !strcmp(dtype_name, "fp16") || !strcmp(dtype_name, "float16")) dtype = VT_DTYPE_F16;
+    else if (!strcmp(dtype_name, "bf16") || !strcmp(dtype_name, "bfloat16")) dtype = VT_DTYPE_BF16;
+    else { cli_errorf("convert", "--dtype '%s': expected f32, f16 or bf16", dtype_name); return CLI_USAGE; }
+    if (!output) { cli_errorf("convert", "missing -o OUT.safetensors"); return CLI_USAGE; }
+
+    vt_model *model = cli_load_model("convert", &mo); /* validates every tensor */
+    if (!model) return CLI_FAIL;
+    const ckpt_file *ck = model->checkpoint;
+    size_t n = ckpt_count(ck);
+    int plain = 0, timm_only = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = ckpt_at(ck, i)->name;
+        while (!strncmp(k, "module.", 7)) k += 7;
+        plain |= !strcmp(k, "positional_embedding");
+        timm_only |= !strcmp(k, "patch_embed.backbone.stem.conv1.weight");
+    }
+    ckpt_tensor *out = calloc(n, sizeof *out);
+    int rc = CLI_FAIL;
+    vt_error err = {0};
+    size_t elem = vt_dtype_size(dtype);
+    for (size_t i = 0; out && i < n; i++) {
+        const ckpt_tensor *t = ckpt_at(ck, i);
+        char name[512];
+        weights_normalize_key(t->name, plain, timm_only, name, sizeof name);
+        out[i] = *t;
+        out[i].name = strdup(name);
+        out[i].dtype = dtype;
+        if (!strcmp(name, "logit_scale")) out[i].ndim = 0; /* open_clip stores it 0-d */
+        void *buf = malloc(t->numel * elem + 1);
+        if (!buf || !out[i].name) { cli_errorf("convert", "out of memory"); goto done; }
+        for (int64_t j = 0; j < t->numel; j++) {
+            float v = element_as_float(t, j);
+            if (dtype == VT_DTYPE_F32) memcpy((char *)buf + 4 * j, &v, 4);
+            else {
+                uint16_t h = dtype == VT_DTYPE_BF16 ? float_to_bf16(v) : float_to_f16(v);
+                memcpy((char *)buf + 2 * j, &h, 2);
+            }
+        }
+        out[i].data = buf;
+    }
+    const char *meta[] = {"format", "pt", "converted_by", "vitamin.c", NULL};
+    if (safetensors_write(output, out, n, meta, &err)) { cli_error("convert", &err); goto done; }
+    if (!write_config(output, &model->cfg)) { cli_errorf("convert", "cannot write open_clip_config.json beside %s", output); goto done; }
+    fprintf(stderr, "convert: wrote %zu tensors (%s) of %s to %s\n", n, dtype_name, model->cfg.name, output);
+    rc = CLI_OK;
+done:
+    for (size_t i = 0; out && i < n; i++) { free(out[i].name); free((void *)out[i].data); }
+    free(out);
+    vt_model_free(model);
+    return rc;
+}

@@ -1,0 +1,97 @@
+/* vitamin embed: image and text embeddings into one .npy matrix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "io/npy.h"
+
+static const char EMBED_HELP[] =
+    "usage: vitamin embed -m MODEL [--image PATH]... [--text STRING]... -o OUT.npy\n"
+    "\n"
+    "Writes one float32 .npy matrix [images + texts, embed_dim], every row\n"
+    "L2-normalised: images first in the order given, then texts.\n"
+    "\n"
+    "  -i, --image PATH       an image file (JPEG/PNG/WebP), a directory of them, or a glob\n"
+    "      --images-from FILE one image path per line (\"-\" = stdin)\n"
+    "      --text STRING      a text to embed (repeatable)\n"
+    "      --texts-from FILE  one text per line\n"
+    "  -o, --output OUT.npy   output file (written atomically)\n"
+    "      --raw              do not L2-normalise (open_clip's encode_image/encode_text output)\n";
+
+int cmd_embed(int argc, char **argv) {
+    cli_model_options mo = {0};
+    cli_list images = {0}, texts = {0};
+    const char *output = NULL, *value;
+    int raw = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", EMBED_HELP, CLI_MODEL_OPTIONS_HELP);
+            return CLI_OK;
+        } else if (cli_model_option(argc, argv, &i, &mo)) {
+        } else if (cli_option(argc, argv, &i, "--image", "-i", &value)) {
+            if (!cli_add_images("embed", &images, value)) return CLI_FAIL;
+        } else if (cli_option(argc, argv, &i, "--images-from", NULL, &value)) {
+            if (!cli_add_lines("embed", &images, value)) return CLI_FAIL;
+        } else if (cli_option(argc, argv, &i, "--text", NULL, &value)) {
+            cli_list_push(&texts, value);
+        } else if (cli_option(argc, argv, &i, "--texts-from", NULL, &value)) {
+            if (!cli_add_lines("embed", &texts, value)) return CLI_FAIL;
+        } else if (cli_option(argc, argv, &i, "--output", "-o", &output)) {
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = 1;
+        } else {
+            cli_errorf("embed", "unknown option '%s' (see 'vitamin embed --help')", argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    if (!output) { cli_errorf("embed", "missing -o OUT.npy (see 'vitamin embed --help')"); return CLI_USAGE; }
+    if (!images.count && !texts.count) { cli_errorf("embed", "nothing to embed: give --image and/or --text"); return CLI_USAGE; }
+
+    int rc = CLI_FAIL;
+    vt_model *model = cli_load_model("embed", &mo);
+    vt_tokenizer *tok = NULL;
+    float *out = NULL;
+    if (!model) goto done;
+    vt_model_info info;
+    vt_model_get_info(model, &info);
+    if (texts.count && !info.has_text) { cli_errorf("embed", "%s has no text tower (image-only checkpoint)", info.name); goto done; }
+    if (texts.count && !(tok = cli_load_tokenizer("embed", &mo))) goto done;
+    size_t rows = images.count + texts.count;
+    out = malloc(rows * info.embed_dim * sizeof(float));
+    if (!out) { cli_errorf("embed", "out of memory for %zu embeddings", rows); goto done; }
+    vt_error err = {0};
+    int batch = mo.batch ? mo.batch : 8;
+    double started = cli_now();
+    for (size_t i = 0; i < images.count; i += batch) {
+        int n = images.count - i < (size_t)batch ? (int)(images.count - i) : batch;
+        if (vt_encode_image_files(model, (const char *const *)images.items + i, n, !raw, out + i * info.embed_dim, &err)) {
+            cli_error("embed", &err);
+            goto done;
+        }
+        cli_progress("embed images", i + n, images.count, started);
+    }
+    batch = mo.batch ? mo.batch : 64;
+    for (size_t i = 0; i < texts.count; i += batch) {
+        int n = texts.count - i < (size_t)batch ? (int)(texts.count - i) : batch;
+        float *dst = out + (images.count + i) * info.embed_dim;
+        if (vt_encode_texts(model, tok, (const char *const *)texts.items + i, n, !raw, dst, &err)) {
+            cli_error("embed", &err);
+            goto done;
+        }
+    }
+    if (npy_write_f32(output, (int64_t)rows, info.embed_dim, out, &err)) {
+        cli_error("embed", &err);
+        goto done;
+    }
+    fprintf(stderr, "embed: wrote %zu x %d to %s\n", rows, info.embed_dim, output);
+    rc = CLI_OK;
+done:
+    free(out);
+    vt_tokenizer_free(tok);
+    vt_model_free(model);
+    cli_list_free(&images);
+    cli_list_free(&texts);
+    return rc;
+}
