@@ -56,7 +56,9 @@ def save_checkpoint(model, path, fmt="bin", layout="open_clip", dtype=torch.floa
 
 
 def random_pixels(model, n, seed=0):
-    size = model.visual.image_size
+    # The trunk's own size: for ViTamin-XL-384 open_clip's config says 256 (spec
+    # §2.6) while the trunk is built for 384, which is what vitamin.c runs.
+    size = model.visual.trunk.patch_embed.img_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n, 3, size, size, generator=gen)

@@ -1,0 +1,28 @@
+"""Replays every saved fuzz corpus (tests/fuzz/corpus/<target>/) through its
+libFuzzer target built with AddressSanitizer + UBSan (`make fuzz`). A crash,
+leak or sanitizer report fails the test. Long fuzzing runs are opt-in:
+  make fuzz && build/fuzz/fuzz_checkpoint -max_total_time=1800 tests/fuzz/corpus/checkpoint"""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TARGETS = sorted(p.stem for p in (ROOT / "tests" / "fuzz").glob("fuzz_*.c"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_build():
+    proc = subprocess.run(["make", "-j2", "fuzz"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_replay_corpus(fuzz_build, target):
+    corpus = ROOT / "tests" / "fuzz" / "corpus" / target[len("fuzz_"):]
+    assert corpus.is_dir() and any(corpus.iterdir()), f"no saved corpus for {target} in {corpus}"
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", VITAMIN_BPE_VOCAB=str(ROOT / "data" / "bpe_simple_vocab_16e6.txt.gz"))
+    proc = subprocess.run([str(ROOT / "build" / "fuzz" / target), "-runs=0", str(corpus)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-5000:]
