@@ -51,7 +51,7 @@ int cmd_info(int argc, char **argv) {
     if (!mo.model_path) {
         print_header();
         for (int i = 0; i < vt_config_count(); i++) print_row(vt_config_at(i));
-        printf("\nViTamin-XL-384 runs at 384 px as the authors and the HF config.json specify;\n"
+        printf("\nNote: ViTamin-XL-384 runs at 384 px as the authors and the HF config.json specify;\n"
                "open_clip's ViTamin-XL-384.json says image_size 256 (its preprocessing then feeds 256 px).\n");
         return CLI_OK;
     }

@@ -66,10 +66,34 @@ size_t ckpt_count(const ckpt_file *file);
 const ckpt_tensor *ckpt_at(const ckpt_file *file, size_t index);   /* file order */
 const ckpt_tensor *ckpt_find(const ckpt_file *file, const char *name); /* NULL if absent */
 
+/* Re-reads every stored checksum (the CRC-32 of each entry of a torch zip
+ * archive; safetensors files have none, so they always pass). Touches every
+ * byte of the file, so it costs a full read: an explicit step, not part of open. */
+vt_status ckpt_verify(const ckpt_file *file, vt_error *err);
+
 /* Writes a safetensors file atomically (temp file, fsync, rename). `metadata`
  * may be NULL or a NULL-terminated list of key, value, key, value, ... strings
  * stored under "__metadata__". */
 vt_status safetensors_write(const char *path, const ckpt_tensor *tensors, size_t count,
                             const char *const *metadata, vt_error *err);
+
+/* ---- Internal to src/io: how the format readers fill a ckpt_file. ---- */
+
+/* The file name used in messages ("model.bin", or "<memory>"). */
+const char *ckpt_label(const ckpt_file *file);
+/* Appends a tensor. `data` (numel * element size bytes, row-major) must live as
+ * long as `file`: a pointer into the mapping, or a buffer handed over with
+ * ckpt_adopt_buffer. Data not aligned to its element size is copied into an
+ * aligned buffer, so users may read it as `const float *` and so on. */
+vt_status ckpt_add_tensor(ckpt_file *file, const char *name, vt_dtype dtype, int ndim,
+                          const int64_t *shape, const void *data, vt_error *err);
+/* Makes `file` free `buffer` (malloc'd) when it is closed. On failure the
+ * buffer is freed at once. */
+vt_status ckpt_adopt_buffer(ckpt_file *file, void *buffer, vt_error *err);
+/* Multiplies the dims of `shape` into *numel and *bytes (numel * element size);
+ * 0 if a dim is negative or the product overflows. */
+int ckpt_shape_size(vt_dtype dtype, int ndim, const int64_t *shape, int64_t *numel, size_t *bytes);
+/* Reads a safetensors image into `file` (safetensors.c). */
+vt_status safetensors_parse(ckpt_file *file, const uint8_t *bytes, size_t size, vt_error *err);
 
 #endif

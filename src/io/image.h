@@ -58,4 +58,23 @@ vt_status image_preprocess_rgb8(const uint8_t *rgb, int width, int height, int s
 vt_status image_resize_crop_rgb8(const decoded_image *image, int size, uint8_t *out_hwc,
                                  vt_error *err);
 
+/* Pillow's name for a mode: "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "1". */
+const char *image_mode_name(image_mode mode);
+
+/* image_decode_memory with a tighter limit on width * height (at most
+ * IMAGE_MAX_PIXELS), for callers that must bound memory, such as the fuzzer. */
+vt_status image_decode_memory_limited(const uint8_t *bytes, size_t size, long long max_pixels,
+                                      decoded_image *out, vt_error *err);
+
+/* The geometry of open_clip's Resize(size) + CenterCrop(size) for a
+ * width x height image: torchvision's shortest-side output size and the crop's
+ * top-left corner inside it. */
+typedef struct {
+    int resized_width, resized_height;
+    int crop_left, crop_top;
+} image_crop_plan;
+
+vt_status image_plan_resize_crop(int width, int height, int size, image_crop_plan *plan,
+                                 vt_error *err);
+
 #endif

@@ -6,6 +6,7 @@
 #ifndef VT_IO_TOKENIZER_H
 #define VT_IO_TOKENIZER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vitamin.h"
@@ -26,5 +27,11 @@ void clip_tokenizer_free(clip_tokenizer *tok);
  * is an error (VT_ERR_VALUE), not silently replaced. Thread-safe. */
 vt_status clip_tokenize(const clip_tokenizer *tok, const char *text, int context_length,
                         int32_t *out_ids, vt_error *err);
+
+/* The same for text of explicit length `nbytes` (may contain U+0000, which the
+ * cleaning removes as a control character). context_length must be >= 1
+ * (open_clip would silently replace 0 by 77; here it is VT_ERR_ARGUMENT). */
+vt_status clip_tokenize_n(const clip_tokenizer *tok, const char *text, size_t nbytes,
+                          int context_length, int32_t *out_ids, vt_error *err);
 
 #endif

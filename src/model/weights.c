@@ -383,7 +383,7 @@ static void bind_norm(binder *b, const float **weight, const float **bias, const
 }
 
 static void bind_mbconv(binder *b, mbconv_block *blk, const char *prefix) {
-    char name[256];
+    char name[512];
     int mid = 4 * blk->out_channels;
     snprintf(name, sizeof name, "%s.pre_norm", prefix);
     bind_norm(b, &blk->pre_norm_weight, &blk->pre_norm_bias, name, blk->in_channels);
