@@ -88,7 +88,33 @@ def test_parity(tmp_path, name, fmt, layout, dtype, n_images):
     txt = np.load(tmp_path / "text_features.npy")
     err_txt = np.abs(normalize(txt) - normalize(case["text_features"])).max()
     assert err_txt <= EMBED_TOL, f"text embeddings differ by {err_txt}"
-    scale = float(case["model"].logit_scale.exp())
+    scale = float(case["model"].logit_scale.detach().exp())
     got_scale = float(stdout.split("logit_scale=")[1].split()[0])
     assert abs(got_scale - scale) <= 1e-5 * scale, f"logit scale {got_scale} != {scale}"
     print(f"{name} {fmt} {layout}: image {err_img:.2e}, text {err_txt:.2e}, worst stage {max(worst.values()):.2e}")
+
+
+def test_timm_image_only_state_dict(tmp_path):
+    """timm's own vitamin_small_224 (the trunk open_clip wraps) with its
+    classifier head as the projection: vitamin.c loads the image-only state
+    dict and reproduces timm's forward() output."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(7)
+    model = timm.create_model("vitamin_small_224", pretrained=False, num_classes=384).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(0.02 * torch.randn(p.shape))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "timm.safetensors"))
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(pixels).numpy()
+    pixels.numpy().astype(np.float32).tofile(tmp_path / "p.f32")
+    proc = subprocess.run([str(TRACE), str(tmp_path / "timm.safetensors"), str(tmp_path), "--pixels",
+                           str(tmp_path / "p.f32"), "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "image_features.npy")
+    scale = max(1.0, float(np.abs(ref).max()))
+    assert np.abs(got - ref).max() / scale <= EMBED_TOL
