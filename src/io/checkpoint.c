@@ -210,7 +210,12 @@ typedef struct {
     zip_archive zip;
     char *prefix;               /* archive directory, e.g. "archive" or "model" */
     const uint8_t **inflated;   /* per zip entry: inflated bytes of DEFLATE storages */
+    size_t copy_budget;         /* bytes strided views may still be expanded into */
 } torch_loader;
+
+/* A stride-0 view (torch.expand) of a few bytes can claim gigabytes; copies of
+ * strided views are limited to what a real file of this size can justify. */
+#define STRIDED_COPY_BASE ((size_t)256 << 20)
 
 /* The bytes of storage `key` (`<prefix>/data/<key>`). */
 static vt_status storage_bytes(torch_loader *loader, const char *tensor_name, const char *key,
@@ -265,14 +270,21 @@ static int is_row_major(const pk_tensor *t) {
     return 1;
 }
 
-/* Copies a strided view into contiguous row-major order, odometer style. */
+/* Copies a strided view into contiguous row-major order, odometer style; a
+ * unit-stride last dimension (e.g. a column slice) is copied a row at a time. */
 static void gather_strided(const pk_tensor *t, const uint8_t *storage, size_t element_size, int64_t numel,
                            uint8_t *out) {
+    int outer_dims = t->ndim;
+    int64_t run = 1;
+    if (t->ndim > 0 && t->stride[t->ndim - 1] == 1) {
+        run = t->shape[t->ndim - 1];
+        outer_dims = t->ndim - 1;
+    }
     int64_t index[CKPT_MAX_DIMS] = {0};
     int64_t source = t->storage_offset;
-    for (int64_t n = 0; n < numel; n++) {
-        memcpy(out + (size_t)n * element_size, storage + (size_t)source * element_size, element_size);
-        for (int d = t->ndim - 1; d >= 0; d--) {
+    for (int64_t n = 0; n < numel; n += run) {
+        memcpy(out + (size_t)n * element_size, storage + (size_t)source * element_size, (size_t)run * element_size);
+        for (int d = outer_dims - 1; d >= 0; d--) {
             if (++index[d] < t->shape[d]) {
                 source += t->stride[d];
                 break;
@@ -311,6 +323,12 @@ static vt_status tensor_data(torch_loader *loader, const char *name, const pk_te
         *data = first;
         return VT_OK;
     }
+    if (bytes > loader->copy_budget)
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: tensor '%s' is a strided view whose contiguous copy needs %zu bytes, more than a "
+                       "%zu-byte file can justify; re-save it with .contiguous()",
+                       label, name, bytes, loader->file->size);
+    loader->copy_budget -= bytes;
     uint8_t *copy = malloc(bytes);
     if (!copy) return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory copying strided tensor '%s'", label, name);
     gather_strided(t, entry, element_size, numel, copy);
@@ -432,6 +450,7 @@ static vt_status load_pickle(torch_loader *loader, const zip_entry *entry, pickl
 
 static vt_status parse_torch_zip(ckpt_file *file, vt_error *err) {
     torch_loader loader = {.file = file};
+    loader.copy_budget = file->size > (SIZE_MAX - STRIDED_COPY_BASE) / 2 ? SIZE_MAX : STRIDED_COPY_BASE + 2 * file->size;
     pickle_document *doc = NULL;
     const pk_value *root = NULL;
     const zip_entry *pickle_entry = NULL;

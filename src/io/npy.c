@@ -80,7 +80,13 @@ static int sync_parent_directory(const char *path) {
     char *copy = strdup(path);
     if (!copy) return ENOMEM;
     char *slash = strrchr(copy, '/');
-    const char *directory = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
+    const char *directory = ".";
+    if (slash == copy) {
+        directory = "/";
+    } else if (slash) {
+        *slash = '\0';
+        directory = copy;
+    }
     int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int error_number = 0;
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) error_number = errno;

@@ -6,9 +6,9 @@
  * memo makes aliasing observable (torch memoizes the state dict, then fills it
  * with SETITEMS). Every value is registered in the document and freed with it;
  * nothing is freed earlier, so aliasing can never dangle. Each opcode creates at
- * most one value and consumes at least one input byte, so memory stays
- * proportional to the pickle's size; the stack, mark and memo sizes have
- * explicit caps on top of that. */
+ * most one value and consumes at least one input byte, so memory grows with the
+ * pickle's size; a byte budget (PK_BUDGET_*) bounds that growth, and the stack,
+ * mark and memo sizes have explicit caps on top. */
 #include "io/pickle_reader.h"
 
 #include <errno.h>

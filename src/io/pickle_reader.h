@@ -36,7 +36,7 @@ typedef enum {
     PK_GLOBAL_REBUILD_TENSOR_V2,
     PK_GLOBAL_REBUILD_PARAMETER,
     PK_GLOBAL_REBUILD_PARAMETER_WITH_STATE,
-    PK_GLOBAL_STORAGE_TYPE,   /* torch.FloatStorage etc.; dtype in pk_value.dtype */
+    PK_GLOBAL_STORAGE_TYPE,   /* torch.FloatStorage etc.; element type in pk_value.storage_type */
 } pk_global;
 
 typedef struct pk_value pk_value;
@@ -50,7 +50,8 @@ typedef struct {
 
 typedef struct {
     const pk_storage *storage;
-    int64_t storage_offset;   /* in elements; unchecked (the caller validates) */
+    int64_t storage_offset;   /* in elements; shape, stride and offset are not range-checked here: */
+                              /* the caller checks them where it knows the tensor's name */
     int ndim;
     int64_t shape[CKPT_MAX_DIMS];
     int64_t stride[CKPT_MAX_DIMS]; /* in elements */

@@ -142,8 +142,14 @@ static vt_status apply_zip64_extra(const zip_archive *zip, const uint8_t *extra,
         if (id == EXTRA_ZIP64) {
             size_t needed = 8u * (size_t)(need_uncompressed + need_compressed + need_offset);
             if (length < needed) break;
-            if (need_uncompressed) *uncompressed = read_le64(field), field += 8;
-            if (need_compressed) *compressed = read_le64(field), field += 8;
+            if (need_uncompressed) {
+                *uncompressed = read_le64(field);
+                field += 8;
+            }
+            if (need_compressed) {
+                *compressed = read_le64(field);
+                field += 8;
+            }
             if (need_offset) *local_offset = read_le64(field);
             return VT_OK;
         }
