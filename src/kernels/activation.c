@@ -1,15 +1,25 @@
 #include "kernels/activation.h"
 
-void gelu_forward(float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+void gelu_inplace(vt_isa isa, float *x, size_t n) {
+    if (isa == VT_ISA_AVX512) {
+        gelu_inplace_avx512(x, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) x[i] = gelu_exact(x[i]);
 }
 
-void geglu_forward(float *out, const float *in, size_t rows, int hidden) {
+void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size_t n) {
+    if (isa == VT_ISA_AVX512) {
+        geglu_row_avx512(out, gate, lin, n);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) out[j] = gelu_exact(gate[j]) * lin[j];
+}
+
+void geglu_forward(vt_isa isa, float *out, const float *in, size_t rows, int hidden) {
 #pragma omp parallel for schedule(static) if (rows * hidden > 65536)
     for (size_t r = 0; r < rows; r++) {
-        const float *gate = in + r * 2 * hidden, *lin = gate + hidden;
-        float *o = out + r * hidden;
-        for (int j = 0; j < hidden; j++) o[j] = gelu_exact(gate[j]) * lin[j];
+        const float *gate = in + r * 2 * hidden;
+        geglu_row(isa, out + r * hidden, gate, gate + hidden, (size_t)hidden);
     }
 }

@@ -25,7 +25,7 @@ void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
     }
 }
 
-void depthwise3x3_gelu_forward(float *y, const float *x, int batch, int h, int w, int c, int stride,
+void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
                                const float *weight, const float *bias) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -46,7 +46,7 @@ void depthwise3x3_gelu_forward(float *y, const float *x, int batch, int h, int w
                         for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
                     }
                 }
-                for (int ch = 0; ch < c; ch++) out[ch] = gelu_exact(out[ch]);
+                gelu_inplace(isa, out, (size_t)c);
             }
         }
     }

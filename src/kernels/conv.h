@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "kernels/cpu.h"
+
 /* Output size of a 3×3 conv / pool with padding 1. */
 static inline int conv3x3_out(int size, int stride) { return (size + 2 - 3) / stride + 1; }
 
@@ -16,7 +18,7 @@ void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride);
 
 /* Depthwise 3×3, padding 1, bias, then exact GELU (MBConv conv2_kxk + act).
  * x [B, H, W, C], weight [3][3][C] (reordered from PyTorch [C,1,3,3]), y [B, Ho, Wo, C]. */
-void depthwise3x3_gelu_forward(float *y, const float *x, int batch, int h, int w, int c, int stride,
+void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
                                const float *weight, const float *bias);
 
 /* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */

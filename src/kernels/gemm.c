@@ -36,17 +36,17 @@ void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst) {
     }
 }
 
-static void apply_epilogue(int m0, int m1, int n0, int n1, float *c, int ldc, const gemm_epilogue *e) {
+static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1, float *c, int ldc, const gemm_epilogue *e) {
     for (int i = m0; i < m1; i++) {
         float *row = c + (size_t)i * ldc;
-        const float *res = e->residual ? e->residual + (size_t)i * e->ldr : NULL;
-        for (int j = n0; j < n1; j++) {
-            float v = row[j];
-            if (e->alpha != 1.0f) v *= e->alpha;
-            if (e->bias) v += e->bias[j];
-            if (e->gelu) v = gelu_exact(v);
-            if (res) v += res[j];
-            row[j] = v;
+        if (e->alpha != 1.0f)
+            for (int j = n0; j < n1; j++) row[j] *= e->alpha;
+        if (e->bias)
+            for (int j = n0; j < n1; j++) row[j] += e->bias[j];
+        if (e->gelu) gelu_inplace(isa, row + n0, (size_t)(n1 - n0));
+        if (e->residual) {
+            const float *res = e->residual + (size_t)i * e->ldr;
+            for (int j = n0; j < n1; j++) row[j] += res[j];
         }
     }
 }
@@ -105,7 +105,7 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
         gemm_tile(isa, m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
         if (need_epilogue) {
             int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
-            apply_epilogue(m0, m1, n0, n1, c, ldc, epi);
+            apply_epilogue(isa, m0, m1, n0, n1, c, ldc, epi);
         }
     }
 }

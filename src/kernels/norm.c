@@ -2,10 +2,9 @@
 
 #include <math.h>
 
-#include "kernels/activation.h"
 
 void layernorm_forward(float *y, const float *x, size_t rows, int dim, const float *weight,
-                       const float *bias, float eps, int gelu) {
+                       const float *bias, float eps) {
 #pragma omp parallel for schedule(static) if (rows * dim > 32768)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * dim;
@@ -22,8 +21,7 @@ void layernorm_forward(float *y, const float *x, size_t rows, int dim, const flo
         var /= dim;
         float rstd = (float)(1.0 / sqrt(var + eps)), meanf = (float)mean;
         for (int i = 0; i < dim; i++) {
-            float v = (xr[i] - meanf) * rstd * weight[i] + bias[i];
-            yr[i] = gelu ? gelu_exact(v) : v;
+            yr[i] = (xr[i] - meanf) * rstd * weight[i] + bias[i];
         }
     }
 }

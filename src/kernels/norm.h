@@ -6,10 +6,9 @@
 
 #include <stddef.h>
 
-/* x: [rows, dim] (may alias y); weight, bias: [dim]. If `gelu` is set, applies
- * exact GELU after the affine (timm's LayerNormAct2d in the stem). */
+/* x: [rows, dim] (may alias y); weight, bias: [dim]. */
 void layernorm_forward(float *y, const float *x, size_t rows, int dim, const float *weight,
-                       const float *bias, float eps, int gelu);
+                       const float *bias, float eps);
 
 /* y[r] = x[r] / max(||x[r]||, 1e-12), like F.normalize. */
 void l2_normalize_rows(float *y, const float *x, size_t rows, int dim);

@@ -26,6 +26,7 @@ void vt_model_free(vt_model *m) {
     free(m->vit);
     free(m->text);
     ckpt_close(m->checkpoint);
+    scratch_pool_destroy(&m->scratch);
     free(m);
 }
 
@@ -34,6 +35,7 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
     *out = NULL;
     vt_model *m = calloc(1, sizeof *m);
     if (!m) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    scratch_pool_init(&m->scratch);
     vt_status st = vt_isa_select(&m->isa, err);
     if (!st) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
@@ -64,7 +66,6 @@ void vt_model_get_info(const vt_model *m, vt_model_info *info) {
     info->text_params = m->has_text ? vt_config_text_params(&m->cfg) : 0;
 }
 
-static float *alloc_scratch(size_t floats) { return aligned_alloc(64, ((floats * sizeof(float)) + 63) & ~(size_t)63); }
 
 /* Runs the image tower chunk by chunk; `trace` may capture activations. */
 static vt_status encode_pixels_traced(const vt_model *m, const float *pixels, int n, int normalize, float *out,
@@ -73,7 +74,8 @@ static vt_status encode_pixels_traced(const vt_model *m, const float *pixels, in
         return vt_fail(err, VT_ERR_ARGUMENT, "vt_encode_pixels: NULL model/buffer or negative count");
     int chunk = n < IMAGE_CHUNK ? n : IMAGE_CHUNK;
     if (chunk == 0) return VT_OK;
-    float *scratch = alloc_scratch(image_tower_scratch_floats(m, chunk));
+    size_t scratch_floats;
+    float *scratch = scratch_pool_take((scratch_pool *)&m->scratch, image_tower_scratch_floats(m, chunk), &scratch_floats);
     if (!scratch) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the image forward pass (batch %d)", chunk);
     size_t image_floats = (size_t)3 * m->cfg.image_size * m->cfg.image_size;
     for (int i = 0; i < n; i += chunk) {
@@ -82,7 +84,7 @@ static vt_status encode_pixels_traced(const vt_model *m, const float *pixels, in
         image_tower_forward(m, pixels + (size_t)i * image_floats, b, o, scratch, trace);
         if (normalize) l2_normalize_rows(o, o, (size_t)b, m->cfg.embed_dim);
     }
-    free(scratch);
+    scratch_pool_give((scratch_pool *)&m->scratch, scratch, scratch_floats);
     return VT_OK;
 }
 
@@ -188,7 +190,8 @@ vt_status vt_encode_tokens(const vt_model *m, const int32_t *ids, int n, int nor
                            ids[i], i / ctx, i % ctx, m->cfg.vocab_size);
     int chunk = n < TEXT_CHUNK ? n : TEXT_CHUNK;
     if (!chunk) return VT_OK;
-    float *scratch = alloc_scratch(text_tower_scratch_floats(m, chunk));
+    size_t scratch_floats;
+    float *scratch = scratch_pool_take((scratch_pool *)&m->scratch, text_tower_scratch_floats(m, chunk), &scratch_floats);
     if (!scratch) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the text forward pass");
     for (int i = 0; i < n; i += chunk) {
         int b = n - i < chunk ? n - i : chunk;
@@ -196,7 +199,7 @@ vt_status vt_encode_tokens(const vt_model *m, const int32_t *ids, int n, int nor
         text_tower_forward(m, ids + (size_t)i * ctx, b, o, scratch, NULL);
         if (normalize) l2_normalize_rows(o, o, (size_t)b, m->cfg.embed_dim);
     }
-    free(scratch);
+    scratch_pool_give((scratch_pool *)&m->scratch, scratch, scratch_floats);
     return VT_OK;
 }
 

@@ -44,6 +44,13 @@ size_t image_tower_scratch_floats(const struct vt_model *m, int batch) {
     return 4 * p.activation + p.im2col + p.attention;
 }
 
+/* GELU over a large buffer, split across threads in 64 KiB pieces. */
+static void gelu_parallel(vt_isa isa, float *x, size_t n) {
+    const size_t piece = 16384;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += piece) gelu_inplace(isa, x + i, n - i < piece ? n - i : piece);
+}
+
 static void trace4(const vt_trace *t, const char *name, const float *x, int b, int h, int w, int c) {
     if (t && t->fn) t->fn(t->user, name, x, 4, (const int64_t[]){b, h, w, c});
 }
@@ -79,10 +86,10 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     } else {
         memcpy(out, x, out_pixels * cout * sizeof(float));
     }
-    layernorm_forward(t1, x, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias, IMAGE_LN_EPS, 0);
+    layernorm_forward(t1, x, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias, IMAGE_LN_EPS);
     gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0};
     gemm_run(m->isa, (int)in_pixels, t1, cin, &blk->conv1.weight, t2, mid, &expand);
-    depthwise3x3_gelu_forward(t1, t2, batch, h, w, mid, blk->stride, blk->depthwise_weight, blk->depthwise_bias);
+    depthwise3x3_gelu_forward(m->isa, t1, t2, batch, h, w, mid, blk->stride, blk->depthwise_weight, blk->depthwise_bias);
     gemm_epilogue project = {1.0f, blk->conv3.bias, 0, out, cout};
     gemm_run(m->isa, (int)out_pixels, t1, mid, &blk->conv3.weight, out, cout, &project);
 }
@@ -93,18 +100,18 @@ static void vit_block_forward(const struct vt_model *m, const vit_block *blk, fl
     const vt_model_config *c = &m->cfg;
     int d = c->width, hidden = c->mlp_hidden;
     size_t rows = (size_t)batch * n;
-    layernorm_forward(t1, x, rows, d, blk->norm1_weight, blk->norm1_bias, IMAGE_LN_EPS, 0);
+    layernorm_forward(t1, x, rows, d, blk->norm1_weight, blk->norm1_bias, IMAGE_LN_EPS);
     gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->qkv.weight, t2, 3 * d, &bias_only);
     attention_forward(m->isa, t1, t2, batch, n, d, c->heads, 0, attn_scratch);
     gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d};
     gemm_run(m->isa, (int)rows, t1, d, &blk->proj.weight, x, d, &residual);
 
-    layernorm_forward(t1, x, rows, d, blk->norm2_weight, blk->norm2_bias, IMAGE_LN_EPS, 0);
-    layernorm_forward(t1, t1, rows, d, blk->mlp_norm_weight, blk->mlp_norm_bias, IMAGE_LN_EPS, 0);
+    layernorm_forward(t1, x, rows, d, blk->norm2_weight, blk->norm2_bias, IMAGE_LN_EPS);
+    layernorm_forward(t1, t1, rows, d, blk->mlp_norm_weight, blk->mlp_norm_bias, IMAGE_LN_EPS);
     gemm_epilogue w01 = {1.0f, blk->w0_w1.bias, 0, NULL, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->w0_w1.weight, t2, 2 * hidden, &w01);
-    geglu_forward(t3, t2, rows, hidden);
+    geglu_forward(m->isa, t3, t2, rows, hidden);
     gemm_epilogue residual2 = {1.0f, blk->w2.bias, 0, x, d};
     gemm_run(m->isa, (int)rows, t3, hidden, &blk->w2.weight, x, d, &residual2);
 }
@@ -127,7 +134,8 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     /* Stem: conv 3×3/2 → LayerNorm2d + GELU → conv 3×3. */
     conv3x3_forward(m, &m->stem_conv1, b, a, batch, s, s, 3, 2, cols);
     layernorm_forward(b, b, (size_t)batch * h * w, c->stem_width, m->stem_norm_weight, m->stem_norm_bias,
-                      IMAGE_LN_EPS, 1);
+                      IMAGE_LN_EPS);
+    gelu_parallel(m->isa, b, (size_t)batch * h * w * c->stem_width);
     conv3x3_forward(m, &m->stem_conv2, a, b, batch, h, w, c->stem_width, 1, cols);
     trace4(trace, "stem", a, batch, h, w, c->stem_width);
 
@@ -145,7 +153,7 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
 
     /* StridedConv: LayerNorm2d then 3×3/2 conv → tokens [B, N, D] (NHWC is token-major already). */
     layernorm_forward(t1, cur, (size_t)batch * h * w, c->stage_widths[1], m->pool_norm_weight, m->pool_norm_bias,
-                      IMAGE_LN_EPS, 0);
+                      IMAGE_LN_EPS);
     conv3x3_forward(m, &m->pool_proj, next, t1, batch, h, w, c->stage_widths[1], 2, cols);
     float *x = next;
     int grid = conv3x3_out(h, 2), n = grid * grid, d = c->width;
@@ -171,7 +179,7 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
             for (int j = 0; j < d; j++) pooled[j] += x[((size_t)i * n + t) * d + j];
         for (int j = 0; j < d; j++) pooled[j] /= (float)n;
     }
-    layernorm_forward(t1, t1, (size_t)batch, d, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS, 0);
+    layernorm_forward(t1, t1, (size_t)batch, d, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS);
     if (trace && trace->fn) trace->fn(trace->user, "pooled", t1, 2, (const int64_t[]){batch, d});
     gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0};
     gemm_run(m->isa, batch, t1, d, &m->head_proj.weight, out, c->embed_dim, &head);

@@ -1,6 +1,6 @@
 /* The loaded model: configuration, parameters bound to checkpoint tensors, and
- * GEMM-packed weights. Read-only after loading, so any number of threads may
- * run forward passes on it at once. */
+ * GEMM-packed weights. Read-only after loading (apart from the locked scratch
+ * pool), so any number of threads may run forward passes on it at once. */
 #ifndef VT_MODEL_MODEL_H
 #define VT_MODEL_MODEL_H
 
@@ -8,6 +8,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "model/scratch_pool.h"
 
 /* A Linear / 1×1 conv / im2col'd 3×3 conv: packed weight [out, in] and bias. */
 typedef struct {
@@ -66,6 +67,9 @@ struct vt_model {
     const float *ln_final_weight, *ln_final_bias;
     linear_layer text_projection;      /* [W, E] used as x·P */
     float logit_scale;                 /* stored (log) value */
+
+    /* Reused forward-pass scratch (the only mutable state; has its own lock). */
+    scratch_pool scratch;
 
     /* Every buffer the model owns (converted or packed weights). */
     void **owned;

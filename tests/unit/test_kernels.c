@@ -149,7 +149,7 @@ static void test_conv_helpers(void) {
     CHECK_NEAR(y[(1 * 3 + 1) * c], s9 / 9, 1e-6);
 
     float *wt = rand_buf(9 * c), *bias = rand_buf(c), *z = malloc((size_t)b * h * w * c * 4);
-    depthwise3x3_gelu_forward(z, x, b, h, w, c, 1, wt, bias);
+    depthwise3x3_gelu_forward(VT_ISA_SCALAR, z, x, b, h, w, c, 1, wt, bias);
     double acc = bias[2];
     for (int ky = 0; ky < 3; ky++)
         for (int kx = 0; kx < 3; kx++) {
@@ -164,7 +164,7 @@ static void test_layernorm(void) {
     int rows = 3, dim = 37;
     float *x = rand_buf((size_t)rows * dim), *g = rand_buf(dim), *bb = rand_buf(dim), *y = malloc((size_t)rows * dim * 4);
     for (int i = 0; i < rows * dim; i++) x[i] = x[i] * 10 + 100; /* large mean: catches one-pass variance */
-    layernorm_forward(y, x, rows, dim, g, bb, 1e-6f, 0);
+    layernorm_forward(y, x, rows, dim, g, bb, 1e-6f);
     for (int r = 0; r < rows; r++) {
         double m = 0, v = 0;
         for (int i = 0; i < dim; i++) m += x[r * dim + i];
@@ -176,7 +176,31 @@ static void test_layernorm(void) {
     free(x); free(g); free(bb); free(y);
 }
 
+/* GELU on every path against double erf over [-12, 12]: |error| <= 1e-6 ·
+ * max(1, |x|) (the AVX-512 erf has |error| <= 1.5e-7, as PyTorch's). */
+static void test_gelu(vt_isa isa) {
+    enum { N = 24001 };
+    static float x[N], g[N], lin[N], out[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = g[i] = -12.0f + 24.0f * i / (N - 1);
+        lin[i] = 0.5f;
+    }
+    gelu_inplace(isa, g, N);
+    geglu_row(isa, out, x, lin, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double ref = 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)));
+        double e = fabs(g[i] - ref) / fmax(1.0, fabs(x[i]));
+        double e2 = fabs(out[i] - 0.5 * ref) / fmax(1.0, fabs(x[i]));
+        worst = fmax(worst, fmax(e, e2));
+    }
+    if (worst > 1e-6) fprintf(stderr, "gelu %s: worst %g\n", vt_isa_name(isa), worst);
+    CHECK(worst <= 1e-6);
+}
+
 int main(void) {
+    test_gelu(VT_ISA_SCALAR);
+    if (cpu_avx512()) test_gelu(VT_ISA_AVX512);
     test_gemm();
     test_pack_transposed();
     test_residual_in_place(VT_ISA_SCALAR);
