@@ -18,6 +18,9 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Helper programs that tests drive from Python (dump a checkpoint, tokenize a file, ...).
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/testtools/%)
+# Benchmark drivers (bench/run.py calls them).
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # libFuzzer targets, built with clang + ASan/UBSan against an instrumented library.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -25,7 +28,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,u
 FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 
 .PHONY: all test clean fuzz
-all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN)
+all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -50,6 +53,10 @@ $(BUILD)/testtools/%: tests/tools/%.c $(BUILD)/libvitamin.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvitamin.a $(LDLIBS)
 
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libvitamin.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvitamin.a $(LDLIBS)
+
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
@@ -65,3 +72,6 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# Keep the instrumented objects between fuzz builds.
+.SECONDARY:
