@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "kernels/activation.h"
+#include "kernels/simd.h"
 
-void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
+VT_CLONES void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
 #pragma omp parallel for schedule(static) if (ho * wo * c > 65536)
     for (int oy = 0; oy < ho; oy++) {
@@ -25,7 +26,7 @@ void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
     }
 }
 
-void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
+VT_CLONES void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
                                const float *weight, const float *bias) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -52,7 +53,7 @@ void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, 
     }
 }
 
-void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c) {
+VT_CLONES void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c) {
     int ho = conv3x3_out(h, 2), wo = conv3x3_out(w, 2);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < batch; b++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/activation.h"
+#include "kernels/simd.h"
 
 /* Blocking: a KC×NR panel slice (32 KiB) stays in L1 while MC rows of A
  * (64 KiB at KC=256) stay in L2; NC columns per tile keep enough tiles for 2+
@@ -36,7 +37,7 @@ void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst) {
     }
 }
 
-static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1, float *c, int ldc, const gemm_epilogue *e) {
+VT_CLONES static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1, float *c, int ldc, const gemm_epilogue *e) {
     for (int i = m0; i < m1; i++) {
         float *row = c + (size_t)i * ldc;
         if (e->alpha != 1.0f)
