@@ -3,7 +3,7 @@
 # Every .c under src/ is part of the library, every tools/*.c part of the CLI,
 # every tests/unit/test_*.c its own test binary — add a file, it is built.
 CC      ?= gcc
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
 LDLIBS  += -lwebp -lpng -ljpeg -lutf8proc -lz -lm -fopenmp -lpthread

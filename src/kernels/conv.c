@@ -5,12 +5,11 @@
 #include "kernels/activation.h"
 #include "kernels/simd.h"
 
-VT_CLONES void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride) {
-    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
-#pragma omp parallel for schedule(static) if (ho * wo * c > 65536)
-    for (int oy = 0; oy < ho; oy++) {
+VT_CLONES void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c, int stride, int oy0, int oy1) {
+    int wo = conv3x3_out(w, stride);
+    for (int oy = oy0; oy < oy1; oy++) {
         for (int ox = 0; ox < wo; ox++) {
-            float *dst = cols + ((size_t)oy * wo + ox) * 9 * c;
+            float *dst = cols + ((size_t)(oy - oy0) * wo + ox) * 9 * c;
             for (int ky = 0; ky < 3; ky++) {
                 int iy = oy * stride + ky - 1;
                 for (int kx = 0; kx < 3; kx++) {
@@ -26,31 +25,28 @@ VT_CLONES void im2col_3x3(float *cols, const float *x, int h, int w, int c, int 
     }
 }
 
-VT_CLONES void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
-                               const float *weight, const float *bias) {
-    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < batch; b++) {
-        for (int oy = 0; oy < ho; oy++) {
-            const float *xb = x + (size_t)b * h * w * c;
-            for (int ox = 0; ox < wo; ox++) {
-                float *out = y + (((size_t)b * ho + oy) * wo + ox) * c;
-                for (int ch = 0; ch < c; ch++) out[ch] = bias[ch];
-                for (int ky = 0; ky < 3; ky++) {
-                    int iy = oy * stride + ky - 1;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kx = 0; kx < 3; kx++) {
-                        int ix = ox * stride + kx - 1;
-                        if (ix < 0 || ix >= w) continue;
-                        const float *in = xb + ((size_t)iy * w + ix) * c;
-                        const float *wk = weight + (ky * 3 + kx) * c;
-                        for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
-                    }
+VT_CLONES void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w,
+                                      int c, int stride, int oy0, int oy1, const float *weight, const float *bias) {
+    int wo = conv3x3_out(w, stride);
+    for (int oy = oy0; oy < oy1; oy++) {
+        for (int ox = 0; ox < wo; ox++) {
+            float *restrict out = y + ((size_t)(oy - oy0) * wo + ox) * c;
+            for (int ch = 0; ch < c; ch++) out[ch] = bias[ch];
+            for (int ky = 0; ky < 3; ky++) {
+                int iy = oy * stride + ky - 1;
+                if (iy < 0 || iy >= h) continue;
+                const float *row = x + (size_t)(iy - x_row0) * w * c;
+                for (int kx = 0; kx < 3; kx++) {
+                    int ix = ox * stride + kx - 1;
+                    if (ix < 0 || ix >= w) continue;
+                    const float *restrict in = row + (size_t)ix * c, *restrict wk = weight + (ky * 3 + kx) * c;
+                    for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
                 }
-                gelu_inplace(isa, out, (size_t)c);
             }
+            gelu_inplace(isa, out, (size_t)c);
         }
     }
+    (void)x_rows;
 }
 
 VT_CLONES void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c) {

@@ -12,14 +12,17 @@
 /* Output size of a 3×3 conv / pool with padding 1. */
 static inline int conv3x3_out(int size, int stride) { return (size + 2 - 3) / stride + 1; }
 
-/* im2col for one image: x [H, W, C] → cols [Ho*Wo, 9*C], column order (kh, kw, c),
- * zero padding 1. */
-void im2col_3x3(float *cols, const float *x, int h, int w, int c, int stride);
+/* im2col of output rows [oy0, oy1) of one image: x [H, W, C] → cols
+ * [(oy1-oy0)*Wo, 9*C], column order (kh, kw, c), zero padding 1. Serial: the
+ * callers parallelise over (image, row band). */
+void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c, int stride, int oy0, int oy1);
 
-/* Depthwise 3×3, padding 1, bias, then exact GELU (MBConv conv2_kxk + act).
- * x [B, H, W, C], weight [3][3][C] (reordered from PyTorch [C,1,3,3]), y [B, Ho, Wo, C]. */
-void depthwise3x3_gelu_forward(vt_isa isa, float *y, const float *x, int batch, int h, int w, int c, int stride,
-                               const float *weight, const float *bias);
+/* Depthwise 3×3, padding 1, bias, then exact GELU (MBConv conv2_kxk + act), for
+ * output rows [oy0, oy1) of one image. `x` holds input rows [x_row0, x_row0 +
+ * x_rows) of an [H, W, C] map (rows outside [0, H) are the zero padding);
+ * weight [3][3][C] (reordered from PyTorch [C,1,3,3]); y [(oy1-oy0), Wo, C]. Serial. */
+void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w, int c,
+                            int stride, int oy0, int oy1, const float *weight, const float *bias);
 
 /* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */
 void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c);

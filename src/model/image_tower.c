@@ -16,32 +16,80 @@ static const float IMAGE_LN_EPS = 1e-6f; /* every LayerNorm of the image tower *
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Scratch layout: four activation buffers big enough for any conv-stage or
- * token tensor, one im2col buffer for a single image, attention scratch. */
+/* The conv stages run in bands of output rows, one (image, band) per thread:
+ * LN → 1×1 expand + GELU → depthwise + GELU → 1×1 project for a band keeps the
+ * 4×-wide intermediate (the largest tensor of the network) in the core's L2
+ * instead of streaming it through memory three times. Each band recomputes the
+ * expansion of its one-row halo. BAND_FLOATS sizes the per-thread buffers. */
+enum { BAND_FLOATS = 1 << 18 }; /* 1 MiB */
+
+/* Scratch layout: three full activation buffers (conv maps or token tensors),
+ * per-thread band buffers for the conv stages, attention scratch. */
 typedef struct {
     size_t activation;  /* floats per activation buffer */
-    size_t im2col;      /* floats, one image */
+    size_t band;        /* floats per thread for band work */
     size_t attention;   /* floats, all threads */
+    int threads;
 } image_plan;
+
+/* Output rows per band for a layer whose band needs `floats_per_out_row`. */
+static int band_rows(size_t floats_per_out_row, int out_rows) {
+    size_t r = BAND_FLOATS / (floats_per_out_row ? floats_per_out_row : 1);
+    if (r < 1) r = 1;
+    return r > (size_t)out_rows ? out_rows : (int)r;
+}
+
+/* Input rows a band of `rows` output rows reads (3×3 kernel, padding 1). */
+static int band_input_rows(int rows, int stride) { return (rows - 1) * stride + 3; }
+
+/* Band buffer floats of one MBConv block: LN'd input, expanded input, depthwise output. */
+static size_t mbconv_band_floats(const mbconv_block *blk, int w, int rows) {
+    int wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels, in_rows = band_input_rows(rows, blk->stride);
+    return align16((size_t)in_rows * w * blk->in_channels) + align16((size_t)in_rows * w * mid) +
+           align16((size_t)rows * wo * mid);
+}
+
+static int mbconv_rows_per_band(const mbconv_block *blk, int h, int w) {
+    int ho = conv3x3_out(h, blk->stride), wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels;
+    size_t per_row = (size_t)blk->stride * w * (blk->in_channels + mid) + (size_t)wo * mid;
+    return band_rows(per_row, ho);
+}
+
+static size_t conv3x3_band_floats(int w, int cin, int stride, int rows) {
+    return align16((size_t)rows * conv3x3_out(w, stride) * 9 * cin);
+}
+
+static int conv3x3_rows_per_band(int h, int w, int cin, int stride) {
+    return band_rows((size_t)conv3x3_out(w, stride) * 9 * cin, conv3x3_out(h, stride));
+}
 
 static image_plan plan_image(const struct vt_model *m, int batch) {
     const vt_model_config *c = &m->cfg;
     size_t s = (size_t)c->image_size, h1 = s / 2, n = (s / 16) * (s / 16), d = (size_t)c->width;
     image_plan p;
-    size_t conv = max_sz(h1 * h1 * (size_t)c->stem_width, h1 * h1 * 4 * (size_t)c->stage_widths[0]);
-    conv = max_sz(conv, (h1 / 2) * (h1 / 2) * 4 * (size_t)c->stage_widths[1]);
-    conv = max_sz(conv, s * s * 3);
+    size_t conv = max_sz(h1 * h1 * (size_t)c->stem_width, s * s * 3);
+    conv = max_sz(conv, (h1 / 2) * (h1 / 2) * (size_t)c->stage_widths[1] * 4);
     size_t tokens = n * max_sz(3 * d, 2 * (size_t)c->mlp_hidden);
     p.activation = align16((size_t)batch * max_sz(conv, tokens));
-    p.im2col = align16(max_sz(h1 * h1 * 27, max_sz(h1 * h1 * 9 * (size_t)c->stem_width,
-                                                    (s / 16) * (s / 16) * 9 * (size_t)c->stage_widths[1])));
-    p.attention = align16((size_t)omp_get_max_threads() * attention_scratch_floats((int)n, c->width / c->heads));
+    /* Largest band over every banded layer. */
+    int h = (int)h1;
+    size_t band = conv3x3_band_floats((int)s, 3, 2, conv3x3_rows_per_band((int)s, (int)s, 3, 2));
+    band = max_sz(band, conv3x3_band_floats(h, c->stem_width, 1, conv3x3_rows_per_band(h, h, c->stem_width, 1)));
+    for (int i = 0; i < m->mbconv_count; i++) {
+        const mbconv_block *blk = &m->mbconv[i];
+        band = max_sz(band, mbconv_band_floats(blk, h, mbconv_rows_per_band(blk, h, h)));
+        h = conv3x3_out(h, blk->stride);
+    }
+    band = max_sz(band, conv3x3_band_floats(h, c->stage_widths[1], 2, conv3x3_rows_per_band(h, h, c->stage_widths[1], 2)));
+    p.threads = omp_get_max_threads();
+    p.band = band;
+    p.attention = align16((size_t)p.threads * attention_scratch_floats((int)n, c->width / c->heads));
     return p;
 }
 
 size_t image_tower_scratch_floats(const struct vt_model *m, int batch) {
     image_plan p = plan_image(m, batch);
-    return 4 * p.activation + p.im2col + p.attention;
+    return 3 * p.activation + (size_t)p.threads * p.band + p.attention;
 }
 
 /* GELU over a large buffer, split across threads in 64 KiB pieces. */
@@ -55,43 +103,68 @@ static void trace4(const vt_trace *t, const char *name, const float *x, int b, i
     if (t && t->fn) t->fn(t->user, name, x, 4, (const int64_t[]){b, h, w, c});
 }
 
-/* Dense 3×3 conv (padding 1) through im2col + GEMM, image by image. */
+/* Dense 3×3 conv (padding 1): per (image, row band), im2col of the band + GEMM. */
 static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, float *y, const float *x,
-                            int batch, int h, int w, int cin, int stride, float *cols) {
-    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
+                            int batch, int h, int w, int cin, int stride, float *band_scratch, size_t band_floats) {
+    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride), cout = conv->weight.n;
+    int rows = conv3x3_rows_per_band(h, w, cin, stride), bands = (ho + rows - 1) / rows;
     gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0};
-    for (int b = 0; b < batch; b++) {
-        im2col_3x3(cols, x + (size_t)b * h * w * cin, h, w, cin, stride);
-        gemm_run(m->isa, ho * wo, cols, 9 * cin, &conv->weight, y + (size_t)b * ho * wo * conv->weight.n,
-                 conv->weight.n, &epi);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int job = 0; job < batch * bands; job++) {
+        int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
+        float *cols = band_scratch + (size_t)omp_get_thread_num() * band_floats;
+        im2col_3x3_rows(cols, x + (size_t)b * h * w * cin, h, w, cin, stride, oy0, oy1);
+        gemm_run(m->isa, (oy1 - oy0) * wo, cols, 9 * cin, &conv->weight, y + ((size_t)b * ho + oy0) * wo * cout, cout,
+                 &epi);
     }
+}
+
+/* One band of output rows [oy0, oy1) of one image of an MbConvLNBlock; `out`
+ * already holds the shortcut for those rows. */
+static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float *out, const float *x, int h, int w,
+                        int oy0, int oy1, float *scratch) {
+    int s = blk->stride, wo = conv3x3_out(w, s), cin = blk->in_channels, cout = blk->out_channels, mid = 4 * cout;
+    int iy0 = oy0 * s - 1 < 0 ? 0 : oy0 * s - 1, iy1 = (oy1 - 1) * s + 2 > h ? h : (oy1 - 1) * s + 2;
+    size_t in_pixels = (size_t)(iy1 - iy0) * w;
+    float *normed = scratch, *expanded = normed + align16((size_t)band_input_rows(oy1 - oy0, s) * w * cin);
+    float *depthwise = expanded + align16((size_t)band_input_rows(oy1 - oy0, s) * w * mid);
+    layernorm_forward(normed, x + (size_t)iy0 * w * cin, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias,
+                      IMAGE_LN_EPS);
+    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0};
+    gemm_run(m->isa, (int)in_pixels, normed, cin, &blk->conv1.weight, expanded, mid, &expand);
+    depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, oy0, oy1,
+                           blk->depthwise_weight, blk->depthwise_bias);
+    float *dst = out + (size_t)oy0 * wo * cout;
+    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, dst, cout};
+    gemm_run(m->isa, (oy1 - oy0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
 }
 
 /* MbConvLNBlock (spec §1.3): shortcut from the raw input; pre-norm, 1×1 expand
  * + GELU, depthwise 3×3 (stride) + GELU, 1×1 project, + shortcut. */
 static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, float *out, const float *x,
-                           int batch, int h, int w, float *t1, float *t2) {
+                           int batch, int h, int w, float *pooled, float *band_scratch, size_t band_floats) {
     int ho = conv3x3_out(h, blk->stride), wo = conv3x3_out(w, blk->stride);
-    int cin = blk->in_channels, cout = blk->out_channels, mid = 4 * cout;
-    size_t in_pixels = (size_t)batch * h * w, out_pixels = (size_t)batch * ho * wo;
+    int cin = blk->in_channels, cout = blk->out_channels;
+    size_t out_pixels = (size_t)batch * ho * wo;
     /* Shortcut into `out` (the projection's residual, added in its epilogue). */
     if (blk->stride == 2) {
         if (blk->has_expand) {
-            avgpool3x3s2_forward(t1, x, batch, h, w, cin);
+            avgpool3x3s2_forward(pooled, x, batch, h, w, cin);
             gemm_epilogue epi = {1.0f, blk->expand.bias, 0, NULL, 0};
-            gemm_run(m->isa, (int)out_pixels, t1, cin, &blk->expand.weight, out, cout, &epi);
+            gemm_run(m->isa, (int)out_pixels, pooled, cin, &blk->expand.weight, out, cout, &epi);
         } else {
             avgpool3x3s2_forward(out, x, batch, h, w, cin);
         }
     } else {
         memcpy(out, x, out_pixels * cout * sizeof(float));
     }
-    layernorm_forward(t1, x, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias, IMAGE_LN_EPS);
-    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0};
-    gemm_run(m->isa, (int)in_pixels, t1, cin, &blk->conv1.weight, t2, mid, &expand);
-    depthwise3x3_gelu_forward(m->isa, t1, t2, batch, h, w, mid, blk->stride, blk->depthwise_weight, blk->depthwise_bias);
-    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, out, cout};
-    gemm_run(m->isa, (int)out_pixels, t1, mid, &blk->conv3.weight, out, cout, &project);
+    int rows = mbconv_rows_per_band(blk, h, w), bands = (ho + rows - 1) / rows;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int job = 0; job < batch * bands; job++) {
+        int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
+        mbconv_band(m, blk, out + (size_t)b * ho * wo * cout, x + (size_t)b * h * w * cin, h, w, oy0, oy1,
+                    band_scratch + (size_t)omp_get_thread_num() * band_floats);
+    }
 }
 
 /* timm Block with GeGLU (spec §1.6): x += attn(LN1 x); x += w2(gelu(w0 u) ⊙ w1 u), u = LNmlp(LN2 x). */
@@ -120,8 +193,8 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
                          const vt_trace *trace) {
     const vt_model_config *c = &m->cfg;
     image_plan p = plan_image(m, batch);
-    float *a = scratch, *b = a + p.activation, *t1 = b + p.activation, *t2 = t1 + p.activation;
-    float *cols = t2 + p.activation, *attn = cols + p.im2col;
+    float *a = scratch, *b = a + p.activation, *t = b + p.activation;
+    float *bands = t + p.activation, *attn = bands + (size_t)p.threads * p.band;
     int s = c->image_size, h = s / 2, w = s / 2;
 
     /* NCHW input → NHWC. */
@@ -132,18 +205,18 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
                     a[(((size_t)i * s + y) * s + x) * 3 + ch] = pixels[(((size_t)i * 3 + ch) * s + y) * s + x];
 
     /* Stem: conv 3×3/2 → LayerNorm2d + GELU → conv 3×3. */
-    conv3x3_forward(m, &m->stem_conv1, b, a, batch, s, s, 3, 2, cols);
+    conv3x3_forward(m, &m->stem_conv1, b, a, batch, s, s, 3, 2, bands, p.band);
     layernorm_forward(b, b, (size_t)batch * h * w, c->stem_width, m->stem_norm_weight, m->stem_norm_bias,
                       IMAGE_LN_EPS);
     gelu_parallel(m->isa, b, (size_t)batch * h * w * c->stem_width);
-    conv3x3_forward(m, &m->stem_conv2, a, b, batch, h, w, c->stem_width, 1, cols);
+    conv3x3_forward(m, &m->stem_conv2, a, b, batch, h, w, c->stem_width, 1, bands, p.band);
     trace4(trace, "stem", a, batch, h, w, c->stem_width);
 
     /* MBConv stages (ping-pong between a and b). */
     float *cur = a, *next = b;
     for (int i = 0; i < m->mbconv_count; i++) {
         const mbconv_block *blk = &m->mbconv[i];
-        mbconv_forward(m, blk, next, cur, batch, h, w, t1, t2);
+        mbconv_forward(m, blk, next, cur, batch, h, w, t, bands, p.band);
         h = conv3x3_out(h, blk->stride);
         w = conv3x3_out(w, blk->stride);
         float *tmp = cur; cur = next; next = tmp;
@@ -152,9 +225,9 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     }
 
     /* StridedConv: LayerNorm2d then 3×3/2 conv → tokens [B, N, D] (NHWC is token-major already). */
-    layernorm_forward(t1, cur, (size_t)batch * h * w, c->stage_widths[1], m->pool_norm_weight, m->pool_norm_bias,
+    layernorm_forward(t, cur, (size_t)batch * h * w, c->stage_widths[1], m->pool_norm_weight, m->pool_norm_bias,
                       IMAGE_LN_EPS);
-    conv3x3_forward(m, &m->pool_proj, next, t1, batch, h, w, c->stage_widths[1], 2, cols);
+    conv3x3_forward(m, &m->pool_proj, next, t, batch, h, w, c->stage_widths[1], 2, bands, p.band);
     float *x = next;
     int grid = conv3x3_out(h, 2), n = grid * grid, d = c->width;
     if (m->pos_embed)
@@ -162,8 +235,12 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
             for (size_t j = 0; j < (size_t)n * d; j++) x[(size_t)i * n * d + j] += m->pos_embed[j];
     if (trace && trace->fn) trace->fn(trace->user, "tokens", x, 3, (const int64_t[]){batch, n, d});
 
+    /* Token phase: x lives in `next`; `cur` holds qkv / the [w0|w1] output and
+     * `t` holds the LN output (rows·D) followed by the GeGLU gate (rows·2D):
+     * plan_image sizes every activation buffer for rows·4D. */
+    float *t1 = t, *t2 = cur;
     for (int i = 0; i < c->depth; i++) {
-        vit_block_forward(m, &m->vit[i], x, batch, n, t1, t2, cur, attn);
+        vit_block_forward(m, &m->vit[i], x, batch, n, t1, t2, t1 + (size_t)batch * n * d, attn);
         if (trace && trace->fn) {
             char name[32];
             snprintf(name, sizeof name, "block%d", i);

@@ -97,7 +97,7 @@ static const ckpt_tensor *key_index_find(const key_index *ix, const char *name, 
 
 static int count_prefixed_blocks(const key_index *ix, const char *fmt) {
     int n = 0;
-    char name[256];
+    char name[640];
     for (;; n++) {
         snprintf(name, sizeof name, fmt, n);
         if (!key_index_find(ix, name, NULL)) return n;
@@ -336,6 +336,14 @@ static const float *bind(binder *b, const char *name, int ndim, const int64_t *s
     return data;
 }
 
+/* prefix + suffix into buf; an over-long key becomes "" and then fails the
+ * lookup with a message naming the (truncated) key, never a silent mismatch. */
+static const char *join_key(char *buf, size_t size, const char *prefix, const char *suffix) {
+    int n = snprintf(buf, size, "%s%s", prefix, suffix);
+    if (n < 0 || (size_t)n >= size) buf[0] = '\0';
+    return buf;
+}
+
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 
 static void pack_into(binder *b, linear_layer *layer, const float *w, int out, int in, int w_is_kn) {
@@ -348,21 +356,21 @@ static void pack_into(binder *b, linear_layer *layer, const float *w, int out, i
 
 /* Linear (or 1×1 conv when `conv1x1`) "<prefix>.weight" [out, in] + optional bias. */
 static void bind_linear(binder *b, linear_layer *layer, const char *prefix, int out, int in, int has_bias, int conv1x1) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
+    char name[640];
+    join_key(name, sizeof name, prefix, ".weight");
     const float *w = conv1x1 ? bind(b, name, 4, SHAPE(out, in, 1, 1)) : bind(b, name, 2, SHAPE(out, in));
     pack_into(b, layer, w, out, in, 0);
     layer->bias = NULL;
     if (has_bias) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
+        join_key(name, sizeof name, prefix, ".bias");
         layer->bias = bind(b, name, 1, SHAPE(out));
     }
 }
 
 /* 3×3 dense conv "<prefix>.weight" [out, in, 3, 3], packed for im2col. */
 static void bind_conv3x3(binder *b, linear_layer *layer, const char *prefix, int out, int in) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
+    char name[640];
+    join_key(name, sizeof name, prefix, ".weight");
     const float *w = bind(b, name, 4, SHAPE(out, in, 3, 3));
     if (!w) return;
     float *ohwi = malloc((size_t)out * in * 9 * sizeof(float));
@@ -370,26 +378,26 @@ static void bind_conv3x3(binder *b, linear_layer *layer, const char *prefix, int
     conv3x3_weight_to_ohwi(ohwi, w, out, in);
     pack_into(b, layer, ohwi, out, 9 * in, 0);
     free(ohwi);
-    snprintf(name, sizeof name, "%s.bias", prefix);
+    join_key(name, sizeof name, prefix, ".bias");
     layer->bias = bind(b, name, 1, SHAPE(out));
 }
 
 static void bind_norm(binder *b, const float **weight, const float **bias, const char *prefix, int dim) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
+    char name[640];
+    join_key(name, sizeof name, prefix, ".weight");
     *weight = bind(b, name, 1, SHAPE(dim));
-    snprintf(name, sizeof name, "%s.bias", prefix);
+    join_key(name, sizeof name, prefix, ".bias");
     *bias = bind(b, name, 1, SHAPE(dim));
 }
 
 static void bind_mbconv(binder *b, mbconv_block *blk, const char *prefix) {
-    char name[512];
+    char name[640];
     int mid = 4 * blk->out_channels;
-    snprintf(name, sizeof name, "%s.pre_norm", prefix);
+    join_key(name, sizeof name, prefix, ".pre_norm");
     bind_norm(b, &blk->pre_norm_weight, &blk->pre_norm_bias, name, blk->in_channels);
-    snprintf(name, sizeof name, "%s.conv1_1x1", prefix);
+    join_key(name, sizeof name, prefix, ".conv1_1x1");
     bind_linear(b, &blk->conv1, name, mid, blk->in_channels, 1, 1);
-    snprintf(name, sizeof name, "%s.conv2_kxk.weight", prefix);
+    join_key(name, sizeof name, prefix, ".conv2_kxk.weight");
     const float *dw = bind(b, name, 4, SHAPE(mid, 1, 3, 3));
     if (dw) {
         blk->depthwise_weight = own(b, (size_t)9 * mid * sizeof(float));
@@ -397,12 +405,12 @@ static void bind_mbconv(binder *b, mbconv_block *blk, const char *prefix) {
         for (int c = 0; c < mid; c++)
             for (int k = 0; k < 9; k++) blk->depthwise_weight[k * mid + c] = dw[c * 9 + k];
     }
-    snprintf(name, sizeof name, "%s.conv2_kxk.bias", prefix);
+    join_key(name, sizeof name, prefix, ".conv2_kxk.bias");
     blk->depthwise_bias = bind(b, name, 1, SHAPE(mid));
-    snprintf(name, sizeof name, "%s.conv3_1x1", prefix);
+    join_key(name, sizeof name, prefix, ".conv3_1x1");
     bind_linear(b, &blk->conv3, name, blk->out_channels, mid, 1, 1);
     if (blk->has_expand) {
-        snprintf(name, sizeof name, "%s.shortcut.expand", prefix);
+        join_key(name, sizeof name, prefix, ".shortcut.expand");
         bind_linear(b, &blk->expand, name, blk->out_channels, blk->in_channels, 1, 1);
     }
 }
@@ -411,12 +419,12 @@ static void bind_image_tower(binder *b) {
     struct vt_model *m = b->m;
     const vt_model_config *c = &m->cfg;
     const char *bb = "visual.trunk.patch_embed.backbone";
-    char name[256];
-    snprintf(name, sizeof name, "%s.stem.conv1", bb);
+    char name[640];
+    join_key(name, sizeof name, bb, ".stem.conv1");
     bind_conv3x3(b, &m->stem_conv1, name, c->stem_width, 3);
-    snprintf(name, sizeof name, "%s.stem.norm1", bb);
+    join_key(name, sizeof name, bb, ".stem.norm1");
     bind_norm(b, &m->stem_norm_weight, &m->stem_norm_bias, name, c->stem_width);
-    snprintf(name, sizeof name, "%s.stem.conv2", bb);
+    join_key(name, sizeof name, bb, ".stem.conv2");
     bind_conv3x3(b, &m->stem_conv2, name, c->stem_width, c->stem_width);
 
     int in = c->stem_width;
@@ -433,9 +441,9 @@ static void bind_image_tower(binder *b) {
             in = c->stage_widths[s];
         }
     }
-    snprintf(name, sizeof name, "%s.pool.norm", bb);
+    join_key(name, sizeof name, bb, ".pool.norm");
     bind_norm(b, &m->pool_norm_weight, &m->pool_norm_bias, name, c->stage_widths[1]);
-    snprintf(name, sizeof name, "%s.pool.proj", bb);
+    join_key(name, sizeof name, bb, ".pool.proj");
     bind_conv3x3(b, &m->pool_proj, name, c->width, c->stage_widths[1]);
 
     int grid = c->image_size / 16, d = c->width, h = c->mlp_hidden;
@@ -446,24 +454,24 @@ static void bind_image_tower(binder *b) {
         vit_block *blk = &m->vit[i];
         char p[128];
         snprintf(p, sizeof p, "visual.trunk.blocks.%d", i);
-        snprintf(name, sizeof name, "%s.norm1", p);
+        join_key(name, sizeof name, p, ".norm1");
         bind_norm(b, &blk->norm1_weight, &blk->norm1_bias, name, d);
-        snprintf(name, sizeof name, "%s.attn.qkv", p);
+        join_key(name, sizeof name, p, ".attn.qkv");
         bind_linear(b, &blk->qkv, name, 3 * d, d, 1, 0);
-        snprintf(name, sizeof name, "%s.attn.proj", p);
+        join_key(name, sizeof name, p, ".attn.proj");
         bind_linear(b, &blk->proj, name, d, d, 1, 0);
-        snprintf(name, sizeof name, "%s.norm2", p);
+        join_key(name, sizeof name, p, ".norm2");
         bind_norm(b, &blk->norm2_weight, &blk->norm2_bias, name, d);
-        snprintf(name, sizeof name, "%s.mlp.norm", p);
+        join_key(name, sizeof name, p, ".mlp.norm");
         bind_norm(b, &blk->mlp_norm_weight, &blk->mlp_norm_bias, name, d);
         /* w0 (gated) and w1 (linear) read the same input: one [2H, D] GEMM. */
-        snprintf(name, sizeof name, "%s.mlp.w0.weight", p);
+        join_key(name, sizeof name, p, ".mlp.w0.weight");
         const float *w0 = bind(b, name, 2, SHAPE(h, d));
-        snprintf(name, sizeof name, "%s.mlp.w1.weight", p);
+        join_key(name, sizeof name, p, ".mlp.w1.weight");
         const float *w1 = bind(b, name, 2, SHAPE(h, d));
-        snprintf(name, sizeof name, "%s.mlp.w0.bias", p);
+        join_key(name, sizeof name, p, ".mlp.w0.bias");
         const float *b0 = bind(b, name, 1, SHAPE(h));
-        snprintf(name, sizeof name, "%s.mlp.w1.bias", p);
+        join_key(name, sizeof name, p, ".mlp.w1.bias");
         const float *b1 = bind(b, name, 1, SHAPE(h));
         if (!b->status) {
             float *w01 = malloc((size_t)2 * h * d * sizeof(float));
@@ -477,7 +485,7 @@ static void bind_image_tower(binder *b) {
             blk->w0_w1.bias = b01;
             free(w01);
         }
-        snprintf(name, sizeof name, "%s.mlp.w2", p);
+        join_key(name, sizeof name, p, ".mlp.w2");
         bind_linear(b, &blk->w2, name, d, h, 1, 0);
     }
     bind_norm(b, &m->fc_norm_weight, &m->fc_norm_bias, "visual.trunk.fc_norm", d);
@@ -491,7 +499,7 @@ static void bind_text_tower(binder *b) {
     struct vt_model *m = b->m;
     const vt_model_config *c = &m->cfg;
     int w = c->text_width;
-    char name[256];
+    char name[640];
     m->token_embedding = bind(b, "text.token_embedding.weight", 2, SHAPE(c->vocab_size, w));
     m->positional_embedding = bind(b, "text.positional_embedding", 2, SHAPE(c->context_length, w));
     m->text = calloc((size_t)c->text_layers, sizeof *m->text);
@@ -500,20 +508,20 @@ static void bind_text_tower(binder *b) {
         text_block *blk = &m->text[i];
         char p[128];
         snprintf(p, sizeof p, "text.transformer.resblocks.%d", i);
-        snprintf(name, sizeof name, "%s.ln_1", p);
+        join_key(name, sizeof name, p, ".ln_1");
         bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, name, w);
-        snprintf(name, sizeof name, "%s.attn.in_proj_weight", p);
+        join_key(name, sizeof name, p, ".attn.in_proj_weight");
         const float *in_w = bind(b, name, 2, SHAPE(3 * w, w));
         pack_into(b, &blk->in_proj, in_w, 3 * w, w, 0);
-        snprintf(name, sizeof name, "%s.attn.in_proj_bias", p);
+        join_key(name, sizeof name, p, ".attn.in_proj_bias");
         blk->in_proj.bias = bind(b, name, 1, SHAPE(3 * w));
-        snprintf(name, sizeof name, "%s.attn.out_proj", p);
+        join_key(name, sizeof name, p, ".attn.out_proj");
         bind_linear(b, &blk->out_proj, name, w, w, 1, 0);
-        snprintf(name, sizeof name, "%s.ln_2", p);
+        join_key(name, sizeof name, p, ".ln_2");
         bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, name, w);
-        snprintf(name, sizeof name, "%s.mlp.c_fc", p);
+        join_key(name, sizeof name, p, ".mlp.c_fc");
         bind_linear(b, &blk->c_fc, name, 4 * w, w, 1, 0);
-        snprintf(name, sizeof name, "%s.mlp.c_proj", p);
+        join_key(name, sizeof name, p, ".mlp.c_proj");
         bind_linear(b, &blk->c_proj, name, w, 4 * w, 1, 0);
     }
     bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, "text.ln_final", w);

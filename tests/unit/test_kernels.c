@@ -149,7 +149,13 @@ static void test_conv_helpers(void) {
     CHECK_NEAR(y[(1 * 3 + 1) * c], s9 / 9, 1e-6);
 
     float *wt = rand_buf(9 * c), *bias = rand_buf(c), *z = malloc((size_t)b * h * w * c * 4);
-    depthwise3x3_gelu_forward(VT_ISA_SCALAR, z, x, b, h, w, c, 1, wt, bias);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, z, x, 0, h, h, w, c, 1, 0, h, wt, bias);
+    /* A band (output rows 1..2 at stride 2, given input rows 1..5 only) equals those rows of the full map. */
+    float *full = malloc((size_t)3 * 3 * c * 4), *band = malloc((size_t)2 * 3 * c * 4);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, full, x, 0, h, h, w, c, 2, 0, 3, wt, bias);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, band, x + (size_t)1 * w * c, 1, 5, h, w, c, 2, 1, 3, wt, bias);
+    CHECK(memcmp(band, full + (size_t)3 * c, (size_t)2 * 3 * c * 4) == 0);
+    free(full); free(band);
     double acc = bias[2];
     for (int ky = 0; ky < 3; ky++)
         for (int kx = 0; kx < 3; kx++) {
