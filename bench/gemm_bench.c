@@ -28,8 +28,10 @@ TARGET_AVX512 static double fma_peak_gflops(long iters) {
     {
         __m512 a[24], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
         for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
-        for (long it = 0; it < iters; it++)
+        for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
             for (int i = 0; i < 24; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+        }
         float sink = 0;
         for (int i = 0; i < 24; i++) sink += _mm512_reduce_add_ps(a[i]);
         if (sink == 1234.5f) printf(" ");
@@ -47,8 +49,10 @@ TARGET_AVX512 static double bf16_peak_gflops(long iters) {
         __m512 acc[24];
         __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3f80);
         for (int i = 0; i < 24; i++) acc[i] = _mm512_setzero_ps();
-        for (long it = 0; it < iters; it++)
+        for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
             for (int i = 0; i < 24; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+        }
         float sink = 0;
         for (int i = 0; i < 24; i++) sink += _mm512_reduce_add_ps(acc[i]);
         if (sink == 1234.5f) printf(" ");
