@@ -587,6 +587,20 @@ static vt_status map_file(ckpt_file *file, const char *path, vt_error *err) {
     return status;
 }
 
+void ckpt_release_pages(const ckpt_file *file) {
+    if (file && file->mapping) madvise(file->mapping, file->mapping_size, MADV_DONTNEED);
+}
+
+void ckpt_release_range(const ckpt_file *file, const void *data, size_t bytes) {
+    if (!file || !file->mapping) return;
+    uintptr_t base = (uintptr_t)file->mapping, lo = (uintptr_t)data, hi = lo + bytes;
+    if (lo < base || hi > base + file->mapping_size) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo = (lo + page - 1) & ~(page - 1);
+    hi &= ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 vt_status ckpt_open(const char *path, ckpt_file **out, vt_error *err) {
     *out = NULL;
     if (!path) return vt_fail(err, VT_ERR_ARGUMENT, "ckpt_open: NULL path");

@@ -61,6 +61,14 @@ vt_status ckpt_open(const char *path, ckpt_file **out, vt_error *err);
 vt_status ckpt_open_memory(const void *bytes, size_t size, ckpt_file **out, vt_error *err);
 void ckpt_close(ckpt_file *file);
 
+/* Drops the resident pages of a memory-mapped checkpoint (madvise DONTNEED).
+ * Tensor data pointers stay valid: the pages are read again from the file when
+ * touched. A loader calls this once it has copied what it packs, so resident
+ * memory holds one copy of the weights, not two. No-op for in-memory files. */
+void ckpt_release_pages(const ckpt_file *file);
+/* The same for the whole pages inside [data, data + bytes), if they belong to the mapping. */
+void ckpt_release_range(const ckpt_file *file, const void *data, size_t bytes);
+
 ckpt_format ckpt_get_format(const ckpt_file *file);
 size_t ckpt_count(const ckpt_file *file);
 const ckpt_tensor *ckpt_at(const ckpt_file *file, size_t index);   /* file order */

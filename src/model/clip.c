@@ -42,6 +42,8 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
         st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);
         if (!st) st = vt_config_validate(&m->cfg, err);
         if (!st) st = weights_bind(m, err);
+        /* Packed copies now hold most weights; in-place tensors fault back in on use. */
+        if (!st) ckpt_release_pages(m->checkpoint);
         if (st) vt_error_prefix(err, "%s: ", path);
     }
     if (st) {

@@ -333,6 +333,9 @@ static const float *bind(binder *b, const char *name, int ndim, const int64_t *s
             return NULL;
         }
     }
+    /* The check paged the whole tensor in; let it page back in only where used
+     * (a 49408-row token embedding is mostly never read). */
+    ckpt_release_range(b->m->checkpoint, t->data, (size_t)t->numel * vt_dtype_size(t->dtype));
     return data;
 }
 
@@ -351,6 +354,7 @@ static void pack_into(binder *b, linear_layer *layer, const float *w, int out, i
     float *dst = own(b, gemm_packed_floats(out, in) * sizeof(float));
     if (!dst) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory packing weights"); return; }
     gemm_pack(w, out, in, w_is_kn ? out : in, w_is_kn, dst);
+    ckpt_release_range(b->m->checkpoint, w, (size_t)out * in * sizeof(float)); /* packed copy replaces it */
     layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, dst};
 }
 
