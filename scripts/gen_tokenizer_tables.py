@@ -133,24 +133,43 @@ def python_sigma_properties():
       (' ' + x + 'Σ').lower() ends in 'ς'  <=>  not ignorable(x) and cased(x)
       ('A' + x + 'Σ').lower() ends in 'ς'  <=>  ignorable(x) or cased(x)
     Cased matters only for non-ignorable chars (both scans stop at the first
-    non-ignorable one), so these two probes determine everything."""
-    ignorable, cased = [], []
-    for c in range(MAX_CP):
-        if 0xD800 <= c <= 0xDFFF:
-            continue
-        x = chr(c)
-        t1 = (" " + x + "\u03a3").lower()[-1] == "\u03c2"
-        t2 = ("A" + x + "\u03a3").lower()[-1] == "\u03c2"
-        if t1:
-            cased.append(c)
-        elif t2:
-            ignorable.append(c)
+    non-ignorable one), so these two probes determine everything. The probes
+    are batched into one string per kind, each framed by spaces (neither
+    cased nor ignorable), so every Σ sees only its own probe."""
+    cps = [c for c in range(MAX_CP) if not 0xD800 <= c <= 0xDFFF]
+    # chars whose lowercase has another length (U+0130) would shift the batch
+    odd = {c for c in cps if len(chr(c).lower()) != 1}
+
+    def probe(prefix):
+        batch = [c for c in cps if c not in odd]
+        lowered = "".join(" " + prefix + chr(c) + "\u03a3 " for c in batch).lower()
+        step = len(prefix) + 4
+        assert len(lowered) == step * len(batch)
+        result = {c: lowered[i * step + step - 2] == "\u03c2" for i, c in enumerate(batch)}
+        for c in odd:
+            result[c] = (" " + prefix + chr(c) + "\u03a3").lower()[-1] == "\u03c2"
+        return [result[c] for c in cps]
+
+    t1, t2 = probe(""), probe("A")
+    cased = [c for c, a in zip(cps, t1) if a]
+    ignorable = [c for c, a, b in zip(cps, t1, t2) if b and not a]
     return ignorable, cased
 
 
+def all_codepoints_string():
+    """Every code point except surrogates, in order, with its code point list."""
+    cps = [c for c in range(MAX_CP) if not 0xD800 <= c <= 0xDFFF]
+    return "".join(map(chr, cps)), cps
+
+
+def matching_codepoints(compiled):
+    """Code points a single-character pattern matches (one finditer pass)."""
+    text, cps = all_codepoints_string()
+    return [cps[m.start()] for m in compiled.finditer(text)]
+
+
 def re_category_set(pattern):
-    rx = re.compile(pattern)
-    return [c for c in range(MAX_CP) if rx.match(chr(c))]
+    return matching_codepoints(re.compile(pattern))
 
 
 def python_unassigned():
@@ -166,19 +185,19 @@ TOKEN_CLASS_NONE, TOKEN_CLASS_LETTER, TOKEN_CLASS_NUMBER = 0, 1, 2
 
 def token_classes():
     flags = regex.IGNORECASE
-    letter = regex.compile(r"[\p{L}]", flags)
-    number = regex.compile(r"[\p{N}]", flags)
-    other = regex.compile(r"[^\s\p{L}\p{N}]", flags)
+    letter = set(matching_codepoints(regex.compile(r"[\p{L}]", flags)))
+    number = set(matching_codepoints(regex.compile(r"[\p{N}]", flags)))
+    other = set(matching_codepoints(regex.compile(r"[^\s\p{L}\p{N}]", flags)))
+    assert not (letter & number) and not (letter & other) and not (number & other)
     classes = {}
     for c in range(MAX_CP):
-        ch = chr(c)
-        hits = [bool(letter.match(ch)), bool(number.match(ch)), bool(other.match(ch))]
-        assert sum(hits) <= 1, hex(c)
-        if hits[0]:
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        if c in letter:
             classes[c] = TOKEN_CLASS_LETTER
-        elif hits[1]:
+        elif c in number:
             classes[c] = TOKEN_CLASS_NUMBER
-        elif not hits[2]:
+        elif c not in other:
             classes[c] = TOKEN_CLASS_NONE
     out = []  # (lo, hi, class) runs
     for c in sorted(classes):
@@ -194,9 +213,8 @@ def case_insensitive_extras():
     """Non-ASCII code points that regex's IGNORECASE lets match an ASCII letter."""
     out = []
     for letter in "abcdefghijklmnopqrstuvwxyz":
-        rx = regex.compile(letter, regex.IGNORECASE)
-        for c in range(0x80, MAX_CP):
-            if rx.match(chr(c)):
+        for c in matching_codepoints(regex.compile(letter, regex.IGNORECASE)):
+            if c >= 0x80:
                 out.append((letter, c))
     return out
 

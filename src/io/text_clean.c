@@ -250,7 +250,15 @@ bool vt_ftfy_is_bad(const uint32_t *s, size_t n) {
 /* single-byte codecs (ftfy.chardata.CHARMAP_ENCODINGS, incl. sloppy ones)    */
 /* ========================================================================== */
 
-enum { CHARMAP_LATIN1 = 0, CHARMAP_SLOPPY_FIRST = 1, CHARMAP_SLOPPY_LAST = 6, CHARMAP_MACROMAN = 8 };
+/* Indices into vt_gen_charmap_* (ftfy's CHARMAP_ENCODINGS order; the unit
+ * test checks the names). */
+enum {
+    CHARMAP_LATIN1 = 0,
+    CHARMAP_SLOPPY_WINDOWS_1252 = 1,
+    CHARMAP_SLOPPY_FIRST = 1, /* sloppy-windows-1252 ... sloppy-windows-1257 */
+    CHARMAP_SLOPPY_LAST = 6,
+    CHARMAP_MACROMAN = 8,
+};
 
 /* The byte `c` encodes to, or -1. ASCII other than 0x1A encodes to itself in
  * every table (the generator checks this); the rest is a binary search. */
@@ -522,7 +530,7 @@ static int fix_c1_controls(const uint32_t *s, size_t n, vt_u32str *out) {
     if (vt_u32_reserve(out, n)) return -1;
     for (size_t i = 0; i < n; i++) {
         uint32_t c = s[i];
-        if (c >= 0x80 && c <= 0x9F) c = vt_gen_charmap_decode[CHARMAP_SLOPPY_FIRST][c];
+        if (c >= 0x80 && c <= 0x9F) c = vt_gen_charmap_decode[CHARMAP_SLOPPY_WINDOWS_1252][c];
         out->v[out->n++] = c;
     }
     return 0;
@@ -604,10 +612,6 @@ static int fix_encoding_at_depth(const uint32_t *s, size_t n, vt_u32str *out, in
 }
 
 int vt_ftfy_fix_encoding(const uint32_t *s, size_t n, vt_u32str *out) {
-    return fix_encoding_at_depth(s, n, out, 0);
-}
-
-static int fix_encoding_fixer(const uint32_t *s, size_t n, vt_u32str *out) {
     return fix_encoding_at_depth(s, n, out, 0);
 }
 
@@ -728,6 +732,7 @@ static int remove_control_chars(const uint32_t *s, size_t n, vt_u32str *out) {
 #define FIX_PASS_WORK_BUDGET ((size_t)1 << 26)
 #define FIX_MIN_PASSES 64
 
+/* ftfy.fix_and_explain on one segment, with its fixers in its order. */
 static int fix_segment(const uint32_t *s, size_t n, bool unescape, vt_u32str *out) {
     static const vt_fixer after_encoding[] = {
         fix_c1_controls, fix_latin_ligatures, fix_character_width, uncurl_quotes,
@@ -743,7 +748,7 @@ static int fix_segment(const uint32_t *s, size_t n, bool unescape, vt_u32str *ou
         orig.n = 0;
         if (vt_u32_append(&orig, text.v, text.n)) goto fail;
         if (unescape && apply_fixer(ftfy_unescape_html, &text)) goto fail;
-        if (apply_fixer(fix_encoding_fixer, &text)) goto fail;
+        if (apply_fixer(vt_ftfy_fix_encoding, &text)) goto fail;
         for (size_t f = 0; f < sizeof after_encoding / sizeof after_encoding[0]; f++)
             if (apply_fixer(after_encoding[f], &text)) goto fail;
         if (vt_u32_equal(text.v, text.n, orig.v, orig.n)) break;

@@ -17,6 +17,8 @@
 /* merges[1 : 49152-256-2+1] in SimpleTokenizer.__init__ */
 #define CLIP_MERGE_COUNT (49152 - 256 - 2)
 #define NO_ID UINT32_MAX
+/* Longest text accepted (512 MiB): keeps BPE positions far below NO_ID. */
+#define MAX_TEXT_BYTES (UINT32_MAX / 8)
 
 /* ========================================================================== */
 /* hash maps                                                                  */
@@ -64,9 +66,10 @@ static size_t table_size_for(size_t entries) {
     return size;
 }
 
-static const string_slot *find_string_slot(const clip_tokenizer *tok, const char *s, size_t n) {
+/* The slot holding `s`, or the empty slot where it would go. */
+static string_slot *find_string_slot(const clip_tokenizer *tok, const char *s, size_t n) {
     for (size_t i = hash_bytes(s, n) & tok->string_mask;; i = (i + 1) & tok->string_mask) {
-        const string_slot *slot = &tok->strings[i];
+        string_slot *slot = &tok->strings[i];
         if (slot->id == NO_ID) return slot;
         if (slot->len == n && memcmp(tok->arena + slot->offset, s, n) == 0) return slot;
     }
@@ -79,7 +82,7 @@ static uint32_t lookup_string(const clip_tokenizer *tok, const char *s, size_t n
 /* Python's dict(zip(vocab, range(len(vocab)))): a repeated string keeps the
  * last id. The string must already be in the arena at `offset`. */
 static void insert_string(clip_tokenizer *tok, uint32_t offset, uint32_t len, uint32_t id) {
-    string_slot *slot = (string_slot *)find_string_slot(tok, tok->arena + offset, len);
+    string_slot *slot = find_string_slot(tok, tok->arena + offset, len);
     slot->offset = offset;
     slot->len = len;
     slot->id = id;
@@ -222,73 +225,96 @@ typedef struct {
     size_t len;
 } line_ref;
 
-/* Builds vocabulary and merge ranks exactly as SimpleTokenizer.__init__:
- * 256 byte symbols, the same with "</w>", every merge joined, then the two
- * special tokens; bpe_ranks maps each two-part merge to its line index. */
-static vt_status build_tables(clip_tokenizer *tok, const line_ref *merges, const char *path,
-                              vt_error *err) {
-    uint8_t order[256];
-    uint32_t cp_of_byte[256];
-    byte_level_alphabet(order, cp_of_byte);
-    const size_t vocab_count = 512 + CLIP_MERGE_COUNT + 2;
-    uint32_t *offsets = malloc(vocab_count * sizeof *offsets), *lens = malloc(vocab_count * sizeof *lens);
-    size_t cap = 0;
-    vt_bytes sym = {0};
-    tok->string_mask = table_size_for(vocab_count) - 1;
-    tok->strings = malloc((tok->string_mask + 1) * sizeof *tok->strings);
-    tok->pair_mask = table_size_for(CLIP_MERGE_COUNT) - 1;
-    tok->pairs = calloc(tok->pair_mask + 1, sizeof *tok->pairs);
-    if (!offsets || !lens || !tok->strings || !tok->pairs) goto nomem;
-    for (size_t i = 0; i <= tok->string_mask; i++) tok->strings[i].id = NO_ID;
+/* The vocabulary list of SimpleTokenizer.__init__, as (offset, length) pairs
+ * into the tokenizer's arena, in id order. */
+typedef struct {
+    uint32_t offset[512 + CLIP_MERGE_COUNT + 2];
+    uint32_t len[512 + CLIP_MERGE_COUNT + 2];
+    size_t count;
+    size_t arena_cap;
+} vocab_list;
 
-    size_t id = 0;
-    for (int pass = 0; pass < 2; pass++)
+static int vocab_add(clip_tokenizer *tok, vocab_list *v, const char *s, size_t n) {
+    uint32_t off = arena_add(tok, &v->arena_cap, s, n);
+    if (off == UINT32_MAX) return -1;
+    v->offset[v->count] = off;
+    v->len[v->count++] = (uint32_t)n;
+    return 0;
+}
+
+/* vocab = byte symbols + the same with "</w>" + ''.join(merge) for every
+ * merge + ['<start_of_text>', '<end_of_text>'] */
+static vt_status list_vocabulary(clip_tokenizer *tok, const line_ref *merges,
+                                 const uint8_t order[256], const uint32_t cp_of_byte[256],
+                                 vocab_list *v, const char *path, vt_error *err) {
+    for (int with_end = 0; with_end < 2; with_end++)
         for (int k = 0; k < 256; k++) {
-            sym.n = 0;
-            if (vt_utf8_encode_cp(&sym, cp_of_byte[order[k]])) goto nomem;
-            if (pass == 1 && vt_bytes_append(&sym, (const uint8_t *)"</w>", 4)) goto nomem;
-            offsets[id] = arena_add(tok, &cap, (const char *)sym.v, sym.n);
-            lens[id++] = (uint32_t)sym.n;
+            char sym[8];
+            size_t n = vt_utf8_encode_char(cp_of_byte[order[k]], (uint8_t *)sym);
+            if (with_end) {
+                memcpy(sym + n, "</w>", 4);
+                n += 4;
+            }
+            if (vocab_add(tok, v, sym, n)) goto nomem;
         }
     for (size_t r = 0; r < CLIP_MERGE_COUNT; r++) {
         merge_line m;
         split_merge_line(merges[r].start, merges[r].len, &m);
-        uint32_t off = (uint32_t)tok->arena_len, len = 0;
-        for (int p = 0; p < m.count && p < 2; p++) {
-            if (arena_add(tok, &cap, m.part[p], m.len[p]) == UINT32_MAX) goto nomem;
-            len += (uint32_t)m.len[p];
+        if (m.count > 2) /* never in the real file; Python would join them all */
+            return vt_fail(err, VT_ERR_FORMAT,
+                           "BPE vocabulary '%s': merge line %zu has more than two parts", path,
+                           r + 1);
+        char joined[256];
+        size_t n = 0;
+        for (int p = 0; p < m.count; p++) {
+            if (n + m.len[p] > sizeof joined)
+                return vt_fail(err, VT_ERR_FORMAT, "BPE vocabulary '%s': merge line %zu is too long",
+                               path, r + 1);
+            memcpy(joined + n, m.part[p], m.len[p]);
+            n += m.len[p];
         }
-        if (m.count > 2) { /* never in the real file; Python would join them all */
-            vt_fail(err, VT_ERR_FORMAT, "BPE vocabulary '%s': merge line %zu has more than two parts",
-                    path, r + 1);
-            goto fail;
-        }
-        offsets[id] = off;
-        lens[id++] = len;
+        if (vocab_add(tok, v, joined, n)) goto nomem;
     }
-    const char *specials[2] = {"<start_of_text>", "<end_of_text>"};
-    for (int s = 0; s < 2; s++) {
-        offsets[id] = arena_add(tok, &cap, specials[s], strlen(specials[s]));
-        lens[id++] = (uint32_t)strlen(specials[s]);
-    }
-    for (size_t i = 0; i < id; i++) {
-        if (offsets[i] == UINT32_MAX) goto nomem;
-        insert_string(tok, offsets[i], lens[i], (uint32_t)i);
-    }
-    for (int b = 0; b < 256; b++) {
-        sym.n = 0;
-        if (vt_utf8_encode_cp(&sym, cp_of_byte[b])) goto nomem;
-        tok->byte_id[b] = lookup_string(tok, (const char *)sym.v, sym.n);
-        if (vt_bytes_append(&sym, (const uint8_t *)"</w>", 4)) goto nomem;
-        tok->byte_end_id[b] = lookup_string(tok, (const char *)sym.v, sym.n);
-    }
-    tok->sot_id = lookup_string(tok, specials[0], strlen(specials[0]));
-    tok->eot_id = lookup_string(tok, specials[1], strlen(specials[1]));
+    if (vocab_add(tok, v, "<start_of_text>", 15) || vocab_add(tok, v, "<end_of_text>", 13))
+        goto nomem;
+    return VT_OK;
+nomem:
+    return vt_fail(err, VT_ERR_NOMEM, "out of memory building the BPE vocabulary");
+}
 
-    /* bpe_ranks: a pair whose parts are not vocabulary strings can never occur
-     * in a word (every symbol is one), so it is left out. */
+/* self.encoder = dict(zip(vocab, range(len(vocab)))): later duplicates win. */
+static vt_status index_vocabulary(clip_tokenizer *tok, const vocab_list *v, vt_error *err) {
+    tok->string_mask = table_size_for(v->count) - 1;
+    tok->strings = malloc((tok->string_mask + 1) * sizeof *tok->strings);
+    if (!tok->strings) return vt_fail(err, VT_ERR_NOMEM, "out of memory building the vocabulary");
+    for (size_t i = 0; i <= tok->string_mask; i++) tok->strings[i].id = NO_ID;
+    for (size_t i = 0; i < v->count; i++) insert_string(tok, v->offset[i], v->len[i], (uint32_t)i);
+    return VT_OK;
+}
+
+/* The ids a word starts from: each byte's symbol, and for the last byte the
+ * symbol + "</w>"; plus the special tokens. */
+static void resolve_start_symbols(clip_tokenizer *tok, const uint32_t cp_of_byte[256]) {
+    for (int b = 0; b < 256; b++) {
+        char sym[8];
+        size_t n = vt_utf8_encode_char(cp_of_byte[b], (uint8_t *)sym);
+        tok->byte_id[b] = lookup_string(tok, sym, n);
+        memcpy(sym + n, "</w>", 4);
+        tok->byte_end_id[b] = lookup_string(tok, sym, n + 4);
+    }
+    tok->sot_id = lookup_string(tok, "<start_of_text>", 15);
+    tok->eot_id = lookup_string(tok, "<end_of_text>", 13);
+}
+
+/* self.bpe_ranks = dict(zip(merges, range(len(merges)))), keyed by ids. A
+ * pair whose parts are not vocabulary strings can never occur in a word
+ * (every symbol is one), so it is left out. */
+static vt_status index_merges(clip_tokenizer *tok, const line_ref *merges, const vocab_list *v,
+                              vt_error *err) {
+    tok->pair_mask = table_size_for(CLIP_MERGE_COUNT) - 1;
+    tok->pairs = calloc(tok->pair_mask + 1, sizeof *tok->pairs);
+    if (!tok->pairs) return vt_fail(err, VT_ERR_NOMEM, "out of memory building the merge table");
     for (size_t r = 0; r < CLIP_MERGE_COUNT; r++) {
-        uint32_t merged_id = lookup_string(tok, tok->arena + offsets[512 + r], lens[512 + r]);
         merge_line m;
         split_merge_line(merges[r].start, merges[r].len, &m);
         if (m.count != 2) continue;
@@ -298,30 +324,34 @@ static vt_status build_tables(clip_tokenizer *tok, const line_ref *merges, const
         pair_slot *slot = find_pair_slot(tok, left, right);
         slot->key = (((uint64_t)left << 32) | right) + 1;
         slot->rank = (uint32_t)r;
-        slot->merged = merged_id;
+        slot->merged = lookup_string(tok, tok->arena + v->offset[512 + r], v->len[512 + r]);
     }
-    free(offsets);
-    free(lens);
-    vt_bytes_free(&sym);
     return VT_OK;
-nomem:
-    vt_fail(err, VT_ERR_NOMEM, "out of memory building the BPE vocabulary");
-fail:
-    free(offsets);
-    free(lens);
-    vt_bytes_free(&sym);
-    return err ? err->status : VT_ERR_NOMEM;
+}
+
+/* Builds vocabulary and merge ranks exactly as SimpleTokenizer.__init__. */
+static vt_status build_tables(clip_tokenizer *tok, const line_ref *merges, const char *path,
+                              vt_error *err) {
+    uint8_t order[256];
+    uint32_t cp_of_byte[256];
+    byte_level_alphabet(order, cp_of_byte);
+    vocab_list *v = calloc(1, sizeof *v);
+    if (!v) return vt_fail(err, VT_ERR_NOMEM, "out of memory building the BPE vocabulary");
+    vt_status st = list_vocabulary(tok, merges, order, cp_of_byte, v, path, err);
+    if (st == VT_OK) st = index_vocabulary(tok, v, err);
+    if (st == VT_OK) {
+        resolve_start_symbols(tok, cp_of_byte);
+        st = index_merges(tok, merges, v, err);
+    }
+    free(v);
+    return st;
 }
 
 /* Splits the decompressed file into lines and checks there are enough merges. */
 static vt_status parse_vocab(clip_tokenizer *tok, const char *data, size_t len, const char *path,
                              vt_error *err) {
-    vt_u32str check = {0};
     size_t bad = 0;
-    int rc = vt_utf8_decode((const uint8_t *)data, len, &check, &bad);
-    vt_u32_free(&check);
-    if (rc < 0) return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", path);
-    if (rc > 0)
+    if (!vt_utf8_valid((const uint8_t *)data, len, &bad))
         return vt_fail(err, VT_ERR_FORMAT, "BPE vocabulary '%s' is not UTF-8 (byte offset %zu)",
                        path, bad);
     line_ref *lines = malloc(CLIP_MERGE_COUNT * sizeof *lines);
@@ -378,8 +408,9 @@ static bool file_exists(const char *path) {
     return access(path, R_OK) == 0;
 }
 
-/* <dir of /proc/self/exe>/../data/bpe_simple_vocab_16e6.txt.gz */
-static bool path_beside_executable(char *buf, size_t size) {
+/* <dir of /proc/self/exe>/<up>data/bpe_simple_vocab_16e6.txt.gz, up = "../"
+ * for build/vitamin, "../../" for build/tests/ and build/testtools/ binaries. */
+static bool path_beside_executable(char *buf, size_t size, const char *up) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return false;
@@ -387,7 +418,18 @@ static bool path_beside_executable(char *buf, size_t size) {
     char *slash = strrchr(exe, '/');
     if (!slash) return false;
     *slash = 0;
-    return snprintf(buf, size, "%s/../data/bpe_simple_vocab_16e6.txt.gz", exe) < (int)size;
+    return snprintf(buf, size, "%s/%sdata/bpe_simple_vocab_16e6.txt.gz", exe, up) < (int)size;
+}
+
+/* Joins the paths for the error message: "a, b, c". */
+static void describe_paths(char *buf, size_t size, const char *const *paths, int count) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < count && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", paths[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
 }
 
 vt_status clip_tokenizer_load(const char *vocab_path, clip_tokenizer **out, vt_error *err) {
@@ -395,27 +437,20 @@ vt_status clip_tokenizer_load(const char *vocab_path, clip_tokenizer **out, vt_e
     *out = NULL;
     if (vocab_path) return load_from_path(vocab_path, out, err);
 
-    char candidates[4][PATH_MAX + 64];
-    int count = 0;
+    char beside[PATH_MAX + 64], above[PATH_MAX + 64];
     const char *env = getenv("VITAMIN_BPE_VOCAB");
-    if (env && *env) {
-        if (file_exists(env)) return load_from_path(env, out, err);
-        snprintf(candidates[count++], sizeof candidates[0], "%s ($VITAMIN_BPE_VOCAB)", env);
-    }
-    char beside[PATH_MAX + 64];
-    const char *fixed[3] = {NULL, "/usr/local/share/vitamin/bpe_simple_vocab_16e6.txt.gz",
-                            "/usr/share/vitamin/bpe_simple_vocab_16e6.txt.gz"};
-    if (path_beside_executable(beside, sizeof beside)) fixed[0] = beside;
-    for (int i = 0; i < 3; i++) {
-        if (!fixed[i]) continue;
-        if (file_exists(fixed[i])) return load_from_path(fixed[i], out, err);
-        snprintf(candidates[count++], sizeof candidates[0], "%s", fixed[i]);
-    }
-    char tried[sizeof candidates] = "";
-    for (int i = 0; i < count; i++) {
-        strncat(tried, i ? ", " : "", sizeof tried - strlen(tried) - 1);
-        strncat(tried, candidates[i], sizeof tried - strlen(tried) - 1);
-    }
+    const char *candidates[5];
+    int count = 0;
+    if (env && *env) candidates[count++] = env;
+    if (path_beside_executable(beside, sizeof beside, "../")) candidates[count++] = beside;
+    if (path_beside_executable(above, sizeof above, "../../")) candidates[count++] = above;
+    candidates[count++] = "/usr/local/share/vitamin/bpe_simple_vocab_16e6.txt.gz";
+    candidates[count++] = "/usr/share/vitamin/bpe_simple_vocab_16e6.txt.gz";
+    for (int i = 0; i < count; i++)
+        if (file_exists(candidates[i])) return load_from_path(candidates[i], out, err);
+
+    char tried[768];
+    describe_paths(tried, sizeof tried, candidates, count);
     return vt_fail(err, VT_ERR_IO,
                    "BPE vocabulary bpe_simple_vocab_16e6.txt.gz not found (tried: %s); run "
                    "scripts/setup.sh or set VITAMIN_BPE_VOCAB",
@@ -440,7 +475,9 @@ void clip_tokenizer_free(clip_tokenizer *tok) {
  * rank are taken out as one batch (= one Python pass) and applied in position
  * order, skipping stale ones. O(n log n) for a word of n bytes. */
 typedef struct {
-    uint32_t rank, left, a, b;
+    uint32_t rank, left; /* merge rank; node index of the pair's left symbol */
+    uint32_t a, b;       /* the pair's symbols when it was formed */
+    uint32_t merged;     /* the symbol they merge into */
 } heap_entry;
 
 typedef struct {
@@ -496,7 +533,7 @@ static int push_pair_if_ranked(const clip_tokenizer *tok, const bpe_word *w, pai
     if (right == NO_ID) return 0;
     const pair_slot *p = lookup_pair(tok, w->sym[left], w->sym[right]);
     if (!p) return 0;
-    return heap_push(h, (heap_entry){p->rank, left, w->sym[left], w->sym[right]});
+    return heap_push(h, (heap_entry){p->rank, left, w->sym[left], w->sym[right], p->merged});
 }
 
 static bool entry_still_valid(const bpe_word *w, const heap_entry *e) {
@@ -506,7 +543,7 @@ static bool entry_still_valid(const bpe_word *w, const heap_entry *e) {
 
 static int merge_pair(const clip_tokenizer *tok, bpe_word *w, pair_heap *h, const heap_entry *e) {
     uint32_t left = e->left, right = w->next[left];
-    w->sym[left] = lookup_pair(tok, e->a, e->b)->merged;
+    w->sym[left] = e->merged;
     w->sym[right] = NO_ID;
     w->next[left] = w->next[right];
     if (w->next[right] != NO_ID) w->prev[w->next[right]] = left;
@@ -664,6 +701,9 @@ vt_status clip_tokenize_n(const clip_tokenizer *tok, const char *text, size_t nb
     if (context_length < 1)
         return vt_fail(err, VT_ERR_ARGUMENT, "clip_tokenize: context length %d, must be >= 1",
                        context_length);
+    if (nbytes > MAX_TEXT_BYTES) /* BPE word positions are 32-bit */
+        return vt_fail(err, VT_ERR_ARGUMENT, "clip_tokenize: text of %zu bytes, at most %u allowed",
+                       nbytes, (unsigned)MAX_TEXT_BYTES);
     vt_u32str decoded = {0}, clean = {0}, ids = {0};
     size_t bad = 0;
     vt_status st = VT_OK;

@@ -121,6 +121,19 @@ static size_t utf8_sequence(const uint8_t *src, size_t n, uint32_t *cp) {
     return len;
 }
 
+bool vt_utf8_valid(const uint8_t *src, size_t n, size_t *bad_offset) {
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t len = utf8_sequence(src + i, n - i, &c);
+        if (len == 0) {
+            *bad_offset = i;
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
 int vt_utf8_decode(const uint8_t *src, size_t n, vt_u32str *out, size_t *bad_offset) {
     if (vt_u32_reserve(out, n)) return -1;
     for (size_t i = 0; i < n;) {
@@ -221,29 +234,32 @@ int vt_utf8_variants_decode(const uint8_t *s, size_t n, vt_u32str *out) {
     return 0;
 }
 
+size_t vt_utf8_encode_char(uint32_t c, uint8_t out[4]) {
+    if (c < 0x80) {
+        out[0] = (uint8_t)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (uint8_t)(0xC0 | (c >> 6));
+        out[1] = (uint8_t)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | (c >> 12));
+        out[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (uint8_t)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (c >> 18));
+    out[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (uint8_t)(0x80 | (c & 0x3F));
+    return 4;
+}
+
 int vt_utf8_encode_cp(vt_bytes *b, uint32_t c) {
     uint8_t buf[4];
-    size_t len;
-    if (c < 0x80) {
-        buf[0] = (uint8_t)c;
-        len = 1;
-    } else if (c < 0x800) {
-        buf[0] = (uint8_t)(0xC0 | (c >> 6));
-        buf[1] = (uint8_t)(0x80 | (c & 0x3F));
-        len = 2;
-    } else if (c < 0x10000) {
-        buf[0] = (uint8_t)(0xE0 | (c >> 12));
-        buf[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
-        buf[2] = (uint8_t)(0x80 | (c & 0x3F));
-        len = 3;
-    } else {
-        buf[0] = (uint8_t)(0xF0 | (c >> 18));
-        buf[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
-        buf[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
-        buf[3] = (uint8_t)(0x80 | (c & 0x3F));
-        len = 4;
-    }
-    return vt_bytes_append(b, buf, len);
+    return vt_bytes_append(b, buf, vt_utf8_encode_char(c, buf));
 }
 
 int vt_utf8_encode(vt_bytes *b, const uint32_t *s, size_t n) {

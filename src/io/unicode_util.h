@@ -47,11 +47,16 @@ int vt_bytes_append(vt_bytes *b, const uint8_t *src, size_t n);
  * (overlongs, surrogates, > U+10FFFF, truncation). Returns 0, -1 on allocation
  * failure, or 1 on invalid input with the offending byte offset in *bad_offset. */
 int vt_utf8_decode(const uint8_t *src, size_t n, vt_u32str *out, size_t *bad_offset);
+/* The same check without decoding: true, or false with *bad_offset set. */
+bool vt_utf8_valid(const uint8_t *src, size_t n, size_t *bad_offset);
 /* ftfy.bad_codecs.utf8_variants: UTF-8 that also accepts CESU-8 surrogate
  * pairs and Java's C0 80 for U+0000, including the codec's quirks. Same
  * return convention as vt_utf8_decode. */
 int vt_utf8_variants_decode(const uint8_t *src, size_t n, vt_u32str *out);
-/* Appends the UTF-8 encoding of one code point (surrogates encoded as-is). */
+/* UTF-8 of one code point into out[0..4), returning its length (surrogates
+ * are encoded as-is). */
+size_t vt_utf8_encode_char(uint32_t c, uint8_t out[4]);
+/* Appends the UTF-8 encoding of one code point. */
 int vt_utf8_encode_cp(vt_bytes *b, uint32_t c);
 int vt_utf8_encode(vt_bytes *b, const uint32_t *s, size_t n);
 
