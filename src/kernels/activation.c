@@ -23,3 +23,19 @@ void geglu_forward(vt_isa isa, float *out, const float *in, size_t rows, int hid
         geglu_row(isa, out + r * hidden, gate, gate + hidden, (size_t)hidden);
     }
 }
+
+void softmax_row(vt_isa isa, float *row, size_t n) {
+    if (isa == VT_ISA_AVX512) {
+        softmax_row_avx512(row, n);
+        return;
+    }
+    float mx = row[0];
+    for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (size_t j = 0; j < n; j++) row[j] *= inv;
+}

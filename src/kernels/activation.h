@@ -23,6 +23,10 @@ void gelu_inplace_avx512(float *x, size_t n);
 void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size_t n);
 void geglu_row_avx512(float *out, const float *gate, const float *lin, size_t n);
 
+/* row[0..n) = softmax(row[0..n)), n >= 1, on the calling thread. */
+void softmax_row(vt_isa isa, float *row, size_t n);
+void softmax_row_avx512(float *row, size_t n);
+
 /* GeGLU gate over the fused [w0 | w1] projection output `in` [rows, 2*hidden]:
  * out[r, j] = gelu(in[r, j]) * in[r, hidden + j]. OpenMP-parallel over rows. */
 void geglu_forward(vt_isa isa, float *out, const float *in, size_t rows, int hidden);

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "kernels/activation.h"
 #include "kernels/gemm.h"
 
 static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -12,19 +13,11 @@ size_t attention_scratch_floats(int t, int hd) {
 }
 
 /* Row-wise softmax in place; with `causal`, row i keeps columns 0..i only. */
-static void softmax_rows(float *s, int t, int causal) {
+static void softmax_rows(vt_isa isa, float *s, int t, int causal) {
     for (int i = 0; i < t; i++) {
         float *row = s + (size_t)i * t;
         int n = causal ? i + 1 : t;
-        float mx = row[0];
-        for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
-        for (int j = 0; j < n; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) row[j] *= inv;
+        softmax_row(isa, row, (size_t)n);
         for (int j = n; j < t; j++) row[j] = 0.0f;
     }
 }
@@ -48,7 +41,7 @@ void attention_forward(vt_isa isa, float *out, const float *qkv, int batch, int 
         gemm_packed_b kb = {t, hd, (t + GEMM_NR - 1) / GEMM_NR, packed_k};
         gemm_epilogue scaled = {scale, NULL, 0, NULL, 0};
         gemm_run(isa, t, q, 3 * width, &kb, scores, t, &scaled);
-        softmax_rows(scores, t, causal);
+        softmax_rows(isa, scores, t, causal);
         /* out_h = P · v: V is given as [k=t, n=hd]. */
         gemm_pack(v, hd, t, 3 * width, 1, packed_v);
         gemm_packed_b vb = {hd, t, (hd + GEMM_NR - 1) / GEMM_NR, packed_v};
