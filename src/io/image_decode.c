@@ -11,7 +11,9 @@
  * Every decoder checks the image size against the pixel limit before it
  * allocates the pixel buffer, and turns codec errors into VT_ERR_FORMAT with the
  * codec's own message; codec warnings are silenced, as in Pillow. No globals:
- * all codec state lives on the stack of the decoding call. */
+ * all codec state lives in a per-call decoder struct, so decoding is
+ * thread-safe. */
+#include <ctype.h>
 #include <errno.h>
 #include <png.h>
 #include <setjmp.h>
@@ -26,6 +28,8 @@
 
 #include "core/error.h"
 #include "io/image.h"
+
+#define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
 
 /* libjpeg-turbo's own per-side limit; we apply it to every format. */
 #define IMAGE_MAX_SIDE 65500
@@ -131,26 +135,35 @@ static void jpeg_silence_message(j_common_ptr cinfo) { (void)cinfo; }
 static void jpeg_source_init(j_decompress_ptr cinfo) { (void)cinfo; }
 static void jpeg_source_term(j_decompress_ptr cinfo) { (void)cinfo; }
 
-/* The whole file is in memory, so a request for more data means the file ended
- * early. libjpeg's own memory source would insert a fake EOI and return a
- * partly grey image; Pillow instead fails with "image file is truncated", so we
- * fail too. */
+/* Ends the decode with our own message (libjpeg has no error code for these). */
 static void jpeg_fail_with_message(j_decompress_ptr cinfo, const char *message) {
     jpeg_error_context *context = (jpeg_error_context *)cinfo->err;
     snprintf(context->message, sizeof context->message, "%s", message);
     longjmp(context->jump, 1);
 }
 
+/* The whole file is in memory, so a request for more data means the file ended.
+ * libjpeg's own memory source would insert a fake EOI and return a partly grey
+ * image. Pillow's source suspends instead, and what happens next depends on
+ * where: before the last scanline Pillow fails ("image file is truncated");
+ * after it, in jpeg_finish_decompress, the suspension is accepted. `client_data`
+ * says which case we are in. */
 static boolean jpeg_source_fill_at_eof(j_decompress_ptr cinfo) {
+    const int *after_last_scanline = cinfo->client_data;
+    if (*after_last_scanline) return FALSE; /* suspend, as Pillow's source does */
     jpeg_fail_with_message(cinfo, "file is truncated (premature end of JPEG data)");
     return FALSE;
 }
 
 static void jpeg_source_skip(j_decompress_ptr cinfo, long count) {
     struct jpeg_source_mgr *source = cinfo->src;
+    const int *after_last_scanline = cinfo->client_data;
     if (count <= 0) return;
-    if ((size_t)count > source->bytes_in_buffer)
-        jpeg_fail_with_message(cinfo, "file is truncated (a marker runs past the end)");
+    if ((size_t)count > source->bytes_in_buffer) {
+        if (!*after_last_scanline)
+            jpeg_fail_with_message(cinfo, "file is truncated (a marker runs past the end)");
+        count = (long)source->bytes_in_buffer; /* the next read suspends */
+    }
     source->next_input_byte += count;
     source->bytes_in_buffer -= (size_t)count;
 }
@@ -194,6 +207,7 @@ typedef struct {
     struct jpeg_source_mgr source;
     struct jpeg_progress_mgr progress;
     decoded_image image;
+    int after_last_scanline; /* see jpeg_source_fill_at_eof */
     vt_status status; /* set before a longjmp of our own; VT_OK for libjpeg errors */
 } jpeg_decoder;
 
@@ -211,13 +225,15 @@ static void jpeg_attach_memory_source(jpeg_decoder *d, const uint8_t *bytes, siz
     d->source.resync_to_restart = jpeg_resync_to_restart;
     d->source.term_source = jpeg_source_term;
     d->cinfo.src = &d->source;
+    d->cinfo.client_data = &d->after_last_scanline;
     d->progress.progress_monitor = jpeg_limit_scans;
     d->cinfo.progress = &d->progress;
 }
 
 /* The decode proper; any failure longjmps to decode_jpeg. Kept out of line so
  * its locals never share a frame with the setjmp. */
-__attribute__((noinline)) static void jpeg_decode_steps(jpeg_decoder *d, long long max_pixels, vt_error *err) {
+__attribute__((noinline)) static void jpeg_decode_steps(jpeg_decoder *d, long long max_pixels,
+                                                        vt_error *err) {
     struct jpeg_decompress_struct *cinfo = &d->cinfo;
     jpeg_read_header(cinfo, TRUE);
     image_mode mode = IMAGE_MODE_L;
@@ -239,10 +255,11 @@ __attribute__((noinline)) static void jpeg_decode_steps(jpeg_decoder *d, long lo
         JSAMPROW row = d->image.pixels + cinfo->output_scanline * stride;
         jpeg_read_scanlines(cinfo, &row, 1);
     }
-    /* No jpeg_finish_decompress: Pillow ignores whatever follows the last
-     * scanline (its jpeg_finish_decompress may suspend there without error). A
-     * file cut anywhere before that fails in both, even if only the EOI marker
-     * is missing, because the entropy decoder reads ahead. */
+    /* JpegDecode.c then calls jpeg_finish_decompress, which reads on to the
+     * EOI marker: an error there (e.g. an unknown marker) fails the image, the
+     * end of the file does not (the source suspends and Pillow accepts that). */
+    d->after_last_scanline = 1;
+    jpeg_finish_decompress(cinfo);
     if (mode == IMAGE_MODE_CMYK) invert_samples(d->image.pixels, stride * d->image.height);
 }
 
@@ -281,9 +298,14 @@ static vt_status decode_jpeg(const uint8_t *bytes, size_t size, long long max_pi
  *   - it stops reading as soon as the last row is decoded, so a missing zlib
  *     checksum, IDAT CRC or IEND (a file cut in its last bytes) is fine, while
  *     a file cut anywhere before the last row is "truncated".
- * We reproduce both: our own CRC check of the chunks before IDAT, libpng told
- * to ignore CRCs, and libpng's progressive reader, which hands us each row as
- * soon as it is decoded, so we know whether every row arrived. */
+ *   - every chunk before the image data and after it (up to IEND) goes
+ *     through a Python handler that can reject it (a short gAMA, a zTXt that
+ *     inflates past 1 MiB, ...), although no pixel depends on it.
+ * We reproduce all three: our own walk over the chunks with Pillow's checks
+ * (CRCs before IDAT, handler rules before and after), libpng told to ignore
+ * CRCs and those chunks, and libpng's progressive reader fed one chunk at a
+ * time, which hands us each row as soon as it is decoded, so we know whether
+ * every row arrived and in which chunk the image ended. */
 
 typedef struct {
     png_structp png;
@@ -293,29 +315,198 @@ typedef struct {
     decoded_image image;
     int bit_depth, color_type, interlaced;
     unsigned long rows_expected, rows_received;
+    size_t image_data_end; /* file offset just after the chunk that completed the image */
     vt_status status;  /* set before a longjmp of our own */
     int failed;        /* libpng (or we) jumped out */
     char message[256]; /* libpng's error text */
 } png_decoder;
 
+/* ------------------------------------------------------------------------- */
+/* What Pillow checks in the chunks around the image data                     */
+/* ------------------------------------------------------------------------- */
+
+/* PngImagePlugin reads the chunks before the first IDAT (PngImageFile._open)
+ * and, once the image is decoded, the chunks after it up to IEND (load_end),
+ * through the same per-chunk handlers. A handler that raises fails the whole
+ * Image.open / load, even for metadata nothing here uses, so we apply the same
+ * rules; libpng is told to ignore all of these chunks (png_configure). */
+
+/* Pillow's MAX_TEXT_CHUNK (ImageFile.SAFEBLOCK) */
+#define PILLOW_MAX_TEXT_CHUNK (1024 * 1024)
+
+typedef struct {
+    const uint8_t *type, *data;
+    uint32_t length;
+} png_chunk;
+
 static uint32_t read_be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* PngImagePlugin: PngStream.crc on every chunk up to the first IDAT. A file
+static int png_chunk_is(const png_chunk *chunk, const char *type) {
+    return memcmp(chunk->type, type, 4) == 0;
+}
+
+/* PngImagePlugin.is_cid: four "word" characters. */
+static int png_is_chunk_name(const uint8_t *type) {
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = type[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A chunk name for messages: bytes that do not print become '?'. */
+static void png_chunk_label(const uint8_t *type, char label[5]) {
+    for (int i = 0; i < 4; i++) label[i] = isprint(type[i]) ? (char)type[i] : '?';
+    label[4] = '\0';
+}
+
+/* _safe_zlib_decompress: zlib errors are ignored by the callers, but a text or
+ * profile that inflates past MAX_TEXT_CHUNK with input left over raises. */
+static int png_inflates_past_text_limit(const uint8_t *data, size_t length) {
+    z_stream stream;
+    memset(&stream, 0, sizeof stream);
+    if (inflateInit(&stream) != Z_OK) return 0;
+    uint8_t sink[16384];
+    size_t produced = 0;
+    stream.next_in = (Bytef *)data;
+    stream.avail_in = (uInt)length;
+    int result = Z_OK;
+    while (result == Z_OK && produced < PILLOW_MAX_TEXT_CHUNK) {
+        size_t room = PILLOW_MAX_TEXT_CHUNK - produced;
+        stream.next_out = sink;
+        stream.avail_out = (uInt)(room < sizeof sink ? room : sizeof sink);
+        uInt before = stream.avail_out;
+        result = inflate(&stream, Z_NO_FLUSH);
+        produced += before - stream.avail_out;
+        if (result == Z_BUF_ERROR && before == stream.avail_out) break; /* no progress */
+    }
+    int too_large = produced >= PILLOW_MAX_TEXT_CHUNK && stream.avail_in > 0 &&
+                    result != Z_STREAM_END;
+    inflateEnd(&stream);
+    return too_large;
+}
+
+/* chunk_iCCP / chunk_zTXt: keyword, NUL, compression method (must be 0), zlib
+ * data. chunk_iCCP reads the method byte without a bounds check (IndexError;
+ * with no NUL it reads byte 0); chunk_zTXt without a NUL has no text at all. */
+static const char *png_compressed_text_problem(const png_chunk *c) {
+    const int is_iccp = png_chunk_is(c, "iCCP");
+    const uint8_t *nul = c->length ? memchr(c->data, 0, c->length) : NULL;
+    if (!nul && !is_iccp) return NULL;
+    size_t method_at = nul ? (size_t)(nul - c->data) + 1 : 0;
+    if (method_at >= c->length) return is_iccp ? "too short" : NULL;
+    if (c->data[method_at] != 0)
+        return "unknown compression method";
+    if (png_inflates_past_text_limit(c->data + method_at + 1, c->length - method_at - 1))
+        return "text inflates past Pillow's 1 MiB MAX_TEXT_CHUNK";
+    return NULL;
+}
+
+/* chunk_iTXt: keyword NUL, flag, method, language NUL, translated keyword NUL,
+ * text; only a compressed (flag != 0, method 0) text that inflates past the
+ * limit raises, anything malformed is skipped quietly. */
+static const char *png_international_text_problem(const png_chunk *c) {
+    const uint8_t *p = c->data, *end = c->data + c->length;
+    const uint8_t *nul = c->length ? memchr(p, 0, c->length) : NULL;
+    if (!nul || end - (nul + 1) < 2) return NULL;
+    int compressed = nul[1] != 0, method = nul[2];
+    p = nul + 3;
+    for (int field = 0; field < 2; field++) { /* language, translated keyword */
+        nul = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+        if (!nul) return NULL;
+        p = nul + 1;
+    }
+    if (compressed && method == 0 && png_inflates_past_text_limit(p, (size_t)(end - p)))
+        return "text inflates past Pillow's 1 MiB MAX_TEXT_CHUNK";
+    return NULL;
+}
+
+/* The shortest chunk each fixed-layout handler of PngImagePlugin accepts
+ * (chunk_IHDR, chunk_gAMA, ... raise "Truncated ... chunk" below that). */
+static const struct {
+    char type[5];
+    uint32_t min_length;
+} pillow_min_chunk_lengths[] = {
+    {"IHDR", 13}, {"gAMA", 4}, {"cHRM", 32}, {"sRGB", 1}, {"pHYs", 9}, {"acTL", 8},
+};
+
+/* The checks of Pillow's chunk handlers that can fail; `color_type` is the
+ * IHDR's. APNG's frame-sequence checks are not reproduced. */
+static vt_status png_check_chunk_contents(const png_chunk *c, int color_type, vt_error *err) {
+    const char *problem = NULL;
+    for (size_t i = 0; i < COUNT_OF(pillow_min_chunk_lengths); i++) {
+        if (png_chunk_is(c, pillow_min_chunk_lengths[i].type) &&
+            c->length < pillow_min_chunk_lengths[i].min_length)
+            problem = "too short";
+    }
+    if (!problem && png_chunk_is(c, "IHDR") && c->data[11] != 0)
+        problem = "unknown filter method"; /* "unknown filter category" */
+    /* chunk_tRNS wants a whole colour for modes 1 / L / I;16 / RGB */
+    if (!problem && png_chunk_is(c, "tRNS") &&
+        ((color_type == PNG_COLOR_TYPE_GRAY && c->length < 2) ||
+         (color_type == PNG_COLOR_TYPE_RGB && c->length < 6)))
+        problem = "too short";
+    if (!problem && (png_chunk_is(c, "iCCP") || png_chunk_is(c, "zTXt")))
+        problem = png_compressed_text_problem(c);
+    if (!problem && png_chunk_is(c, "iTXt")) problem = png_international_text_problem(c);
+    if (!problem) return VT_OK;
+    char label[5];
+    png_chunk_label(c->type, label);
+    return vt_fail(err, VT_ERR_FORMAT, "PNG: malformed %s chunk: %s (Pillow refuses it too)",
+                   label, problem);
+}
+
+/* PngImageFile._open: every chunk before the first IDAT goes through its
+ * handler and then PngStream.crc, which fails on a checksum mismatch. (From
+ * IDAT on Pillow checks no CRC, so libpng is told to ignore them all.) A file
  * that ends early is left to libpng, which reports it as truncated. */
-static vt_status png_check_header_crcs(const uint8_t *bytes, size_t size, vt_error *err) {
+static vt_status png_check_chunks_before_image(const uint8_t *bytes, size_t size,
+                                               vt_error *err) {
     size_t at = 8;
+    int color_type = -1;
     while (size - at >= 12) {
-        uint32_t length = read_be32(bytes + at);
-        const uint8_t *type = bytes + at + 4;
-        if (memcmp(type, "IDAT", 4) == 0 || length > size - at - 12) return VT_OK;
-        uint32_t stored = read_be32(bytes + at + 8 + length);
-        uint32_t computed = (uint32_t)crc32(crc32(0, type, 4), bytes + at + 8, length);
-        if (stored != computed)
-            return vt_fail(err, VT_ERR_FORMAT, "PNG: broken file (bad checksum in %.4s chunk)",
-                           (const char *)type);
-        at += 12 + (size_t)length;
+        png_chunk c = {bytes + at + 4, bytes + at + 8, read_be32(bytes + at)};
+        if (png_chunk_is(&c, "IDAT") || c.length > size - at - 12) return VT_OK;
+        if (png_chunk_is(&c, "IHDR") && c.length >= 13) color_type = c.data[9];
+        vt_status st = png_check_chunk_contents(&c, color_type, err);
+        if (st != VT_OK) return st;
+        uint32_t stored = read_be32(c.data + c.length);
+        uint32_t computed = (uint32_t)crc32(crc32(0, c.type, 4), c.data, c.length);
+        if (stored != computed) {
+            char label[5];
+            png_chunk_label(c.type, label);
+            return vt_fail(err, VT_ERR_FORMAT, "PNG: broken file (bad checksum in %s chunk)",
+                           label);
+        }
+        at += 12 + (size_t)c.length;
+    }
+    return VT_OK;
+}
+
+/* PngImageFile.load_end: after the image, Pillow reads the chunks up to IEND,
+ * skipping their CRCs. It stops quietly at the end of the file or at a
+ * malformed chunk header, but a chunk whose data runs past the end of the file
+ * is an error ("Truncated File Read"), and so is a handler's complaint. */
+static vt_status png_check_chunks_after_image(const uint8_t *bytes, size_t size, size_t at,
+                                              int color_type, vt_error *err) {
+    while (size - at >= 8) {
+        png_chunk c = {bytes + at + 4, bytes + at + 8, read_be32(bytes + at)};
+        if (!png_is_chunk_name(c.type) || png_chunk_is(&c, "IEND")) return VT_OK;
+        char label[5];
+        png_chunk_label(c.type, label);
+        if (c.length > size - at - 8)
+            return vt_fail(err, VT_ERR_FORMAT,
+                           "PNG: file is truncated (the %s chunk after the image data is cut "
+                           "short)",
+                           label);
+        vt_status st = png_check_chunk_contents(&c, color_type, err);
+        if (st != VT_OK) return st;
+        at += 8 + (size_t)c.length;
+        at += size - at < 4 ? size - at : 4; /* its CRC, unchecked */
     }
     return VT_OK;
 }
@@ -348,7 +539,7 @@ static void png_configure(png_structp png) {
     png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, png_ignored_chunks,
                                 (int)(sizeof png_ignored_chunks / 5));
     png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0); /* and all unknown */
-    /* CRCs: see png_check_header_crcs */
+    /* CRCs: see png_check_chunks_before_image */
     png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
     /* We enforce our own size limits (check_image_size) with a clearer message. */
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
@@ -464,6 +655,9 @@ static unsigned long png_rows_expected(png_uint_32 width, png_uint_32 height, in
 /* Progressive reader callback: the header is in, before any image data. */
 static void png_on_header(png_structp png, png_infop info) {
     png_decoder *d = png_get_progressive_ptr(png);
+    /* libpng can call back a second time on a malformed stream (IDAT, junk,
+     * IDAT again); the image is already set up, so that is an error. */
+    if (d->image.pixels) png_error(png, "image data restarted after other chunks");
     png_uint_32 width = 0, height = 0;
     int interlace = 0;
     png_get_IHDR(png, info, &width, &height, &d->bit_depth, &d->color_type, &interlace, NULL,
@@ -500,18 +694,58 @@ static void png_on_row(png_structp png, png_bytep raw, png_uint_32 row, int pass
     d->rows_received++;
 }
 
-/* Feeds the whole file to libpng; any failure longjmps to decode_png. Kept out
- * of line so its locals never share a frame with the setjmp. */
+/* Where the chunk starting at `at` ends (after its CRC), or the end of the
+ * file for a chunk cut short. */
+static size_t png_chunk_end(const uint8_t *bytes, size_t size, size_t at) {
+    if (size - at < 12) return size;
+    uint32_t length = read_be32(bytes + at);
+    if (length > size - at - 12) return size;
+    return at + 12 + length;
+}
+
+static int png_is_oversized_idat(const uint8_t *bytes, size_t size, size_t at) {
+    return size - at >= 8 && memcmp(bytes + at + 4, "IDAT", 4) == 0 &&
+           read_be32(bytes + at) > size - at - 8;
+}
+
+/* An IDAT chunk that claims more bytes than the file holds: Pillow just hands
+ * its decoder whatever bytes there are (and succeeds if they complete the
+ * image), while libpng refuses a length of 2^31 or more outright. So libpng
+ * gets a header with the length the file can actually hold. */
+static void png_feed_oversized_idat(png_decoder *d, const uint8_t *bytes, size_t size,
+                                    size_t at) {
+    size_t available = size - at - 8;
+    uint32_t length = available > 0x7fffffffu ? 0x7fffffffu : (uint32_t)available;
+    png_byte header[8] = {(png_byte)(length >> 24), (png_byte)(length >> 16),
+                          (png_byte)(length >> 8), (png_byte)length, 'I', 'D', 'A', 'T'};
+    png_process_data(d->png, d->info, header, sizeof header);
+    if (length) png_process_data(d->png, d->info, (png_bytep)bytes + at + 8, length);
+}
+
+/* Feeds the file to libpng one chunk at a time, and stops after the chunk in
+ * which the last row was completed, as Pillow's decoder does. Any failure
+ * longjmps to decode_png. Kept out of line so its locals never share a frame
+ * with the setjmp. */
 __attribute__((noinline)) static void png_decode_steps(png_decoder *d, const uint8_t *bytes,
                                                        size_t size) {
     png_configure(d->png);
     png_set_progressive_read_fn(d->png, d, png_on_header, png_on_row, NULL);
-    png_process_data(d->png, d->info, (png_bytep)bytes, size);
+    size_t at = size < 8 ? size : 8; /* the signature */
+    png_process_data(d->png, d->info, (png_bytep)bytes, at);
+    while (at < size && !(d->image.pixels && d->rows_received == d->rows_expected)) {
+        size_t end = png_chunk_end(bytes, size, at);
+        if (end == size && png_is_oversized_idat(bytes, size, at))
+            png_feed_oversized_idat(d, bytes, size, at);
+        else
+            png_process_data(d->png, d->info, (png_bytep)bytes + at, end - at);
+        at = end;
+    }
+    d->image_data_end = at;
 }
 
 static vt_status decode_png(const uint8_t *bytes, size_t size, long long max_pixels,
                             decoded_image *out, vt_error *err) {
-    vt_status status = png_check_header_crcs(bytes, size, err);
+    vt_status status = png_check_chunks_before_image(bytes, size, err);
     if (status != VT_OK) return status;
     png_decoder *d = calloc(1, sizeof *d);
     if (!d) return vt_fail(err, VT_ERR_NOMEM, "PNG: out of memory for the decoder");
@@ -528,10 +762,11 @@ static vt_status decode_png(const uint8_t *bytes, size_t size, long long max_pix
     }
 
     if (d->image.pixels && d->rows_received == d->rows_expected) {
-        /* Every row arrived: whatever libpng said about later bytes, Pillow
-         * would have returned the image. */
-        *out = d->image;
-        status = VT_OK;
+        /* Every row arrived, so libpng saw nothing after the image data;
+         * only the chunks that follow remain to be checked as Pillow does. */
+        status = png_check_chunks_after_image(bytes, size, d->image_data_end, d->color_type,
+                                              err);
+        if (status == VT_OK) *out = d->image;
     } else if (!d->png || !d->info) {
         status = vt_fail(err, VT_ERR_NOMEM, "PNG: cannot create the decoder");
     } else if (d->status != VT_OK) {
@@ -575,6 +810,13 @@ static const char *webp_status_text(VP8StatusCode code) {
  * dithering), which is what WebPDecode does here. */
 static vt_status decode_webp(const uint8_t *bytes, size_t size, long long max_pixels,
                              decoded_image *out, vt_error *err) {
+    /* WebPDemux (demux.c: ReadHeader) reads nothing past the RIFF chunk's
+     * declared end, while WebPDecode would use a bitstream running beyond it. */
+    uint32_t riff_size = (uint32_t)bytes[4] | (uint32_t)bytes[5] << 8 |
+                         (uint32_t)bytes[6] << 16 | (uint32_t)bytes[7] << 24;
+    if (riff_size < 8 || riff_size > UINT32_MAX - 8 - 1)
+        return vt_fail(err, VT_ERR_FORMAT, "WebP: invalid RIFF size %u", (unsigned)riff_size);
+    if (size > (size_t)riff_size + 8) size = (size_t)riff_size + 8;
     WebPDecoderConfig config;
     if (!WebPInitDecoderConfig(&config))
         return vt_fail(err, VT_ERR_UNSUPPORTED, "WebP: libwebp version mismatch");

@@ -216,9 +216,11 @@ static void pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *
         rgb[0] = rgb[1] = rgb[2] = clamp_to_byte(v);
         return;
     }
+    case IMAGE_MODE_1: /* Convert.c bit2rgb: any non-zero byte is white */
+        rgb[0] = rgb[1] = rgb[2] = p[0] ? 255 : 0;
+        return;
     case IMAGE_MODE_L:
     case IMAGE_MODE_LA: /* alpha dropped */
-    case IMAGE_MODE_1:  /* stored as 0 / 255 already */
         rgb[0] = rgb[1] = rgb[2] = p[0];
         return;
     }

@@ -285,7 +285,8 @@ vt_status pillow_resize_bicubic(const resample_image *in, int out_width, int out
     if (need_vertical) {
         st = axis_coefficients_compute(in->height, out_height, window.top, window.height,
                                        &vertical, err);
-        if (st == VT_OK && in->type == RESAMPLE_U8) st = axis_coefficients_make_fixed(&vertical, err);
+        if (st == VT_OK && in->type == RESAMPLE_U8)
+            st = axis_coefficients_make_fixed(&vertical, err);
         if (st != VT_OK) goto done;
         int last = window.height - 1;
         first_row = vertical.bounds[0];
