@@ -43,10 +43,12 @@ int main(int argc, char **argv) {
     }
     double t_start = now();
     const char *model_name = NULL;
+    int bf16 = 0;
     int image_batches[8] = {1, 8, 32}, n_image = 3, text_batches[8] = {1, 64}, n_text = 2;
     double seconds = 3.0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--model-name") && i + 1 < argc) model_name = argv[++i];
+        else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]));
         else if (!strcmp(argv[i], "--image-batches") && i + 1 < argc) n_image = parse_list(argv[++i], image_batches, 8);
         else if (!strcmp(argv[i], "--text-batches") && i + 1 < argc) n_text = parse_list(argv[++i], text_batches, 8);
@@ -55,7 +57,7 @@ int main(int argc, char **argv) {
     }
     vt_error err = {0};
     vt_model *model;
-    vt_load_options opt = {model_name};
+    vt_load_options opt = {model_name, bf16};
     if (vt_model_load(argv[1], &opt, &model, &err)) {
         fprintf(stderr, "engine_bench: %s\n", err.message);
         return 1;

@@ -50,6 +50,11 @@ typedef struct {
      * timm trunk or custom "ViTamin-C<w>-N<d>"; NULL: read open_clip_config.json
      * or config.json beside the checkpoint, else infer from tensor shapes. */
     const char *model_name;
+    /* Nonzero: keep the GEMM weights in bfloat16 (round to nearest even) and
+     * multiply with bf16 inputs, accumulating in fp32 — half the weight memory;
+     * faster only where the CPU's bf16 units outrun its fp32 FMAs (bench/).
+     * Needs AVX512-BF16. Embeddings agree with fp32 to cosine >= 0.999. */
+    int bf16;
 } vt_load_options;
 
 /* Loads an open_clip ViTamin checkpoint: PyTorch .bin/.pt (zip + pickle, read

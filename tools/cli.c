@@ -19,7 +19,8 @@ const char CLI_MODEL_OPTIONS_HELP[] =
     "                         open_clip_config.json / config.json beside it and its shapes are ambiguous\n"
     "      --vocab PATH       BPE vocabulary (default: the one scripts/setup.sh installs)\n"
     "  -t, --threads N        worker threads (default: all cores)\n"
-    "  -b, --batch N          inputs per forward pass (default: 8 images / 64 texts)\n";
+    "  -b, --batch N          inputs per forward pass (default: 8 images / 64 texts)\n"
+    "      --bf16             bfloat16 weights, fp32 accumulation (AVX512-BF16 CPUs; see README)\n";
 
 void cli_errorf(const char *command, const char *fmt, ...) {
     va_list ap;
@@ -63,6 +64,10 @@ int cli_int_option(int argc, char **argv, int *i, const char *name, const char *
 }
 
 int cli_model_option(int argc, char **argv, int *i, cli_model_options *opt) {
+    if (!strcmp(argv[*i], "--bf16")) {
+        opt->bf16 = 1;
+        return 1;
+    }
     return cli_option(argc, argv, i, "--model", "-m", &opt->model_path) ||
            cli_option(argc, argv, i, "--model-name", NULL, &opt->model_name) ||
            cli_option(argc, argv, i, "--vocab", NULL, &opt->vocab_path) ||
@@ -105,7 +110,7 @@ vt_model *cli_load_model(const char *command, const cli_model_options *opt) {
     }
     vt_model *model;
     vt_error err = {0};
-    vt_load_options lo = {opt->model_name};
+    vt_load_options lo = {opt->model_name, opt->bf16};
     if (vt_model_load(path, &lo, &model, &err)) {
         cli_error(command, &err);
         return NULL;

@@ -18,6 +18,7 @@ typedef struct {
     const char *vocab_path;   /* --vocab: BPE vocabulary (default: the installed one) */
     int threads;              /* --threads N (0: all cores) */
     int batch;                /* --batch N (inputs per forward pass) */
+    int bf16;                 /* --bf16: bfloat16 GEMM weights */
 } cli_model_options;
 
 /* If argv[*i] is `name` (or `short_name`), stores the next argument in *value,

@@ -54,9 +54,60 @@ VT_CLONES static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1,
 
 /* One MC×NC output tile, all of K. With `onto_c` the product is added to what C
  * already holds (a residual that aliases C) instead of overwriting it. */
+size_t gemm_packed_bf16_elems(int n, int k) {
+    size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR, pairs = ((size_t)k + 1) / 2;
+    return panels * pairs * GEMM_NR * 2;
+}
+
+uint16_t float_to_bf16_rne(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7F800000u) == 0x7F800000u) return (uint16_t)((bits >> 16) | ((bits & 0xFFFF) ? 0x40 : 0));
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst) {
+    int panels = (n + GEMM_NR - 1) / GEMM_NR, pairs = (k + 1) / 2;
+    for (int p = 0; p < panels; p++)
+        for (int q = 0; q < pairs; q++) {
+            uint16_t *out = dst + ((size_t)p * pairs + q) * GEMM_NR * 2;
+            for (int j = 0; j < GEMM_NR; j++)
+                for (int t = 0; t < 2; t++) {
+                    int row = p * GEMM_NR + j, col = 2 * q + t;
+                    out[2 * j + t] = row < n && col < k ? float_to_bf16_rne(b[(size_t)row * ldb + col]) : 0;
+                }
+        }
+}
+
+/* bf16 version of gemm_tile: A rows are rounded to bf16 once per K block and
+ * shared by every panel of the tile. */
+static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int lda, const gemm_packed_b *b,
+                           float *c, int ldc, int onto_c) {
+    int k = b->k, pairs = (k + 1) / 2;
+    uint16_t converted[GEMM_MC * GEMM_KC] __attribute__((aligned(64)));
+    for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
+        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, kc_even = (kc + 1) & ~1;
+        convert_rows_bf16_avx512(converted, kc_even, a + (size_t)m0 * lda + k0, lda, m1 - m0, kc);
+        for (int p = p0; p < p1; p++) {
+            const uint16_t *panel = b->bf16 + ((size_t)p * pairs + k0 / 2) * GEMM_NR * 2;
+            int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
+            for (int i = m0; i < m1; i += GEMM_MR) {
+                int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
+                gemm_micro_bf16_avx512(kc_even / 2, converted + (size_t)(i - m0) * kc_even, kc_even, panel,
+                                       c + (size_t)i * ldc + j0, ldc, mr, nr, onto_c || k0 > 0);
+            }
+        }
+    }
+}
+
 static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a, int lda,
                       const gemm_packed_b *b, float *c, int ldc, int onto_c) {
     int k = b->k;
+    if (b->bf16 && k > 0) {
+        gemm_tile_bf16(m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
+        return;
+    }
     for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
         int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
         for (int p = p0; p < p1; p++) {

@@ -9,6 +9,7 @@
 #define VT_KERNELS_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/cpu.h"
 
@@ -17,8 +18,9 @@
 
 typedef struct {
     int n, k;
-    int panels;   /* ceil(n / GEMM_NR) */
-    float *data;  /* panels * k * GEMM_NR floats, 64-byte aligned */
+    int panels;      /* ceil(n / GEMM_NR) */
+    float *data;     /* panels * k * GEMM_NR floats, 64-byte aligned (fp32 weights) */
+    uint16_t *bf16;  /* or bf16 panels for VDPBF16PS (gemm_pack_bf16); data is then NULL */
 } gemm_packed_b;
 
 /* Floats needed to pack an [n, k] operand. */
@@ -37,6 +39,20 @@ typedef struct {
                                only with alpha 1 and no GELU. */
     int ldr;
 } gemm_epilogue;
+
+/* bf16 weights (opt-in, CPUs with AVX512-BF16): panel p holds, for each pair
+ * of k (k = 2q, 2q+1), the 32 columns' two values side by side:
+ * bf16[p][q][j][t] = B[p*NR + j][2q + t], rounded to nearest even, zero padded
+ * (odd k gets a zero last pair half). A is rounded to bf16 per tile; products
+ * accumulate in fp32. */
+size_t gemm_packed_bf16_elems(int n, int k);
+void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst);
+uint16_t float_to_bf16_rne(float f);
+/* Micro-kernel: C[mr, nr] (+)= A·panel over `pairs` k-pairs; a: bf16 rows, lda elements apart. */
+void gemm_micro_bf16_avx512(int pairs, const uint16_t *a, int lda, const uint16_t *panel, float *c, int ldc,
+                            int mr, int nr, int accumulate);
+/* dst[r][0..kc_even) = bf16(a[r][0..kc)), zero padded to kc_even, for rows [0, rows). */
+void convert_rows_bf16_avx512(uint16_t *dst, int kc_even, const float *a, int lda, int rows, int kc);
 
 /* Runs the product on the calling threads: OpenMP-parallel over output tiles
  * when called outside a parallel region, serial inside one. `epi` may be NULL. */

@@ -37,6 +37,10 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
     if (!m) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     scratch_pool_init(&m->scratch);
     vt_status st = vt_isa_select(&m->isa, err);
+    m->bf16 = options && options->bf16;
+    if (!st && m->bf16 && (m->isa != VT_ISA_AVX512 || !__builtin_cpu_supports("avx512bf16")))
+        st = vt_fail(err, VT_ERR_UNSUPPORTED, "bf16 weights need a CPU with AVX512-BF16 (this one has none, or "
+                                              "VITAMIN_ISA forces another path); load in fp32 instead");
     if (!st) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
         st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);

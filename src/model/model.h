@@ -45,6 +45,7 @@ typedef struct {
 struct vt_model {
     vt_model_config cfg;
     vt_isa isa;
+    int bf16; /* GEMM weights packed as bf16 (vt_load_options.bf16) */
     ckpt_file *checkpoint; /* kept open: fp32 tensors are used in place (mmap) */
 
     /* Image tower. */

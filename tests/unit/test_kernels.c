@@ -36,7 +36,7 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
     float *res = rand_buf((size_t)m * ldc), *c = rand_buf((size_t)m * ldc);
     float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
     gemm_pack(b, n, k, k, 0, packed);
-    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed};
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL};
     gemm_epilogue epi = {0.5f, bias, 1, res, ldc};
     gemm_run(isa, m, a, lda, &pb, c, ldc, with_epilogue ? &epi : NULL);
     double worst = 0;
@@ -77,7 +77,7 @@ static void test_residual_in_place(vt_isa isa) {
     memcpy(before, c, (size_t)m * n * 4);
     float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
     gemm_pack(b, n, k, k, 0, packed);
-    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed};
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL};
     gemm_epilogue epi = {1.0f, bias, 0, c, n};
     gemm_run(isa, m, a, k, &pb, c, n, &epi);
     double worst = 0;
@@ -89,6 +89,37 @@ static void test_residual_in_place(vt_isa isa) {
             if (e > worst) worst = e;
         }
     CHECK(worst < 1e-3);
+    free(a); free(b); free(bias); free(c); free(before); free(packed);
+}
+
+/* bf16 GEMM: exact against a double product of the bf16-rounded inputs
+ * (fp32 accumulation, 1e-5 relative); and within bf16 rounding of fp32. */
+static void test_gemm_bf16(int m, int n, int k, int with_residual) {
+    int lda = k + 1, ldc = n + 3;
+    float *a = rand_buf((size_t)m * lda), *b = rand_buf((size_t)n * k), *bias = rand_buf(n), *c = rand_buf((size_t)m * ldc);
+    float *before = malloc((size_t)m * ldc * 4);
+    memcpy(before, c, (size_t)m * ldc * 4);
+    uint16_t *packed = aligned_alloc(64, gemm_packed_bf16_elems(n, k) * 2 + 64);
+    gemm_pack_bf16(b, n, k, k, packed);
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, NULL, packed};
+    gemm_epilogue epi = {1.0f, bias, 0, with_residual ? c : NULL, ldc};
+    gemm_run(VT_ISA_AVX512, m, a, lda, &pb, c, ldc, &epi);
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = bias[j] + (with_residual ? before[i * ldc + j] : 0), mag = fabs(s);
+            for (int kk = 0; kk < k; kk++) {
+                uint32_t ab = (uint32_t)float_to_bf16_rne(a[i * lda + kk]) << 16, bb = (uint32_t)float_to_bf16_rne(b[j * k + kk]) << 16;
+                float af, bf;
+                memcpy(&af, &ab, 4);
+                memcpy(&bf, &bb, 4);
+                s += (double)af * bf;
+                mag += fabs((double)af * bf);
+            }
+            worst = fmax(worst, fabs(s - c[i * ldc + j]) / (1 + mag));
+        }
+    if (worst > 1e-5) fprintf(stderr, "gemm bf16 m=%d n=%d k=%d: rel err %g\n", m, n, k, worst);
+    CHECK(worst <= 1e-5);
     free(a); free(b); free(bias); free(c); free(before); free(packed);
 }
 
@@ -209,6 +240,13 @@ int main(void) {
     if (cpu_avx512()) test_gelu(VT_ISA_AVX512);
     test_gemm();
     test_pack_transposed();
+    __builtin_cpu_init();
+    if (cpu_avx512() && __builtin_cpu_supports("avx512bf16")) {
+        test_gemm_bf16(1, 1, 1, 0);
+        test_gemm_bf16(9, 33, 7, 1);
+        test_gemm_bf16(70, 100, 513, 1);
+        test_gemm_bf16(130, 64, 600, 0);
+    }
     test_residual_in_place(VT_ISA_SCALAR);
     if (cpu_avx512()) test_residual_in_place(VT_ISA_AVX512);
     test_attention(VT_ISA_SCALAR, 0);
