@@ -67,7 +67,7 @@ static double gemm_gflops(vt_isa isa, int m, int n, int k, double seconds) {
     for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (float)(i % 5) * 0.1f;
     gemm_pack(b, n, k, k, 0, p);
-    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, p, NULL};
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, p, NULL, 0};
     gemm_run(isa, m, a, k, &pb, c, n, NULL);
     int iters = 0;
     double t0 = now();

@@ -263,3 +263,27 @@ def test_library_concurrent_encoding(small_model):
     proc = subprocess.run([str(ROOT / "build" / "testtools" / "api_threads"), str(ckpt), photos()[0], "a photo"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("amx", ["1", "0"])
+def test_bf16_embeddings_close_to_fp32(small_model, tmp_path, amx):
+    """--bf16 (bfloat16 weights and inputs, fp32 accumulation): every embedding
+    keeps cosine >= 0.999 with the fp32 one, on the AMX and on the VDPBF16PS path."""
+    import subprocess as sp
+
+    flags = open("/proc/cpuinfo").read()
+    if " avx512_bf16 " not in flags:
+        pytest.skip("CPU without AVX512-BF16")
+    if amx == "1" and " amx_bf16 " not in flags:
+        pytest.skip("CPU without AMX-BF16")
+    _, ckpt = small_model
+    args = ["embed", "-m", ckpt, "--text", "a photo of a cat", "--text", "an astronaut"]
+    for p in photos():
+        args += ["--image", p]
+    run(*args, "-o", tmp_path / "fp32.npy")
+    env = dict(os.environ, VITAMIN_AMX=amx)
+    proc = sp.run([VITAMIN, *map(str, args), "--bf16", "-o", str(tmp_path / "bf16.npy")], capture_output=True,
+                  text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    cos = (np.load(tmp_path / "fp32.npy") * np.load(tmp_path / "bf16.npy")).sum(axis=1)
+    assert cos.min() >= 0.999, cos

@@ -38,13 +38,13 @@ void attention_forward(vt_isa isa, float *out, const float *qkv, int batch, int 
         const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
         /* scores = q · kᵀ · scale: K rows are the "B" operand in [n=t, k=hd] form. */
         gemm_pack(k, t, hd, 3 * width, 0, packed_k);
-        gemm_packed_b kb = {t, hd, (t + GEMM_NR - 1) / GEMM_NR, packed_k, NULL};
+        gemm_packed_b kb = {t, hd, (t + GEMM_NR - 1) / GEMM_NR, packed_k, NULL, 0};
         gemm_epilogue scaled = {scale, NULL, 0, NULL, 0};
         gemm_run(isa, t, q, 3 * width, &kb, scores, t, &scaled);
         softmax_rows(isa, scores, t, causal);
         /* out_h = P · v: V is given as [k=t, n=hd]. */
         gemm_pack(v, hd, t, 3 * width, 1, packed_v);
-        gemm_packed_b vb = {hd, t, (hd + GEMM_NR - 1) / GEMM_NR, packed_v, NULL};
+        gemm_packed_b vb = {hd, t, (hd + GEMM_NR - 1) / GEMM_NR, packed_v, NULL, 0};
         gemm_run(isa, t, scores, t, &vb, out + (size_t)b * t * width + h * hd, width, NULL);
     }
 }

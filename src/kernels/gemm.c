@@ -85,9 +85,24 @@ void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst) {
 static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int lda, const gemm_packed_b *b,
                            float *c, int ldc, int onto_c) {
     int k = b->k, pairs = (k + 1) / 2;
-    uint16_t converted[GEMM_MC * GEMM_KC] __attribute__((aligned(64)));
+    /* AMX reads whole 32-row × 32-k tiles: round rows and k up, zero filled. */
+    uint16_t converted[(GEMM_MC + 32) * GEMM_KC] __attribute__((aligned(64)));
     for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
         int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, kc_even = (kc + 1) & ~1;
+        if (b->amx) {
+            int kc_tiles = (kc + 31) & ~31, rows = ((m1 - m0) + 31) & ~31;
+            memset(converted, 0, (size_t)rows * kc_tiles * sizeof(uint16_t));
+            convert_rows_bf16_avx512(converted, kc_tiles, a + (size_t)m0 * lda + k0, lda, m1 - m0, kc);
+            for (int p = p0; p < p1; p++) {
+                const uint16_t *panel = b->bf16 + ((size_t)p * pairs + k0 / 2) * GEMM_NR * 2;
+                int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
+                for (int i = m0; i < m1; i += 32)
+                    gemm_micro_bf16_amx(kc_tiles / 2, converted + (size_t)(i - m0) * kc_tiles, kc_tiles, panel,
+                                        c + (size_t)i * ldc + j0, ldc, m1 - i < 32 ? m1 - i : 32, nr,
+                                        onto_c || k0 > 0);
+            }
+            continue;
+        }
         convert_rows_bf16_avx512(converted, kc_even, a + (size_t)m0 * lda + k0, lda, m1 - m0, kc);
         for (int p = p0; p < p1; p++) {
             const uint16_t *panel = b->bf16 + ((size_t)p * pairs + k0 / 2) * GEMM_NR * 2;

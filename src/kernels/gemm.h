@@ -20,7 +20,8 @@ typedef struct {
     int n, k;
     int panels;      /* ceil(n / GEMM_NR) */
     float *data;     /* panels * k * GEMM_NR floats, 64-byte aligned (fp32 weights) */
-    uint16_t *bf16;  /* or bf16 panels for VDPBF16PS (gemm_pack_bf16); data is then NULL */
+    uint16_t *bf16;  /* or bf16 panels (gemm_pack_bf16); data is then NULL */
+    int amx;         /* bf16 only: multiply with AMX tiles instead of VDPBF16PS */
 } gemm_packed_b;
 
 /* Floats needed to pack an [n, k] operand. */
@@ -51,6 +52,11 @@ uint16_t float_to_bf16_rne(float f);
 /* Micro-kernel: C[mr, nr] (+)= A·panel over `pairs` k-pairs; a: bf16 rows, lda elements apart. */
 void gemm_micro_bf16_avx512(int pairs, const uint16_t *a, int lda, const uint16_t *panel, float *c, int ldc,
                             int mr, int nr, int accumulate);
+/* AMX: 1 if the CPU has AMX-BF16 and the kernel granted this process the tile
+ * state; then gemm_micro_bf16_amx multiplies 32-row strips, 32 k at a time. */
+int gemm_amx_available(void);
+void gemm_micro_bf16_amx(int pairs, const uint16_t *a, int lda, const uint16_t *panel, float *c, int ldc, int mr,
+                         int nr, int accumulate);
 /* dst[r][0..kc_even) = bf16(a[r][0..kc)), zero padded to kc_even, for rows [0, rows). */
 void convert_rows_bf16_avx512(uint16_t *dst, int kc_even, const float *a, int lda, int rows, int kc);
 

@@ -41,6 +41,11 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
     if (!st && m->bf16 && (m->isa != VT_ISA_AVX512 || !__builtin_cpu_supports("avx512bf16")))
         st = vt_fail(err, VT_ERR_UNSUPPORTED, "bf16 weights need a CPU with AVX512-BF16 (this one has none, or "
                                               "VITAMIN_ISA forces another path); load in fp32 instead");
+    /* AMX unless VITAMIN_AMX=0 (the tests use that to cover the VDPBF16PS path). */
+    if (!st && m->bf16) {
+        const char *amx_env = getenv("VITAMIN_AMX");
+        m->amx = !(amx_env && !strcmp(amx_env, "0")) && gemm_amx_available();
+    }
     if (!st) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
         st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);

@@ -46,6 +46,7 @@ struct vt_model {
     vt_model_config cfg;
     vt_isa isa;
     int bf16; /* GEMM weights packed as bf16 (vt_load_options.bf16) */
+    int amx;  /* ...and multiplied with AMX tiles (CPU has AMX-BF16, VITAMIN_ISA allows it) */
     ckpt_file *checkpoint; /* kept open: fp32 tensors are used in place (mmap) */
 
     /* Image tower. */

@@ -358,14 +358,14 @@ static void pack_into(binder *b, linear_layer *layer, const float *w, int out, i
         memset(packed + gemm_packed_bf16_elems(out, in), 0, 64 * GEMM_NR * sizeof(uint16_t));
         gemm_pack_bf16(w, out, in, in, packed);
         ckpt_release_range(b->m->checkpoint, w, (size_t)out * in * sizeof(float));
-        layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, NULL, packed};
+        layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, NULL, packed, b->m->amx};
         return;
     }
     float *dst = own(b, gemm_packed_floats(out, in) * sizeof(float));
     if (!dst) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory packing weights"); return; }
     gemm_pack(w, out, in, w_is_kn ? out : in, w_is_kn, dst);
     ckpt_release_range(b->m->checkpoint, w, (size_t)out * in * sizeof(float)); /* packed copy replaces it */
-    layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, dst, NULL};
+    layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, dst, NULL, 0};
 }
 
 /* Linear (or 1×1 conv when `conv1x1`) "<prefix>.weight" [out, in] + optional bias. */
