@@ -3,6 +3,7 @@
  * tiles per 32-deep k step (TDPBF16PS). The bf16 panel layout of gemm.h is
  * already AMX's "VNNI" B layout: a B tile is 16 consecutive k-pairs of 16
  * columns, rows 128 bytes apart. */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -15,8 +16,11 @@
 enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
 
 int gemm_amx_available(void) {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return 0;
+    /* CPUID leaf 7: EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE (read directly:
+     * not every compiler's __builtin_cpu_supports knows the AMX names). */
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return 0;
     /* Linux hands out the 8 KiB tile state only on request (per process). */
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
