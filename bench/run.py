@@ -51,11 +51,11 @@ def engine_env(threads):
 
 
 def run_engine(engine, model, ckpt, threads, args):
-    if engine == "vitamin":
+    if engine in ("vitamin", "vitamin_bf16"):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         out = sh([os.path.join(ROOT, "build", "bench", "engine_bench"), ckpt, "--threads", str(threads),
                   "--image-batches", args.image_batches, "--text-batches", args.text_batches,
-                  "--seconds", str(args.seconds)], env=env)
+                  "--seconds", str(args.seconds)] + (["--bf16"] if engine == "vitamin_bf16" else []), env=env)
     else:
         out = sh([PY, "bench/ref_bench.py", "--engine", engine, "--model", model, "--checkpoint", ckpt,
                   "--threads", str(threads), "--image-batches", args.image_batches, "--text-batches",
@@ -73,7 +73,7 @@ def torch_sgemm_gflops(threads, n=2048):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="ViTamin-S,ViTamin-B")
-    ap.add_argument("--engines", default="vitamin,torch,torch_compile,onnxruntime,openvino")
+    ap.add_argument("--engines", default="vitamin,vitamin_bf16,torch,torch_compile,onnxruntime,openvino")
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--image-batches", default="1,8,32")
     ap.add_argument("--text-batches", default="1,64")
@@ -154,7 +154,7 @@ def write_report(args, cpu, isa, versions, ceilings, results):
         import matplotlib.pyplot as plt
 
         keys = sorted({(r["model"], r["threads"]) for r in results})
-        engines = sorted({r["engine"] for r in results}, key=lambda e: (e != "vitamin", e))
+        engines = sorted({r["engine"] for r in results}, key=lambda e: (not e.startswith("vitamin"), e))
         fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(keys)), 4))
         width = 0.8 / max(1, len(engines))
         for i, e in enumerate(engines):
