@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "vitamin.h"
@@ -30,10 +29,16 @@ static int parse_list(const char *s, int *out, int max) {
     return n;
 }
 
+/* VmHWM, not getrusage's ru_maxrss: the latter survives exec, so a process
+ * started from a big parent (the Python driver) would report the parent's size. */
 static long peak_rss_kb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
 }
 
 int main(int argc, char **argv) {

@@ -8,7 +8,6 @@ JSON object in the same shape as build/bench/engine_bench.
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -16,7 +15,11 @@ T0 = time.perf_counter()
 
 
 def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM: ru_maxrss survives exec and would include the parent's size.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def timed(fn, seconds):
