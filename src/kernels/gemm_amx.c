@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_store_avx512.h"
 
 #define TARGET_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
@@ -70,16 +71,7 @@ TARGET_AMX void gemm_micro_bf16_amx(int pairs, const uint16_t *a, int lda, const
     _tile_stored(1, &out[0][16], 32 * 4);
     _tile_stored(2, &out[16][0], 32 * 4);
     _tile_stored(3, &out[16][16], 32 * 4);
-    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    for (int r = 0; r < mr; r++) {
-        float *crow = c + (size_t)r * ldc;
-        __m512 lo = _mm512_load_ps(&out[r][0]), hi = _mm512_load_ps(&out[r][16]);
-        if (accumulate) {
-            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, crow));
-            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, crow + 16));
-        }
-        _mm512_mask_storeu_ps(crow, mlo, lo);
-        _mm512_mask_storeu_ps(crow + 16, mhi, hi);
-    }
+    for (int r = 0; r < mr; r++)
+        gemm_store_row_avx512(c + (size_t)r * ldc, _mm512_load_ps(&out[r][0]), _mm512_load_ps(&out[r][16]), nr,
+                              accumulate);
 }

@@ -4,19 +4,9 @@
 #include <immintrin.h>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_store_avx512.h"
 
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
-
-TARGET_AVX512 static inline void store_row(float *crow, __m512 lo, __m512 hi, int nr, int accumulate) {
-    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    if (accumulate) {
-        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, crow));
-        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, crow + 16));
-    }
-    _mm512_mask_storeu_ps(crow, mlo, lo);
-    _mm512_mask_storeu_ps(crow + 16, mhi, hi);
-}
 
 TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c,
                                      int ldc, int mr, int nr, int accumulate) {
@@ -59,5 +49,5 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
     }
     __m512 lo[GEMM_MR] = {c0l, c1l, c2l, c3l, c4l, c5l, c6l, c7l};
     __m512 hi[GEMM_MR] = {c0h, c1h, c2h, c3h, c4h, c5h, c6h, c7h};
-    for (int r = 0; r < mr; r++) store_row(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
+    for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
 }

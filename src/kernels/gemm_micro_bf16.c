@@ -5,19 +5,9 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_store_avx512.h"
 
 #define TARGET_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma")))
-
-TARGET_BF16 static inline void store_row(float *crow, __m512 lo, __m512 hi, int nr, int accumulate) {
-    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    if (accumulate) {
-        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, crow));
-        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, crow + 16));
-    }
-    _mm512_mask_storeu_ps(crow, mlo, lo);
-    _mm512_mask_storeu_ps(crow + 16, mhi, hi);
-}
 
 TARGET_BF16 void gemm_micro_bf16_avx512(int pairs, const uint16_t *a, int lda, const uint16_t *panel, float *c,
                                         int ldc, int mr, int nr, int accumulate) {
@@ -38,7 +28,7 @@ TARGET_BF16 void gemm_micro_bf16_avx512(int pairs, const uint16_t *a, int lda, c
             hi[r] = _mm512_dpbf16_ps(hi[r], av, bh);
         }
     }
-    for (int r = 0; r < mr; r++) store_row(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
+    for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
 }
 
 TARGET_BF16 void convert_rows_bf16_avx512(uint16_t *dst, int kc_even, const float *a, int lda, int rows, int kc) {
