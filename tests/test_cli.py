@@ -287,3 +287,19 @@ def test_bf16_embeddings_close_to_fp32(small_model, tmp_path, amx):
     assert proc.returncode == 0, proc.stderr
     cos = (np.load(tmp_path / "fp32.npy") * np.load(tmp_path / "bf16.npy")).sum(axis=1)
     assert cos.min() >= 0.999, cos
+
+
+def test_patch_features_match_timm_forward_features(small_model, tmp_path):
+    """--patch-features: the last block's tokens, as timm's forward_features."""
+    import open_clip
+    from PIL import Image
+
+    model, ckpt = small_model
+    run("embed", "-m", ckpt, "--image", photos()[0], "--image", photos()[2], "-o", tmp_path / "e.npy",
+        "--patch-features", tmp_path / "p.npy")
+    got = np.load(tmp_path / "p.npy").reshape(2, 196, 384)
+    pre = open_clip.image_transform(224, is_train=False)
+    with torch.no_grad():
+        ref = model.visual.trunk.forward_features(torch.stack([pre(Image.open(p)) for p in [photos()[0], photos()[2]]]))
+    scale = max(1.0, float(ref.abs().max()))
+    assert np.abs(got - ref.numpy()).max() / scale <= 1e-4
