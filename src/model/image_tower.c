@@ -49,10 +49,16 @@ static size_t mbconv_band_floats(const mbconv_block *blk, int w, int rows) {
            align16((size_t)rows * wo * mid);
 }
 
+/* Output rows per MBConv band: as many as fit BAND_FLOATS, but at least enough
+ * that recomputing the halo rows costs <= 25% (stride 1: 2 extra input rows
+ * per band, so >= 8 rows; stride 2: 1 extra, so >= 2) even when a wide model's
+ * band then outgrows L2 — recomputation costs more than the cache misses. */
 static int mbconv_rows_per_band(const mbconv_block *blk, int h, int w) {
     int ho = conv3x3_out(h, blk->stride), wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels;
     size_t per_row = (size_t)blk->stride * w * (blk->in_channels + mid) + (size_t)wo * mid;
-    return band_rows(per_row, ho);
+    int rows = band_rows(per_row, ho), least = blk->stride == 1 ? 8 : 2;
+    if (rows < least) rows = least;
+    return rows > ho ? ho : rows;
 }
 
 static size_t conv3x3_band_floats(int w, int cin, int stride, int rows) {
