@@ -131,7 +131,7 @@ def write_report(args, cpu, isa, versions, ceilings, results):
                      + f"; vitamin.c GEMM 2048³ {c['gemm_square']['gflops']:.0f} GFLOP/s;"
                      f" PyTorch (MKL) sgemm 2048³ {c['torch_sgemm_gflops']:.0f} GFLOP/s.")
     lines += ["", "| model | engine | threads | " + " | ".join(f"img/s b{b}" for b in batches)
-              + " | b1 latency ms | GFLOP/s b8 (% FMA peak) | text/s b" + " / b".join(args.text_batches.split(","))
+              + " | b1 latency ms | GFLOP/s b8 (% of fp32 FMA peak) | text/s b" + " / b".join(args.text_batches.split(","))
               + " | first embedding s | peak RSS b1 MB |",
               "|" + "---|" * (8 + len(batches))]
     for r in results:
