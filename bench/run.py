@@ -163,7 +163,7 @@ def write_report(args, cpu, isa, versions, ceilings, results):
             ax.bar([j + i * width for j in range(len(keys))], ys, width, label=e)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))])
         ax.set_xticklabels([f"{m}\n{t} thr" for m, t in keys])
-        ax.set_ylabel("images/s at batch 8 (fp32)")
+        ax.set_ylabel("images/s at batch 8 (fp32; vitamin_bf16: bf16)")
         ax.set_title(cpu[:60])
         ax.legend()
         fig.tight_layout()
