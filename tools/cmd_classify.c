@@ -89,6 +89,7 @@ int cmd_classify(int argc, char **argv) {
     zeroshot_probabilities(feats, (int)images.count, weights, nc, e, info.logit_scale, probs);
     if (top > nc) top = nc;
     int *order = malloc((size_t)nc * sizeof(int));
+    if (!order) { cli_errorf("classify", "out of memory"); goto done; }
     for (size_t i = 0; i < images.count; i++) {
         const float *p = probs + i * nc;
         for (int c = 0; c < nc; c++) order[c] = c;
