@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_SIZE ((size_t)1 << 30)
@@ -64,18 +65,6 @@ void json_free(json_value *value) {
     if (!value) return;
     free_contents(value);
     free(value);
-}
-
-/* Grows an array of `element` sized items so that index `needed` fits. */
-static int grow(void **array, size_t *capacity, size_t needed, size_t element) {
-    if (needed < *capacity) return 1;
-    size_t wanted = *capacity ? *capacity * 2 : 8;
-    while (wanted <= needed) wanted *= 2;
-    void *bigger = realloc(*array, wanted * element);
-    if (!bigger) return 0;
-    *array = bigger;
-    *capacity = wanted;
-    return 1;
 }
 
 /* ---------------------------------------------------------------- lexing */
@@ -313,7 +302,7 @@ static vt_status parse_array(json_parser *p, json_value *out) {
         goto done;
     }
     for (;;) {
-        if (!grow((void **)&items, &capacity, count, sizeof *items)) {
+        if (!vt_grow_array((void **)&items, &capacity, count, sizeof *items)) {
             status = vt_fail(p->err, VT_ERR_NOMEM, "JSON: out of memory for an array");
             break;
         }
@@ -356,8 +345,8 @@ static vt_status parse_object(json_parser *p, json_value *out) {
         goto done;
     }
     for (;;) {
-        if (!grow((void **)&items, &capacity, count, sizeof *items) ||
-            !grow((void **)&keys, &key_capacity, count, sizeof *keys)) {
+        if (!vt_grow_array((void **)&items, &capacity, count, sizeof *items) ||
+            !vt_grow_array((void **)&keys, &key_capacity, count, sizeof *keys)) {
             status = vt_fail(p->err, VT_ERR_NOMEM, "JSON: out of memory for an object");
             break;
         }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grow.h"
 
 #define PK_MAX_STACK ((size_t)1 << 22)
 #define PK_MAX_MARKS ((size_t)1 << 16)
@@ -89,21 +90,10 @@ static int charge(pk_machine *m, size_t bytes) {
 
 /* ---------------------------------------------------------------- values */
 
-static int grow_array(void **array, size_t *capacity, size_t needed, size_t element) {
-    if (needed < *capacity) return 1;
-    size_t wanted = *capacity ? *capacity * 2 : 8;
-    while (wanted <= needed) wanted *= 2;
-    void *bigger = realloc(*array, wanted * element);
-    if (!bigger) return 0;
-    *array = bigger;
-    *capacity = wanted;
-    return 1;
-}
-
 static pk_value *new_value(pk_machine *m, pk_kind kind) {
     pickle_document *doc = m->doc;
     if (!charge(m, sizeof(pk_value) + 2 * sizeof(pk_value *)) ||
-        !grow_array((void **)&doc->values, &doc->capacity, doc->count, sizeof *doc->values))
+        !vt_grow_array((void **)&doc->values, &doc->capacity, doc->count, sizeof *doc->values))
         return NULL;
     pk_value *value = calloc(1, sizeof *value);
     if (!value) return NULL;
@@ -116,11 +106,11 @@ static pk_value *new_value(pk_machine *m, pk_kind kind) {
 static int append_item(pk_machine *m, pk_value *container, pk_value *key, pk_value *item) {
     if (!charge(m, (container->kind == PK_DICT ? 2 : 1) * 2 * sizeof(pk_value *))) return 0;
     size_t capacity = container->capacity;
-    if (!grow_array((void **)&container->items, &capacity, container->count, sizeof *container->items))
+    if (!vt_grow_array((void **)&container->items, &capacity, container->count, sizeof *container->items))
         return 0;
     if (container->kind == PK_DICT) {
         size_t key_capacity = container->capacity;
-        if (!grow_array((void **)&container->keys, &key_capacity, container->count,
+        if (!vt_grow_array((void **)&container->keys, &key_capacity, container->count,
                         sizeof *container->keys))
             return 0;
         container->keys[container->count] = key;
@@ -213,7 +203,7 @@ static vt_status push(pk_machine *m, pk_value *value) {
     if (!value) return out_of_memory(m);
     if (m->depth >= PK_MAX_STACK)
         return machine_fail(m, VT_ERR_UNSUPPORTED, "value stack deeper than %zu entries", PK_MAX_STACK);
-    if (!grow_array((void **)&m->stack, &m->stack_capacity, m->depth, sizeof *m->stack))
+    if (!vt_grow_array((void **)&m->stack, &m->stack_capacity, m->depth, sizeof *m->stack))
         return out_of_memory(m);
     m->stack[m->depth++] = value;
     return VT_OK;
@@ -234,7 +224,7 @@ static vt_status peek(pk_machine *m, pk_value **out) {
 static vt_status push_mark(pk_machine *m) {
     if (m->mark_count >= PK_MAX_MARKS)
         return machine_fail(m, VT_ERR_UNSUPPORTED, "more than %zu nested MARKs", PK_MAX_MARKS);
-    if (!grow_array((void **)&m->marks, &m->mark_capacity, m->mark_count, sizeof *m->marks))
+    if (!vt_grow_array((void **)&m->marks, &m->mark_capacity, m->mark_count, sizeof *m->marks))
         return out_of_memory(m);
     m->marks[m->mark_count++] = m->depth;
     return VT_OK;
@@ -260,7 +250,7 @@ static vt_status memo_put(pk_machine *m, uint64_t key) {
         return machine_fail(m, VT_ERR_FORMAT, "memo key %llu out of range", (unsigned long long)key);
     if (key >= m->memo_capacity) {
         size_t old = m->memo_capacity;
-        if (!grow_array((void **)&m->memo, &m->memo_capacity, (size_t)key, sizeof *m->memo))
+        if (!vt_grow_array((void **)&m->memo, &m->memo_capacity, (size_t)key, sizeof *m->memo))
             return out_of_memory(m);
         memset(m->memo + old, 0, (m->memo_capacity - old) * sizeof *m->memo);
     }
