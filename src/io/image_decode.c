@@ -263,8 +263,49 @@ __attribute__((noinline)) static void jpeg_decode_steps(jpeg_decoder *d, long lo
     if (mode == IMAGE_MODE_CMYK) invert_samples(d->image.pixels, stride * d->image.height);
 }
 
+/* JpegImagePlugin._open walks the markers before the first scan itself and
+ * refuses ("no marker found") any 0xFF01..0xFFBF marker, which libjpeg would
+ * accept (e.g. TEM, 0xFF01). Markers 0xFFC0..0xFFFE either stand alone (JPG,
+ * RSTn, SOI, EOI, JPGn) or carry a 16-bit length that is skipped; 0xFF00 and
+ * 0xFFFF are padding; other bytes are junk Pillow skips. Truncation and odd
+ * lengths are left to libjpeg. Returns the offending marker, or 0 if none. */
+static int jpeg_marker_pillow_refuses(const uint8_t *bytes, size_t size) {
+    size_t pos = 2; /* after SOI; Pillow has checked FF D8 FF */
+    while (pos + 1 < size) {
+        if (bytes[pos] != 0xFF) { /* junk */
+            pos++;
+            continue;
+        }
+        unsigned marker = bytes[pos + 1];
+        if (marker == 0xFF) { /* padding: this FF starts the next marker */
+            pos++;
+            continue;
+        }
+        if (marker == 0x00) {
+            pos += 2;
+            continue;
+        }
+        if (marker < 0xC0) return 0xFF00 | marker;
+        if (marker == 0xDA) return 0; /* start of scan: Pillow's header walk ends */
+        int standalone = marker == 0xC8 || (marker >= 0xD0 && marker <= 0xD9) || (marker >= 0xF0 && marker <= 0xFD);
+        if (standalone) {
+            pos += 2;
+            continue;
+        }
+        if (pos + 4 > size) return 0;
+        size_t length = (size_t)bytes[pos + 2] << 8 | bytes[pos + 3];
+        if (length < 2) return 0;
+        pos += 2 + length;
+    }
+    return 0;
+}
+
 static vt_status decode_jpeg(const uint8_t *bytes, size_t size, long long max_pixels,
                              decoded_image *out, vt_error *err) {
+    int refused = jpeg_marker_pillow_refuses(bytes, size);
+    if (refused)
+        return vt_fail(err, VT_ERR_FORMAT, "JPEG: marker 0x%04X before the image data is not valid here (Pillow "
+                                           "refuses this file too)", refused);
     jpeg_decoder *d = calloc(1, sizeof *d);
     if (!d) return vt_fail(err, VT_ERR_NOMEM, "JPEG: out of memory for the decoder");
     d->cinfo.err = jpeg_std_error(&d->errors.manager);
