@@ -1,13 +1,14 @@
 /* vitamin convert: any supported checkpoint → open_clip-named safetensors
  * (optionally fp16/bf16) plus open_clip_config.json beside it. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "core/float16.h"
 #include "io/checkpoint.h"
+#include "io/image.h"
 #include "model/weights.h"
 
 static const char CONVERT_HELP[] =
@@ -19,51 +20,6 @@ static const char CONVERT_HELP[] =
     "\n"
     "  -o, --output PATH      output .safetensors (written atomically)\n"
     "      --dtype T          f32 (default), f16 or bf16 (round to nearest even)\n";
-
-static uint16_t float_to_bf16(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    if ((b & 0x7F800000) == 0x7F800000) return (uint16_t)((b >> 16) | ((b & 0xFFFF) ? 0x40 : 0)); /* inf/nan */
-    b += 0x7FFF + ((b >> 16) & 1);
-    return (uint16_t)(b >> 16);
-}
-
-static uint16_t float_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7FFFFF;
-    int exp = (int)((x >> 23) & 0xFF) - 127 + 15;
-    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (mant ? 0x200 : 0));
-    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
-    if (exp <= 0) {
-        if (exp < -10) return (uint16_t)sign;
-        mant |= 0x800000;
-        int shift = 14 - exp;
-        uint32_t half = 1u << (shift - 1), rest = mant & ((1u << shift) - 1);
-        uint32_t h = mant >> shift;
-        if (rest > half || (rest == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)exp << 10) | (mant >> 13), rest = mant & 0x1FFF;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static float element_as_float(const ckpt_tensor *t, int64_t i) {
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case VT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
-    case VT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return (float)v; }
-    case VT_DTYPE_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); uint32_t b = (uint32_t)h << 16; float v; memcpy(&v, &b, 4); return v; }
-    case VT_DTYPE_F16: {
-        uint16_t h; memcpy(&h, p + 2 * i, 2);
-        uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF;
-        float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 0x400), (int)e - 25);
-        return sign ? -v : v;
-    }
-    default: return 0.0f;
-    }
-}
 
 static int write_config(const char *out_path, const vt_model_config *c) {
     char path[4096];
@@ -77,11 +33,12 @@ static int write_config(const char *out_path, const vt_model_config *c) {
             "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
             "      \"image_size\": %d\n    },\n    \"text_cfg\": {\n      \"context_length\": %d,\n"
             "      \"vocab_size\": %d,\n      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n"
-            "  \"preprocess_cfg\": {\n    \"mean\": [0.48145466, 0.4578275, 0.40821073],\n"
-            "    \"std\": [0.26862954, 0.26130258, 0.27577711],\n    \"interpolation\": \"bicubic\",\n"
+            "  \"preprocess_cfg\": {\n    \"mean\": [%.9g, %.9g, %.9g],\n"
+            "    \"std\": [%.9g, %.9g, %.9g],\n    \"interpolation\": \"bicubic\",\n"
             "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  }\n}\n",
             c->embed_dim, c->timm_name, c->image_size, c->context_length, c->vocab_size, c->text_width, c->text_heads,
-            c->text_layers, c->image_size);
+            c->text_layers, CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0],
+            CLIP_PIXEL_STD[1], CLIP_PIXEL_STD[2], c->image_size);
     int ok = fflush(f) == 0 && !ferror(f);
     return fclose(f) == 0 && ok;
 }
@@ -133,10 +90,10 @@ int cmd_convert(int argc, char **argv) {
         void *buf = malloc(t->numel * elem + 1);
         if (!buf || !out[i].name) { cli_errorf("convert", "out of memory"); goto done; }
         for (int64_t j = 0; j < t->numel; j++) {
-            float v = element_as_float(t, j);
+            float v = ckpt_element_f32(t, j);
             if (dtype == VT_DTYPE_F32) memcpy((char *)buf + 4 * j, &v, 4);
             else {
-                uint16_t h = dtype == VT_DTYPE_BF16 ? float_to_bf16(v) : float_to_f16(v);
+                uint16_t h = dtype == VT_DTYPE_BF16 ? vt_f32_to_bf16(v) : vt_f32_to_f16(v);
                 memcpy((char *)buf + 2 * j, &h, 2);
             }
         }

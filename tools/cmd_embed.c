@@ -29,7 +29,6 @@ static const char EMBED_HELP[] =
  * grid²·width floats, 0.6 MB for ViTamin-L at 384 px). */
 static vt_status write_patch_features(const vt_model *model, const vt_model_info *info, const cli_list *images,
                                       const char *path, vt_error *err) {
-    static const float MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f}, STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
     size_t s = (size_t)info->image_size, row = (size_t)info->token_grid * info->token_grid * info->width;
     float *pixels = malloc(3 * s * s * sizeof(float)), *all = malloc(images->count * row * sizeof(float));
     vt_status st = pixels && all ? VT_OK : VT_ERR_NOMEM;
@@ -38,7 +37,7 @@ static vt_status write_patch_features(const vt_model *model, const vt_model_info
         decoded_image img;
         st = image_decode_file(images->items[i], &img, err);
         if (st) break;
-        st = image_preprocess_clip(&img, (int)s, MEAN, STD, pixels, err);
+        st = image_preprocess_clip(&img, (int)s, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, pixels, err);
         image_free(&img);
         if (!st) st = vt_patch_features(model, pixels, 1, all + i * row, err);
     }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/float16.h"
 #include "io/pickle_reader.h"
 #include "io/zip_reader.h"
 
@@ -585,6 +586,18 @@ static vt_status map_file(ckpt_file *file, const char *path, vt_error *err) {
     }
     close(fd);
     return status;
+}
+
+float ckpt_element_f32(const ckpt_tensor *t, int64_t i) {
+    const unsigned char *p = t->data;
+    uint16_t h;
+    switch (t->dtype) {
+    case VT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
+    case VT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return (float)v; }
+    case VT_DTYPE_F16: memcpy(&h, p + 2 * i, 2); return vt_f16_to_f32(h);
+    case VT_DTYPE_BF16: memcpy(&h, p + 2 * i, 2); return vt_bf16_to_f32(h);
+    default: return 0.0f;
+    }
 }
 
 void ckpt_release_pages(const ckpt_file *file) {

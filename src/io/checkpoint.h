@@ -79,6 +79,10 @@ const ckpt_tensor *ckpt_find(const ckpt_file *file, const char *name); /* NULL i
  * byte of the file, so it costs a full read: an explicit step, not part of open. */
 vt_status ckpt_verify(const ckpt_file *file, vt_error *err);
 
+/* Element i of a floating-point tensor (F32, F16, BF16, F64) as float; 0 for
+ * other dtypes (callers check the dtype first). */
+float ckpt_element_f32(const ckpt_tensor *tensor, int64_t i);
+
 /* Writes a safetensors file atomically (temp file, fsync, rename). `metadata`
  * may be NULL or a NULL-terminated list of key, value, key, value, ... strings
  * stored under "__metadata__". */

@@ -44,6 +44,10 @@ vt_status image_decode_file(const char *path, decoded_image *out, vt_error *err)
 vt_status image_decode_memory(const uint8_t *bytes, size_t size, decoded_image *out, vt_error *err);
 void image_free(decoded_image *image);
 
+/* OpenAI CLIP's pixel mean and std (open_clip constants.py), which every
+ * ViTamin model normalises with. */
+extern const float CLIP_PIXEL_MEAN[3], CLIP_PIXEL_STD[3];
+
 /* The whole open_clip eval transform: writes 3*size*size floats, CHW order. */
 vt_status image_preprocess_clip(const decoded_image *image, int size, const float mean[3],
                                 const float std[3], float *out_chw, vt_error *err);

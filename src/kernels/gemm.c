@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "core/float16.h"
 #include "kernels/activation.h"
 #include "kernels/simd.h"
 
@@ -59,14 +60,6 @@ size_t gemm_packed_bf16_elems(int n, int k) {
     return panels * pairs * GEMM_NR * 2;
 }
 
-uint16_t float_to_bf16_rne(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7F800000u) == 0x7F800000u) return (uint16_t)((bits >> 16) | ((bits & 0xFFFF) ? 0x40 : 0));
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
-
 void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst) {
     int panels = (n + GEMM_NR - 1) / GEMM_NR, pairs = (k + 1) / 2;
     for (int p = 0; p < panels; p++)
@@ -75,7 +68,7 @@ void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst) {
             for (int j = 0; j < GEMM_NR; j++)
                 for (int t = 0; t < 2; t++) {
                     int row = p * GEMM_NR + j, col = 2 * q + t;
-                    out[2 * j + t] = row < n && col < k ? float_to_bf16_rne(b[(size_t)row * ldb + col]) : 0;
+                    out[2 * j + t] = row < n && col < k ? vt_f32_to_bf16(b[(size_t)row * ldb + col]) : 0;
                 }
         }
 }

@@ -48,7 +48,6 @@ typedef struct {
  * accumulate in fp32. */
 size_t gemm_packed_bf16_elems(int n, int k);
 void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst);
-uint16_t float_to_bf16_rne(float f);
 /* Micro-kernel: C[mr, nr] (+)= A·panel over `pairs` k-pairs; a: bf16 rows, lda elements apart. */
 void gemm_micro_bf16_avx512(int pairs, const uint16_t *a, int lda, const uint16_t *panel, float *c, int ldc,
                             int mr, int nr, int accumulate);

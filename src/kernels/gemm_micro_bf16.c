@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "core/float16.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_store_avx512.h"
 
@@ -40,7 +41,7 @@ TARGET_BF16 void convert_rows_bf16_avx512(uint16_t *dst, int kc_even, const floa
             __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
             _mm512_storeu_si512(out + k, (__m512i)v);
         }
-        for (; k < kc; k++) out[k] = float_to_bf16_rne(src[k]);
+        for (; k < kc; k++) out[k] = vt_f32_to_bf16(src[k]);
         if (kc & 1) out[kc] = 0;
     }
 }

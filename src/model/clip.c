@@ -16,8 +16,6 @@
  * 0.2 GB per image) while keeping GEMMs tall enough to be efficient. */
 enum { IMAGE_CHUNK = 8, TEXT_CHUNK = 64 };
 
-static const float CLIP_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-static const float CLIP_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 void vt_model_free(vt_model *m) {
     if (!m) return;
@@ -157,7 +155,7 @@ vt_status vt_encode_image_files(const vt_model *m, const char *const *paths, int
             decoded_image img;
             local[j] = image_decode_file(paths[i + j], &img, &local_err[j]);
             if (!local[j]) {
-                local[j] = image_preprocess_clip(&img, s, CLIP_MEAN, CLIP_STD, pixels + j * image_floats, &local_err[j]);
+                local[j] = image_preprocess_clip(&img, s, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, pixels + j * image_floats, &local_err[j]);
                 image_free(&img);
             }
         }
@@ -182,7 +180,7 @@ vt_status vt_encode_rgb8(const vt_model *m, const uint8_t *const *rgb, const int
     if (!pixels) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     vt_status st = VT_OK;
     for (int i = 0; i < n && !st; i++) {
-        st = image_preprocess_rgb8(rgb[i], widths[i], heights[i], s, CLIP_MEAN, CLIP_STD, pixels + i * image_floats, err);
+        st = image_preprocess_rgb8(rgb[i], widths[i], heights[i], s, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, pixels + i * image_floats, err);
         if (st) vt_error_prefix(err, "image %d: ", i);
     }
     if (!st) st = vt_encode_pixels(m, pixels, n, normalize, out, err);

@@ -261,22 +261,6 @@ static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
     if (n < size) snprintf(buf + n, size - n, "]");
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (mant == 0) bits = sign;
-        else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(mant & 0x400)) { mant <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7F800000 | (mant << 13);
-    else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 /* Returns an fp32 view (in place for fp32 tensors, converted otherwise) of the
  * tensor `name`, after checking its shape. NULL (and b->status set) on error. */
 static const float *bind(binder *b, const char *name, int ndim, const int64_t *shape) {
@@ -307,19 +291,7 @@ static const float *bind(binder *b, const char *name, int ndim, const int64_t *s
     } else if (t->dtype == VT_DTYPE_F16 || t->dtype == VT_DTYPE_BF16 || t->dtype == VT_DTYPE_F64) {
         float *conv = own(b, (size_t)t->numel * sizeof(float));
         if (!conv) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory converting '%s'", name); return NULL; }
-        for (int64_t i = 0; i < t->numel; i++) {
-            if (t->dtype == VT_DTYPE_F16) {
-                uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2);
-                conv[i] = half_to_float(h);
-            } else if (t->dtype == VT_DTYPE_BF16) {
-                uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2);
-                uint32_t bits = (uint32_t)h << 16;
-                memcpy(&conv[i], &bits, 4);
-            } else {
-                double v; memcpy(&v, (const char *)t->data + 8 * i, 8);
-                conv[i] = (float)v;
-            }
-        }
+        for (int64_t i = 0; i < t->numel; i++) conv[i] = ckpt_element_f32(t, i);
         data = conv;
     } else {
         b->status = vt_fail(b->err, VT_ERR_DTYPE, "tensor '%s' has dtype %s; weights must be float32, float16, bfloat16 or float64",

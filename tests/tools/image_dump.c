@@ -12,8 +12,6 @@
 
 #include "io/image.h"
 
-static const float OPENAI_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-static const float OPENAI_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 static int usage(void) {
     fprintf(stderr, "usage: image_dump [--size S] FILE OUT_PREFIX\n");
@@ -55,7 +53,7 @@ int main(int argc, char **argv) {
     if (!rgb || !chw) {
         fprintf(stderr, "image_dump: out of memory\n");
     } else if (image_resize_crop_rgb8(&image, size, rgb, &err) != VT_OK ||
-               image_preprocess_clip(&image, size, OPENAI_MEAN, OPENAI_STD, chw, &err) != VT_OK) {
+               image_preprocess_clip(&image, size, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, chw, &err) != VT_OK) {
         fprintf(stderr, "%s\n", err.message);
     } else {
         rc = write_file(prefix, ".u8", rgb, plane * 3) ||

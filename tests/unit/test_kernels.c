@@ -9,6 +9,7 @@
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/conv.h"
+#include "core/float16.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "unit.h"
@@ -112,7 +113,7 @@ static void test_gemm_bf16(int m, int n, int k, int with_residual, int amx) {
         for (int j = 0; j < n; j++) {
             double s = bias[j] + (with_residual ? before[i * ldc + j] : 0), mag = fabs(s);
             for (int kk = 0; kk < k; kk++) {
-                uint32_t ab = (uint32_t)float_to_bf16_rne(a[i * lda + kk]) << 16, bb = (uint32_t)float_to_bf16_rne(b[j * k + kk]) << 16;
+                uint32_t ab = (uint32_t)vt_f32_to_bf16(a[i * lda + kk]) << 16, bb = (uint32_t)vt_f32_to_bf16(b[j * k + kk]) << 16;
                 float af, bf;
                 memcpy(&af, &ab, 4);
                 memcpy(&bf, &bb, 4);
