@@ -18,6 +18,9 @@ static const command COMMANDS[] = {
     {"tokenize", cmd_tokenize, "print CLIP token ids of texts"},
     {"info", cmd_info, "model family table, or details of one checkpoint"},
     {"convert", cmd_convert, "rewrite a checkpoint as open_clip safetensors (fp32/fp16/bf16)"},
+    {"train", cmd_train, "contrastive training / fine-tuning of a ViTamin CLIP model"},
+    {"eval", cmd_eval, "zero-shot classification and retrieval metrics on a labelled set"},
+    {"dataset", cmd_dataset, "prepare a demo image-caption dataset (Fashion-MNIST)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,108 @@
+/* Forward and backward of every operation the two towers are built from, for
+ * training (llm.c style: one readable forward and one backward per layer,
+ * tested against PyTorch autograd in tests/reference/test_train_ops.py).
+ *
+ * Conventions
+ *  - Activations are NHWC ([B, H, W, C], channels contiguous) or token-major
+ *    ([rows, dim]); weights keep PyTorch's layouts (Linear [out, in], Conv2d
+ *    [out, in, 3, 3], depthwise [C, 1, 3, 3]) so the flat parameter buffer is
+ *    the open_clip state dict.
+ *  - Every backward ACCUMULATES (+=) into parameter gradients (dweight, dbias),
+ *    because a parameter may be used by several samples/chunks, and OVERWRITES
+ *    (=) the input gradient dx unless the comment says otherwise.
+ *  - dbias / dweight may be NULL when the layer has no such parameter, or when
+ *    the parameter is frozen (--lock-image / --lock-text): then that gradient
+ *    is not computed at all. dx may be NULL when the input needs no gradient
+ *    (the first layer).
+ *  - Functions parallelise with OpenMP internally when called outside a
+ *    parallel region. Results are deterministic for any thread count: no
+ *    reduction order depends on the number of threads (parameter-gradient sums
+ *    are split over fixed-size row blocks whose partial sums are added in block
+ *    order).
+ *  - Scratch: functions needing temporary memory allocate it themselves
+ *    (thread-local growable buffers are fine); callers do not pass scratch. */
+#ifndef VT_TRAIN_OPS_H
+#define VT_TRAIN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- GEMM in the three orientations training needs (row-major, fp32) ---- */
+/* C[m, n] (+)= A[m, k] · B[n, k]ᵀ       (forward of a Linear: X · Wᵀ) */
+void tmat_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
+/* C[m, n] (+)= A[m, k] · B[k, n]        (input gradient of a Linear: dY · W) */
+void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
+/* C[m, n] (+)= A[k, m]ᵀ · B[k, n]       (weight gradient of a Linear: dYᵀ · X) */
+void tmat_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
+
+/* ---- Linear (also every 1×1 conv on NHWC maps: rows = pixels) ---- */
+/* y[rows, out] = x[rows, in] · weightᵀ + bias (bias may be NULL). */
+void linear_forward(float *y, const float *x, const float *weight, const float *bias, int rows, int in, int out);
+/* dx = dy · weight (if dx), dweight += dyᵀ · x (if dweight), dbias += Σ_rows dy (if dbias). */
+void linear_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                     const float *weight, int rows, int in, int out);
+
+/* ---- Dense 3×3 conv, padding 1, stride 1 or 2, bias (stem convs, StridedConv) ----
+ * x [B, H, W, Cin] NHWC, weight PyTorch [Cout, Cin, 3, 3], y [B, Ho, Wo, Cout],
+ * Ho = (H + 2 - 3) / stride + 1. */
+void conv3x3_train_forward(float *y, const float *x, const float *weight, const float *bias, int batch, int h,
+                           int w, int cin, int cout, int stride);
+void conv3x3_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                            const float *weight, int batch, int h, int w, int cin, int cout, int stride);
+
+/* ---- Depthwise 3×3 conv, padding 1, stride 1 or 2, bias (MBConv conv2_kxk) ----
+ * weight PyTorch [C, 1, 3, 3]. No activation here (GELU is separate in training). */
+void depthwise3x3_train_forward(float *y, const float *x, const float *weight, const float *bias, int batch,
+                                int h, int w, int c, int stride);
+void depthwise3x3_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                 const float *weight, int batch, int h, int w, int c, int stride);
+
+/* ---- AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC ----
+ * (forward: kernels/conv.h avgpool3x3s2_forward). dx [B, H, W, C] is overwritten. */
+void avgpool3x3s2_backward(float *dx, const float *dy, int batch, int h, int w, int c);
+
+/* ---- LayerNorm over the last dim (also LayerNorm2d on NHWC) ----
+ * Saves mean[rows] and rstd[rows] = 1/sqrt(var + eps) (biased variance) for the
+ * backward. y may alias x in the forward. */
+void layernorm_train_forward(float *y, float *mean, float *rstd, const float *x, const float *weight,
+                             const float *bias, size_t rows, int dim, float eps);
+/* dx may alias dy. */
+void layernorm_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                              const float *mean, const float *rstd, const float *weight, size_t rows, int dim);
+
+/* ---- Exact-erf GELU ----
+ * Forward: kernels/activation.h (gelu_inplace) or gelu_train_forward (y may alias x).
+ * Backward from the pre-activation x: dx = dy · (Φ(x) + x·φ(x)); dx may alias dy. */
+void gelu_train_forward(float *y, const float *x, size_t n);
+void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n);
+
+/* ---- GeGLU gate over the [w0 | w1] pair ----
+ * gate [rows, hidden] (w0 output), lin [rows, hidden] (w1 output):
+ * y = gelu(gate) ⊙ lin; backward writes dgate and dlin. */
+void geglu_train_forward(float *y, const float *gate, const float *lin, size_t rows, int hidden);
+void geglu_train_backward(float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
+                          size_t rows, int hidden);
+
+/* ---- Multi-head attention over a packed qkv [B, T, 3D] (layout as in
+ * kernels/attention.h: q | k | v, head h at columns h*hd .. h*hd+hd-1) ----
+ * out [B, T, D]; probs [B, heads, T, T] saves the softmax for the backward.
+ * scale = hd^-0.5; causal: position i attends to j <= i (open_clip text). */
+void attention_train_forward(float *out, float *probs, const float *qkv, int batch, int t, int width, int heads,
+                             int causal);
+/* dqkv [B, T, 3D] overwritten from dout [B, T, D]. */
+void attention_train_backward(float *dqkv, const float *dout, const float *qkv, const float *probs, int batch,
+                              int t, int width, int heads, int causal);
+
+/* ---- open_clip ClipLoss (single process) ----
+ * image [n, e], text [n, e]: the towers' projected, NOT yet normalised outputs.
+ * Normalises both (F.normalize, eps 1e-12), logits = exp(logit_scale) · Î T̂ᵀ,
+ * loss = (CE(logits, arange) + CE(logitsᵀ, arange)) / 2, mean reduction.
+ * Returns the loss; writes dimage, dtext [n, e] and *dlogit_scale (d loss /
+ * d logit_scale, the stored log value). logits_out [n, n] may be NULL. */
+double clip_loss_forward_backward(const float *image, const float *text, int n, int e, float logit_scale,
+                                  float *dimage, float *dtext, float *dlogit_scale, float *logits_out);
+
+#endif

@@ -1,0 +1,11 @@
+/* PLACEHOLDER while issue 4 is in progress: replaced by the real command. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "commands.h"
+
+int cmd_eval(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "vitamin eval: not built yet\n");
+    return CLI_FAIL;
+}
