@@ -8,7 +8,7 @@
 #include "commands.h"
 #include "core/float16.h"
 #include "io/checkpoint.h"
-#include "io/image.h"
+#include "model/config_json.h"
 #include "model/weights.h"
 
 static const char CONVERT_HELP[] =
@@ -20,28 +20,6 @@ static const char CONVERT_HELP[] =
     "\n"
     "  -o, --output PATH      output .safetensors (written atomically)\n"
     "      --dtype T          f32 (default), f16 or bf16 (round to nearest even)\n";
-
-static int write_config(const char *out_path, const vt_model_config *c) {
-    char path[4096];
-    const char *slash = strrchr(out_path, '/');
-    snprintf(path, sizeof path, "%.*sopen_clip_config.json", slash ? (int)(slash - out_path + 1) : 0, out_path);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fprintf(f,
-            "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n    \"vision_cfg\": {\n"
-            "      \"timm_model_name\": \"%s\",\n      \"timm_model_pretrained\": false,\n      \"timm_pool\": \"\",\n"
-            "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
-            "      \"image_size\": %d\n    },\n    \"text_cfg\": {\n      \"context_length\": %d,\n"
-            "      \"vocab_size\": %d,\n      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n"
-            "  \"preprocess_cfg\": {\n    \"mean\": [%.9g, %.9g, %.9g],\n"
-            "    \"std\": [%.9g, %.9g, %.9g],\n    \"interpolation\": \"bicubic\",\n"
-            "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  }\n}\n",
-            c->embed_dim, c->timm_name, c->image_size, c->context_length, c->vocab_size, c->text_width, c->text_heads,
-            c->text_layers, CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0],
-            CLIP_PIXEL_STD[1], CLIP_PIXEL_STD[2], c->image_size);
-    int ok = fflush(f) == 0 && !ferror(f);
-    return fclose(f) == 0 && ok;
-}
 
 int cmd_convert(int argc, char **argv) {
     cli_model_options mo = {0};
@@ -101,7 +79,10 @@ int cmd_convert(int argc, char **argv) {
     }
     const char *meta[] = {"format", "pt", "converted_by", "vitamin.c", NULL};
     if (safetensors_write(output, out, n, meta, &err)) { cli_error("convert", &err); goto done; }
-    if (!write_config(output, &model->cfg)) { cli_errorf("convert", "cannot write open_clip_config.json beside %s", output); goto done; }
+    char config_path[4096];
+    const char *slash = strrchr(output, '/');
+    snprintf(config_path, sizeof config_path, "%.*sopen_clip_config.json", slash ? (int)(slash - output + 1) : 0, output);
+    if (config_write_open_clip_json(config_path, &model->cfg, &err)) { cli_error("convert", &err); goto done; }
     fprintf(stderr, "convert: wrote %zu tensors (%s) of %s to %s\n", n, dtype_name, model->cfg.name, output);
     rc = CLI_OK;
 done:

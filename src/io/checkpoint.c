@@ -558,6 +558,25 @@ vt_status ckpt_open_memory(const void *bytes, size_t size, ckpt_file **out, vt_e
     return VT_OK;
 }
 
+vt_status ckpt_from_tensors(const char *label, const ckpt_tensor *tensors, size_t count, ckpt_file **out,
+                            vt_error *err) {
+    *out = NULL;
+    ckpt_file *file = new_file(label ? label : "<memory>");
+    if (!file) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    file->format = CKPT_FORMAT_SAFETENSORS;
+    vt_status status = VT_OK;
+    for (size_t i = 0; i < count && status == VT_OK; i++)
+        status = ckpt_add_tensor(file, tensors[i].name, tensors[i].dtype, tensors[i].ndim, tensors[i].shape,
+                                 tensors[i].data, err);
+    if (status == VT_OK) status = build_name_index(file, err);
+    if (status != VT_OK) {
+        ckpt_close(file);
+        return status;
+    }
+    *out = file;
+    return VT_OK;
+}
+
 /* Maps `path` read-only into file->mapping. */
 static vt_status map_file(ckpt_file *file, const char *path, vt_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */

@@ -59,6 +59,11 @@ typedef struct ckpt_file ckpt_file;
 vt_status ckpt_open(const char *path, ckpt_file **out, vt_error *err);
 /* Same, from a caller-owned buffer that must outlive the ckpt_file (fuzzing, tests). */
 vt_status ckpt_open_memory(const void *bytes, size_t size, ckpt_file **out, vt_error *err);
+/* A checkpoint over tensors that already live in memory (the trainer's weights,
+ * for evaluating them with the inference engine). The data pointers are used in
+ * place and must outlive the ckpt_file. */
+vt_status ckpt_from_tensors(const char *label, const ckpt_tensor *tensors, size_t count, ckpt_file **out,
+                            vt_error *err);
 void ckpt_close(ckpt_file *file);
 
 /* Drops the resident pages of a memory-mapped checkpoint (madvise DONTNEED).

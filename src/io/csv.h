@@ -20,6 +20,9 @@ typedef struct {
  * unterminated quotes, rows with MORE fields than the header, invalid UTF-8,
  * or an empty file (no header). */
 vt_status csv_read(const char *path, char separator, csv_table *out, vt_error *err);
+/* The same on bytes already in memory; `name` stands for the file in messages. */
+vt_status csv_parse(const char *data, size_t size, const char *name, char separator, csv_table *out,
+                    vt_error *err);
 void csv_free(csv_table *table);
 
 /* Column index by exact header name, or -1. */

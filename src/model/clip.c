@@ -28,12 +28,19 @@ void vt_model_free(vt_model *m) {
     free(m);
 }
 
-vt_status vt_model_load(const char *path, const vt_load_options *options, vt_model **out, vt_error *err) {
-    if (!path || !out) return vt_fail(err, VT_ERR_ARGUMENT, "vt_model_load: path and out must not be NULL");
+/* The part of loading shared by files and in-memory tensors: ISA and bf16
+ * choice, then config (given or resolved from the file) and binding. Takes
+ * ownership of `checkpoint` (NULL: open `path`). */
+static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_model_config *cfg,
+                            const vt_load_options *options, vt_model **out, vt_error *err) {
     *out = NULL;
     vt_model *m = calloc(1, sizeof *m);
-    if (!m) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    if (!m) {
+        ckpt_close(checkpoint);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    }
     scratch_pool_init(&m->scratch);
+    m->checkpoint = checkpoint;
     vt_status st = vt_isa_select(&m->isa, err);
     m->bf16 = options && options->bf16;
     if (!st && m->bf16 && (m->isa != VT_ISA_AVX512 || !__builtin_cpu_supports("avx512bf16")))
@@ -44,9 +51,10 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
         const char *amx_env = getenv("VITAMIN_AMX");
         m->amx = !(amx_env && !strcmp(amx_env, "0")) && gemm_amx_available();
     }
-    if (!st) st = ckpt_open(path, &m->checkpoint, err);
+    if (!st && !m->checkpoint) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
-        st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);
+        if (cfg) m->cfg = *cfg;
+        else st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);
         if (!st) st = vt_config_validate(&m->cfg, err);
         if (!st) st = weights_bind(m, err);
         /* Packed copies now hold most weights; in-place tensors fault back in on use. */
@@ -59,6 +67,16 @@ vt_status vt_model_load(const char *path, const vt_load_options *options, vt_mod
     }
     *out = m;
     return VT_OK;
+}
+
+vt_status vt_model_load(const char *path, const vt_load_options *options, vt_model **out, vt_error *err) {
+    if (!path || !out) return vt_fail(err, VT_ERR_ARGUMENT, "vt_model_load: path and out must not be NULL");
+    return load_model(path, NULL, NULL, options, out, err);
+}
+
+vt_status model_load_from_checkpoint(ckpt_file *checkpoint, const vt_model_config *cfg, vt_model **out,
+                                     vt_error *err) {
+    return load_model(ckpt_label(checkpoint), checkpoint, cfg, NULL, out, err);
 }
 
 void vt_model_get_info(const vt_model *m, vt_model_info *info) {

@@ -78,4 +78,9 @@ struct vt_model {
     size_t owned_count, owned_capacity;
 };
 
+/* Builds a model over an already open checkpoint (taking ownership of it) with
+ * a known config: the trainer evaluates its in-memory weights this way. */
+vt_status model_load_from_checkpoint(ckpt_file *checkpoint, const vt_model_config *cfg, struct vt_model **out,
+                                     vt_error *err);
+
 #endif

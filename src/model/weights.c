@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/json.h"
+#include "model/config_json.h"
 #include "kernels/conv.h"
 
 /* ---------- key normalisation ---------- */
@@ -109,71 +109,20 @@ static int64_t dim0(const key_index *ix, const char *name) {
     return t && t->ndim >= 1 ? t->shape[0] : -1;
 }
 
-/* Reads open_clip_config.json ({"model_cfg": {...}}) or an HF config.json
- * ({embed_dim, vision_cfg, text_cfg}) beside the checkpoint. Returns VT_OK with
- * *found = 0 when neither exists. */
+/* open_clip_config.json, else an HF config.json, beside the checkpoint
+ * (model/config_json.c reads both). Returns VT_OK with *found = 0 when neither
+ * exists or describes a ViTamin model. */
 static vt_status config_from_json_beside(const char *ckpt_path, vt_model_config *out, int *found,
                                          vt_error *err) {
     static const char *const NAMES[] = {"open_clip_config.json", "config.json"};
     *found = 0;
     const char *slash = strrchr(ckpt_path, '/');
     size_t dirlen = slash ? (size_t)(slash - ckpt_path + 1) : 0;
-    for (int n = 0; n < 2; n++) {
+    for (int n = 0; n < 2 && !*found; n++) {
         char path[4096];
         snprintf(path, sizeof path, "%.*s%s", (int)dirlen, ckpt_path, NAMES[n]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        char *text = NULL;
-        size_t size = 0, cap = 0;
-        for (;;) {
-            if (size + 4096 > cap) {
-                cap = cap ? cap * 2 : 8192;
-                if (cap > (1u << 24)) { free(text); fclose(f); return vt_fail(err, VT_ERR_FORMAT, "%s: larger than 16 MiB, not a model config", path); }
-                char *grown = realloc(text, cap);
-                if (!grown) { free(text); fclose(f); return vt_fail(err, VT_ERR_NOMEM, "out of memory reading %s", path); }
-                text = grown;
-            }
-            size_t got = fread(text + size, 1, cap - size, f);
-            size += got;
-            if (got == 0) break;
-        }
-        fclose(f);
-        json_value *root = NULL;
-        vt_status st = json_parse(text, size, &root, err);
-        free(text);
-        if (st) { vt_error_prefix(err, "%s: ", path); return st; }
-        const json_value *cfg = json_get(root, "model_cfg");
-        if (!cfg) cfg = root;
-        const json_value *vision = json_get(cfg, "vision_cfg"), *textc = json_get(cfg, "text_cfg");
-        const char *trunk = json_get_string(vision, "timm_model_name", NULL);
-        if (!vision || !trunk) {
-            json_free(root);
-            continue; /* some other config.json: fall back to shapes */
-        }
-        st = vt_config_lookup(trunk, out, err);
-        if (st) { json_free(root); vt_error_prefix(err, "%s: vision_cfg.timm_model_name: ", path); return st; }
-        out->image_size = (int)json_get_number(vision, "image_size", out->image_size);
-        out->open_clip_preprocess_size = out->image_size;
-        out->embed_dim = (int)json_get_number(cfg, "embed_dim", out->embed_dim);
-        if (textc) {
-            out->text_width = (int)json_get_number(textc, "width", out->text_width);
-            out->text_heads = (int)json_get_number(textc, "heads", out->text_heads);
-            out->text_layers = (int)json_get_number(textc, "layers", out->text_layers);
-            out->context_length = (int)json_get_number(textc, "context_length", out->context_length);
-            out->vocab_size = (int)json_get_number(textc, "vocab_size", out->vocab_size);
-        }
-        json_free(root);
-        /* Name it after the family row it matches, if any. */
-        for (int i = 0; i < vt_config_count(); i++) {
-            const vt_model_config *r = vt_config_at(i);
-            if (!strcmp(r->timm_name, out->timm_name) && r->embed_dim == out->embed_dim &&
-                r->text_width == out->text_width && r->text_layers == out->text_layers) {
-                snprintf(out->name, sizeof out->name, "%s", r->name);
-                break;
-            }
-        }
-        *found = 1;
-        return vt_config_validate(out, err);
+        vt_status st = config_read_json(path, out, found, err);
+        if (st) return st;
     }
     return VT_OK;
 }

@@ -2,7 +2,9 @@
  * and augmented on background threads, in an order that depends only on the
  * seed — never on the thread count, the number of ranks or timing.
  *
- * Order: epoch e visits the N samples in a permutation drawn from (seed, e);
+ * Order: epoch e visits the N samples in a permutation drawn from (seed, e)
+ * (Fisher-Yates, j = rng_stream_below(i + 1) for i = N-1 .. 1, on the stream
+ * rng_stream_for(seed, RNG_DOMAIN_SHUFFLE, e, 0) of train/rng.h);
  * global step s (counted over all epochs) takes positions
  * [(s mod steps_per_epoch)·B, +B) of epoch s / steps_per_epoch's permutation,
  * B = global batch; steps_per_epoch = N / B (drop_last, as open_clip). A
@@ -15,13 +17,23 @@
  * random numbers come from a counter-based generator keyed by (seed, epoch,
  * sample index), so a sample gets the same crop whichever rank or thread
  * decodes it. With augment = 0 the evaluation transform (resize, center crop)
- * is used instead.
+ * is used instead. As in open_clip, CSV images are cropped and resized in
+ * their own Pillow mode and converted to RGB afterwards, while tar images are
+ * converted to RGB first (webdataset's "pilrgb" decode); the two agree for
+ * RGB and L images.
  *
  * Bad samples (missing file, undecodable image, caption that is not UTF-8):
  * with strict = 0 the sample is replaced by the next sample of the epoch's
  * permutation after the global batch that decodes (deterministic), and
  * counted in data_batch.skipped_total; with strict = 1 data_loader_next fails
- * naming the file. */
+ * naming the file. Precisely: the replacements of a batch that ends at
+ * permutation position P are the N - B positions outside it, in order
+ * P, P + 1, ... (mod N); a bad sample at global-batch position j
+ * (0 <= j < B) takes the j-th of them, then the (j + B)-th, (j + 2B)-th ...
+ * (mod N - B), so two bad samples of one batch do not take the same
+ * replacement and every rank computes the same choice for its own positions;
+ * 100 bad samples in a row for one position fail even without strict.
+ * skipped_total counts every failed try since open or the last seek. */
 #ifndef VT_TRAIN_DATA_H
 #define VT_TRAIN_DATA_H
 
@@ -47,7 +59,7 @@ typedef struct {
     int workers;                 /* decode threads (0: 2) */
     int strict;
     int augment;                 /* 1: RandomResizedCrop; 0: eval transform */
-    float scale_min, scale_max;  /* open_clip default 0.9, 1.0 */
+    float scale_min, scale_max;  /* open_clip default 0.9, 1.0 (both 0: the default) */
 } data_options;
 
 typedef struct data_loader data_loader;

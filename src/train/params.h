@@ -54,4 +54,10 @@ void train_params_init(train_params *p, uint64_t seed);
  * extra or mis-shaped tensors are an error naming the tensor. */
 vt_status train_params_load_checkpoint(train_params *p, const char *path, vt_error *err);
 
+/* An inference model (vitamin.h) over the current values, for evaluation
+ * during training. It reads the values in place: free it before the next
+ * optimizer step changes them. */
+struct vt_model;
+vt_status train_params_build_model(const train_params *p, struct vt_model **out, vt_error *err);
+
 #endif

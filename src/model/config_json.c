@@ -1,0 +1,270 @@
+/* open_clip_config.json writer and reader (see config_json.h). */
+#include "model/config_json.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "io/json_write.h"
+#include "io/npy.h"
+
+enum { CONFIG_JSON_MAX_BYTES = 1 << 24 };
+
+void config_timm_model_name(const vt_model_config *cfg, char *out, size_t out_size) {
+    if (cfg->timm_name[0]) {
+        snprintf(out, out_size, "%s", cfg->timm_name);
+        return;
+    }
+    /* timm's convention: family, size, input resolution ("vitamin_small_224"). */
+    char size[32];
+    snprintf(size, sizeof size, "-%d", cfg->image_size);
+    const char *name = cfg->name;
+    if (!strncasecmp(name, "ViTamin-", 8)) name += 8;
+    size_t n = strlen(name), m = strlen(size);
+    int has_size = n > m && !strcmp(name + n - m, size);
+    char lowered[128];
+    size_t k = 0;
+    for (; name[k] && k + 1 < sizeof lowered; k++) lowered[k] = name[k] == '-' ? '_' : (char)tolower((unsigned char)name[k]);
+    lowered[k] = '\0';
+    if (has_size) snprintf(out, out_size, "vitamin_%s", lowered);
+    else snprintf(out, out_size, "vitamin_%s_%d", lowered, cfg->image_size);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+vt_status config_write_open_clip_json(const char *path, const vt_model_config *c, vt_error *err) {
+    char timm_name[128];
+    config_timm_model_name(c, timm_name, sizeof timm_name);
+    json_writer w = {0};
+    json_write_format(&w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n", c->embed_dim);
+    /* The timm_* values are those of open_clip's own ViTamin-*.json files. */
+    json_write_raw(&w, "    \"vision_cfg\": {\n      \"timm_model_name\": ");
+    json_write_string(&w, timm_name);
+    json_write_format(&w,
+                      ",\n      \"timm_model_pretrained\": false,\n      \"timm_pool\": \"\",\n"
+                      "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
+                      "      \"image_size\": %d\n    },\n",
+                      c->image_size);
+    json_write_format(&w,
+                      "    \"text_cfg\": {\n      \"context_length\": %d,\n      \"vocab_size\": %d,\n"
+                      "      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n",
+                      c->context_length, c->vocab_size, c->text_width, c->text_heads, c->text_layers);
+    json_write_format(&w,
+                      "  \"preprocess_cfg\": {\n    \"mean\": [%.9g, %.9g, %.9g],\n"
+                      "    \"std\": [%.9g, %.9g, %.9g],\n    \"interpolation\": \"bicubic\",\n"
+                      "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  },\n",
+                      CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0], CLIP_PIXEL_STD[1],
+                      CLIP_PIXEL_STD[2], c->image_size);
+    json_write_raw(&w, "  \"vitamin_cfg\": {\n    \"name\": ");
+    json_write_string(&w, c->name);
+    json_write_raw(&w, ",\n    \"timm_name\": ");
+    json_write_string(&w, c->timm_name);
+    json_write_format(&w,
+                      ",\n    \"stem_width\": %d,\n    \"stage_widths\": [%d, %d],\n    \"stage_depths\": [%d, %d],\n"
+                      "    \"width\": %d,\n    \"depth\": %d,\n    \"heads\": %d,\n    \"mlp_hidden\": %d,\n"
+                      "    \"pos_embed\": %s\n  }\n}\n",
+                      c->stem_width, c->stage_widths[0], c->stage_widths[1], c->stage_depths[0], c->stage_depths[1],
+                      c->width, c->depth, c->heads, c->mlp_hidden, c->has_pos_embed ? "true" : "false");
+    if (w.failed) {
+        json_writer_free(&w);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory writing %s", path);
+    }
+    atomic_file f;
+    vt_status st = atomic_file_open(&f, path, err);
+    if (!st) st = atomic_file_write(&f, w.text, w.length, err);
+    if (!st) st = atomic_file_commit(&f, err);
+    atomic_file_discard(&f);
+    json_writer_free(&w);
+    return st;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static vt_status read_text(const char *path, char **text, size_t *size, int *exists, vt_error *err) {
+    *text = NULL;
+    *size = 0;
+    *exists = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return VT_OK;
+        return vt_fail(err, VT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    }
+    *exists = 1;
+    size_t cap = 0;
+    for (;;) {
+        if (*size + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > CONFIG_JSON_MAX_BYTES) {
+                fclose(f);
+                return vt_fail(err, VT_ERR_FORMAT, "%s: larger than 16 MiB, not a model config", path);
+            }
+            char *grown = realloc(*text, cap);
+            if (!grown) {
+                fclose(f);
+                return vt_fail(err, VT_ERR_NOMEM, "out of memory reading %s", path);
+            }
+            *text = grown;
+        }
+        size_t got = fread(*text + *size, 1, cap - *size, f);
+        *size += got;
+        if (got == 0) break;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) return vt_fail(err, VT_ERR_IO, "error reading %s", path);
+    return VT_OK;
+}
+
+/* `key` of `obj` as an integer in [minimum, 1<<24]; `fallback` if absent (or
+ * an error if fallback < 0, meaning required). */
+static vt_status get_int(const char *path, const char *where, const json_value *obj, const char *key, int fallback,
+                         int minimum, int *out, vt_error *err) {
+    const json_value *v = json_get(obj, key);
+    if (!v) {
+        if (fallback >= 0) {
+            *out = fallback;
+            return VT_OK;
+        }
+        return vt_fail(err, VT_ERR_FORMAT, "%s: %s.%s is missing", path, where, key);
+    }
+    if (v->type != JSON_NUMBER || v->number != floor(v->number) || v->number < minimum || v->number > (1 << 24))
+        return vt_fail(err, VT_ERR_FORMAT, "%s: %s.%s must be an integer in [%d, %d]", path, where, key, minimum,
+                       1 << 24);
+    *out = (int)v->number;
+    return VT_OK;
+}
+
+static vt_status get_int_pair(const char *path, const json_value *obj, const char *key, int *out, vt_error *err) {
+    const json_value *v = json_get(obj, key);
+    if (!v || v->type != JSON_ARRAY || v->count != 2)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vitamin_cfg.%s must be a list of 2 integers", path, key);
+    for (int i = 0; i < 2; i++) {
+        double x = v->items[i].number;
+        if (v->items[i].type != JSON_NUMBER || x != floor(x) || x < 1 || x > (1 << 24))
+            return vt_fail(err, VT_ERR_FORMAT, "%s: vitamin_cfg.%s[%d] must be a positive integer", path, key, i);
+        out[i] = (int)x;
+    }
+    return VT_OK;
+}
+
+/* The image trunk from vitamin_cfg (every number given explicitly). */
+static vt_status trunk_from_vitamin_cfg(const char *path, const json_value *v, vt_model_config *out, vt_error *err) {
+    memset(out, 0, sizeof *out);
+    const char *name = json_get_string(v, "name", "ViTamin-custom");
+    const char *timm_name = json_get_string(v, "timm_name", "");
+    if (strlen(name) >= sizeof out->name || strlen(timm_name) >= sizeof out->timm_name)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vitamin_cfg.name or .timm_name is longer than %zu bytes", path,
+                       sizeof out->name - 1);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->timm_name, sizeof out->timm_name, "%s", timm_name);
+    const json_value *pos = json_get(v, "pos_embed");
+    if (!pos || pos->type != JSON_BOOL)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vitamin_cfg.pos_embed must be true or false", path);
+    out->has_pos_embed = pos->boolean;
+    vt_status st = get_int(path, "vitamin_cfg", v, "stem_width", -1, 1, &out->stem_width, err);
+    if (!st) st = get_int_pair(path, v, "stage_widths", out->stage_widths, err);
+    if (!st) st = get_int_pair(path, v, "stage_depths", out->stage_depths, err);
+    if (!st) st = get_int(path, "vitamin_cfg", v, "width", -1, 1, &out->width, err);
+    if (!st) st = get_int(path, "vitamin_cfg", v, "depth", -1, 1, &out->depth, err);
+    if (!st) st = get_int(path, "vitamin_cfg", v, "heads", -1, 1, &out->heads, err);
+    if (!st) st = get_int(path, "vitamin_cfg", v, "mlp_hidden", -1, 1, &out->mlp_hidden, err);
+    out->context_length = 77;
+    out->vocab_size = 49408;
+    return st;
+}
+
+/* vitamin_cfg and a timm name vitamin.c knows must describe the same trunk. */
+static vt_status check_against_timm_name(const char *path, const char *trunk, const vt_model_config *c,
+                                         vt_error *err) {
+    vt_model_config known;
+    if (!trunk || vt_config_lookup(trunk, &known, NULL)) return VT_OK; /* a name only vitamin_cfg defines */
+    if (known.stem_width != c->stem_width || known.stage_widths[0] != c->stage_widths[0] ||
+        known.stage_widths[1] != c->stage_widths[1] || known.width != c->width || known.depth != c->depth ||
+        known.heads != c->heads || known.mlp_hidden != c->mlp_hidden || known.has_pos_embed != c->has_pos_embed)
+        return vt_fail(err, VT_ERR_FORMAT,
+                       "%s: vitamin_cfg (width %d, depth %d) and vision_cfg.timm_model_name '%s' (width %d, depth %d) "
+                       "describe different image towers; fix or remove one of them",
+                       path, c->width, c->depth, trunk, known.width, known.depth);
+    return VT_OK;
+}
+
+static vt_status config_from_json(const char *path, const json_value *root, vt_model_config *out, int *found,
+                                  vt_error *err) {
+    const json_value *cfg = json_get(root, "model_cfg");
+    if (!cfg) cfg = root;
+    const json_value *vision = json_get(cfg, "vision_cfg"), *text = json_get(cfg, "text_cfg");
+    const json_value *vitamin = json_get(root, "vitamin_cfg");
+    const char *trunk = json_get_string(vision, "timm_model_name", NULL);
+    if (!vitamin && !trunk) return VT_OK; /* some other config.json */
+    vt_status st;
+    if (vitamin) {
+        if (!vision) return vt_fail(err, VT_ERR_FORMAT, "%s: has vitamin_cfg but no model_cfg.vision_cfg", path);
+        st = trunk_from_vitamin_cfg(path, vitamin, out, err);
+        if (!st) st = check_against_timm_name(path, trunk, out, err);
+        if (!st) st = get_int(path, "vision_cfg", vision, "image_size", -1, 16, &out->image_size, err);
+        if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", -1, 1, &out->embed_dim, err);
+    } else {
+        st = vt_config_lookup(trunk, out, err);
+        if (st) {
+            vt_error_prefix(err, "%s: vision_cfg.timm_model_name: ", path);
+            return st;
+        }
+        st = get_int(path, "vision_cfg", vision, "image_size", out->image_size, 16, &out->image_size, err);
+        if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", out->embed_dim, 1, &out->embed_dim, err);
+    }
+    if (!st && text) {
+        st = get_int(path, "text_cfg", text, "width", out->text_width, 0, &out->text_width, err);
+        if (!st) st = get_int(path, "text_cfg", text, "heads", out->text_heads, 0, &out->text_heads, err);
+        if (!st) st = get_int(path, "text_cfg", text, "layers", out->text_layers, 0, &out->text_layers, err);
+        if (!st) st = get_int(path, "text_cfg", text, "context_length", out->context_length, 1, &out->context_length, err);
+        if (!st) st = get_int(path, "text_cfg", text, "vocab_size", out->vocab_size, 1, &out->vocab_size, err);
+    }
+    if (!st)
+        st = get_int(path, "preprocess_cfg", json_get(root, "preprocess_cfg"), "size", out->image_size, 1,
+                     &out->open_clip_preprocess_size, err);
+    if (st) return st;
+    if (!vitamin) {
+        /* Name it after the family row it matches, if any. */
+        for (int i = 0; i < vt_config_count(); i++) {
+            const vt_model_config *r = vt_config_at(i);
+            if (!strcmp(r->timm_name, out->timm_name) && r->embed_dim == out->embed_dim &&
+                r->text_width == out->text_width && r->text_layers == out->text_layers) {
+                snprintf(out->name, sizeof out->name, "%s", r->name);
+                break;
+            }
+        }
+    }
+    *found = 1;
+    st = vt_config_validate(out, err);
+    if (st) vt_error_prefix(err, "%s: ", path);
+    return st;
+}
+
+vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_error *err) {
+    *found = 0;
+    char *text = NULL;
+    size_t size = 0;
+    int exists = 0;
+    vt_status st = read_text(path, &text, &size, &exists, err);
+    if (st || !exists) {
+        free(text);
+        return st;
+    }
+    json_value *root = NULL;
+    st = json_parse(text, size, &root, err);
+    free(text);
+    if (st) {
+        vt_error_prefix(err, "%s: ", path);
+        return st;
+    }
+    st = config_from_json(path, root, out, found, err);
+    json_free(root);
+    return st;
+}

@@ -1,0 +1,78 @@
+/* Both towers together: creation, frozen tensors, forward, backward. */
+#include "train/clip_train.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+train_tensor clip_trainer_tensor(const clip_trainer *tr, const char *fmt, ...) {
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    train_tensor t = {NULL, NULL};
+    int i = train_params_find(tr->params, name);
+    if (i < 0) return t;
+    t.value = tr->params->values + tr->params->params[i].offset;
+    if (!tr->frozen[i]) t.grad = tr->params->grads + tr->params->params[i].offset;
+    return t;
+}
+
+static vt_status create_towers(clip_trainer *tr, vt_error *err) {
+    vt_status st = image_train_create(tr, err);
+    if (!st) st = text_train_create(tr, err);
+    return st;
+}
+
+static void free_towers(clip_trainer *tr) {
+    image_train_free(tr->image);
+    text_train_free(tr->text);
+    tr->image = NULL;
+    tr->text = NULL;
+}
+
+vt_status clip_trainer_create(train_params *params, const clip_train_options *options, clip_trainer **out,
+                              vt_error *err) {
+    *out = NULL;
+    if (options->batch < 1) return vt_fail(err, VT_ERR_ARGUMENT, "training batch must be at least 1");
+    clip_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    tr->params = params;
+    tr->options = *options;
+    tr->frozen = calloc((size_t)params->count, 1);
+    vt_status st = tr->frozen ? create_towers(tr, err) : vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    if (st) {
+        clip_trainer_free(tr);
+        return st;
+    }
+    *out = tr;
+    return VT_OK;
+}
+
+void clip_trainer_free(clip_trainer *tr) {
+    if (!tr) return;
+    free_towers(tr);
+    free(tr->frozen);
+    free(tr);
+}
+
+vt_status clip_trainer_update_frozen(clip_trainer *tr, vt_error *err) {
+    /* The towers resolve gradient pointers (NULL when frozen) once, at creation. */
+    free_towers(tr);
+    return create_towers(tr, err);
+}
+
+void clip_train_forward(clip_trainer *tr, const float *pixels, const int32_t *tokens, int n, uint64_t drop_key,
+                        int64_t first_sample, float *image_features, float *text_features) {
+    image_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
+    text_train_forward(tr, tokens, n, text_features);
+}
+
+void clip_train_backward(clip_trainer *tr, const float *d_image_features, const float *d_text_features) {
+    image_train_backward(tr, d_image_features);
+    text_train_backward(tr, d_text_features);
+}

@@ -1,0 +1,452 @@
+/* ViTamin image tower for training: the same network as model/image_tower.c
+ * (vitamin-spec §1), written as plain layer calls on NHWC maps that keep every
+ * activation the backward needs. Post-GELU tensors are not kept: the backward
+ * recomputes them from the pre-activation (one erf per element is cheaper than
+ * the memory traffic of keeping them).
+ *
+ * Saved per layer (B = micro-batch):
+ *   stem:   x0 (NHWC input), a1 (conv1 out), LN stats, n1 (LN out, pre-GELU), out (conv2)
+ *   MBConv: in (previous out), LN out + stats, e (1×1 expand, pre-GELU),
+ *           d (depthwise, pre-GELU), pooled (shortcut pool, when it has a 1×1), out
+ *   tokens: LN out + stats of the 16× map, x (conv out + pos_embed)
+ *   block:  LN1 out + stats, qkv, attention out + probs, x_mid, LN2 out + stats,
+ *           mlp-LN out + stats, w0 out, w1 out, GeGLU out, x_out, drop-path scales
+ *   head:   mean-pooled tokens, fc_norm out + stats */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/conv.h"
+#include "train/clip_train.h"
+#include "train/ops.h"
+#include "train/rng.h"
+
+static const float EPS = 1e-6f; /* every LayerNorm of the image tower */
+
+typedef struct {
+    int cin, cout, mid, stride, h, w, ho, wo, has_expand, pool_shortcut;
+    train_tensor pre_w, pre_b, c1_w, c1_b, dw_w, dw_b, c3_w, c3_b, ex_w, ex_b;
+    float *in, *ln, *mean, *rstd, *e, *d, *pooled, *out;
+} mbconv_train;
+
+typedef struct {
+    train_tensor n1_w, n1_b, qkv_w, qkv_b, proj_w, proj_b, n2_w, n2_b, mn_w, mn_b, w0_w, w0_b, w1_w, w1_b,
+        w2_w, w2_b;
+    float *ln1, *m1, *r1, *qkv, *att, *probs, *x_mid, *ln2, *m2, *r2, *u, *mm, *rm, *g, *l, *hid, *x_out;
+    float *keep1, *keep2; /* [B] drop-path scale per sample: 0 or 1/(1-p) */
+    float rate;
+} block_train;
+
+struct image_train_state {
+    int batch, n;  /* capacity, samples of the last forward */
+    int s, h1, grid, tokens;
+    /* stem */
+    train_tensor c1_w, c1_b, n1_w, n1_b, c2_w, c2_b;
+    float *x0, *a1, *sm, *sr, *n1, *stem_out;
+    mbconv_train mb[16];
+    int mb_count;
+    /* StridedConv + tokens */
+    train_tensor pn_w, pn_b, pp_w, pp_b, pos;
+    float *pool_ln, *pool_m, *pool_r, *x_tokens;
+    block_train *blk;
+    /* head */
+    train_tensor fc_w, fc_b, head_w;
+    float *pooled, *fc_out, *fc_m, *fc_r;
+    /* backward temporaries */
+    float *t[5];
+    size_t t_floats;
+    void **allocs;
+    int alloc_count, alloc_cap;
+};
+
+static float *alloc_floats(image_train_state *st, size_t n) {
+    if (st->alloc_count == st->alloc_cap) {
+        int cap = st->alloc_cap ? 2 * st->alloc_cap : 256;
+        void **grown = realloc(st->allocs, (size_t)cap * sizeof *grown);
+        if (!grown) return NULL;
+        st->allocs = grown;
+        st->alloc_cap = cap;
+    }
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) st->allocs[st->alloc_count++] = p;
+    return p;
+}
+
+void image_train_free(image_train_state *st) {
+    if (!st) return;
+    for (int i = 0; i < st->alloc_count; i++) free(st->allocs[i]);
+    free(st->allocs);
+    free(st->blk);
+    free(st);
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+vt_status image_train_create(clip_trainer *tr, vt_error *err) {
+    const vt_model_config *c = &tr->params->cfg;
+    image_train_state *st = calloc(1, sizeof *st);
+    if (!st) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    tr->image = st;
+    st->blk = calloc((size_t)c->depth, sizeof *st->blk);
+    if (!st->blk) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    size_t B = (size_t)tr->options.batch;
+    st->batch = (int)B;
+    st->s = c->image_size;
+    st->h1 = conv3x3_out(st->s, 2);
+    int ok = 1;
+#define A(n) (ok && (ok = (alloc_floats(st, (n)) != NULL)) ? (float *)st->allocs[st->alloc_count - 1] : NULL)
+    size_t s = (size_t)st->s, h1 = (size_t)st->h1, c0 = (size_t)c->stem_width;
+    st->x0 = A(B * s * s * 3);
+    st->a1 = A(B * h1 * h1 * c0);
+    st->sm = A(B * h1 * h1);
+    st->sr = A(B * h1 * h1);
+    st->n1 = A(B * h1 * h1 * c0);
+    st->stem_out = A(B * h1 * h1 * c0);
+    size_t big = B * h1 * h1 * c0;
+    int cin = c->stem_width, h = st->h1;
+    float *prev = st->stem_out;
+    st->mb_count = c->stage_depths[0] + c->stage_depths[1];
+    for (int i = 0; i < st->mb_count; i++) {
+        mbconv_train *m = &st->mb[i];
+        int stage = i < c->stage_depths[0] ? 0 : 1, idx = stage ? i - c->stage_depths[0] : i;
+        m->cin = cin;
+        m->cout = c->stage_widths[stage];
+        m->mid = 4 * m->cout;
+        m->stride = idx == 0 ? 2 : 1;
+        m->h = m->w = h;
+        m->ho = m->wo = conv3x3_out(h, m->stride);
+        m->has_expand = m->stride == 2 && m->cin != m->cout;
+        m->pool_shortcut = m->stride == 2;
+        m->in = prev;
+        size_t in_px = B * (size_t)h * h, out_px = B * (size_t)m->ho * m->wo;
+        m->ln = A(in_px * m->cin);
+        m->mean = A(in_px);
+        m->rstd = A(in_px);
+        m->e = A(in_px * m->mid);
+        m->d = A(out_px * m->mid);
+        if (m->has_expand) m->pooled = A(out_px * m->cin);
+        m->out = A(out_px * m->cout);
+        big = max_sz(big, in_px * m->mid);
+        const char *pre = "visual.trunk.patch_embed.backbone.stages";
+        m->pre_w = clip_trainer_tensor(tr, "%s.%d.%d.pre_norm.weight", pre, stage, idx);
+        m->pre_b = clip_trainer_tensor(tr, "%s.%d.%d.pre_norm.bias", pre, stage, idx);
+        m->c1_w = clip_trainer_tensor(tr, "%s.%d.%d.conv1_1x1.weight", pre, stage, idx);
+        m->c1_b = clip_trainer_tensor(tr, "%s.%d.%d.conv1_1x1.bias", pre, stage, idx);
+        m->dw_w = clip_trainer_tensor(tr, "%s.%d.%d.conv2_kxk.weight", pre, stage, idx);
+        m->dw_b = clip_trainer_tensor(tr, "%s.%d.%d.conv2_kxk.bias", pre, stage, idx);
+        m->c3_w = clip_trainer_tensor(tr, "%s.%d.%d.conv3_1x1.weight", pre, stage, idx);
+        m->c3_b = clip_trainer_tensor(tr, "%s.%d.%d.conv3_1x1.bias", pre, stage, idx);
+        if (m->has_expand) {
+            m->ex_w = clip_trainer_tensor(tr, "%s.%d.%d.shortcut.expand.weight", pre, stage, idx);
+            m->ex_b = clip_trainer_tensor(tr, "%s.%d.%d.shortcut.expand.bias", pre, stage, idx);
+        }
+        prev = m->out;
+        cin = m->cout;
+        h = m->ho;
+    }
+    st->grid = conv3x3_out(h, 2);
+    st->tokens = st->grid * st->grid;
+    size_t c2_px = B * (size_t)h * h, rows = B * (size_t)st->tokens, d = (size_t)c->width, hid = (size_t)c->mlp_hidden;
+    st->pool_ln = A(c2_px * cin);
+    st->pool_m = A(c2_px);
+    st->pool_r = A(c2_px);
+    st->x_tokens = A(rows * d);
+    const char *bb = "visual.trunk.patch_embed.backbone";
+    st->c1_w = clip_trainer_tensor(tr, "%s.stem.conv1.weight", bb);
+    st->c1_b = clip_trainer_tensor(tr, "%s.stem.conv1.bias", bb);
+    st->n1_w = clip_trainer_tensor(tr, "%s.stem.norm1.weight", bb);
+    st->n1_b = clip_trainer_tensor(tr, "%s.stem.norm1.bias", bb);
+    st->c2_w = clip_trainer_tensor(tr, "%s.stem.conv2.weight", bb);
+    st->c2_b = clip_trainer_tensor(tr, "%s.stem.conv2.bias", bb);
+    st->pn_w = clip_trainer_tensor(tr, "%s.pool.norm.weight", bb);
+    st->pn_b = clip_trainer_tensor(tr, "%s.pool.norm.bias", bb);
+    st->pp_w = clip_trainer_tensor(tr, "%s.pool.proj.weight", bb);
+    st->pp_b = clip_trainer_tensor(tr, "%s.pool.proj.bias", bb);
+    if (c->has_pos_embed) st->pos = clip_trainer_tensor(tr, "visual.trunk.pos_embed");
+    for (int i = 0; i < c->depth; i++) {
+        block_train *b = &st->blk[i];
+        const char *pre = "visual.trunk.blocks";
+        b->n1_w = clip_trainer_tensor(tr, "%s.%d.norm1.weight", pre, i);
+        b->n1_b = clip_trainer_tensor(tr, "%s.%d.norm1.bias", pre, i);
+        b->qkv_w = clip_trainer_tensor(tr, "%s.%d.attn.qkv.weight", pre, i);
+        b->qkv_b = clip_trainer_tensor(tr, "%s.%d.attn.qkv.bias", pre, i);
+        b->proj_w = clip_trainer_tensor(tr, "%s.%d.attn.proj.weight", pre, i);
+        b->proj_b = clip_trainer_tensor(tr, "%s.%d.attn.proj.bias", pre, i);
+        b->n2_w = clip_trainer_tensor(tr, "%s.%d.norm2.weight", pre, i);
+        b->n2_b = clip_trainer_tensor(tr, "%s.%d.norm2.bias", pre, i);
+        b->mn_w = clip_trainer_tensor(tr, "%s.%d.mlp.norm.weight", pre, i);
+        b->mn_b = clip_trainer_tensor(tr, "%s.%d.mlp.norm.bias", pre, i);
+        b->w0_w = clip_trainer_tensor(tr, "%s.%d.mlp.w0.weight", pre, i);
+        b->w0_b = clip_trainer_tensor(tr, "%s.%d.mlp.w0.bias", pre, i);
+        b->w1_w = clip_trainer_tensor(tr, "%s.%d.mlp.w1.weight", pre, i);
+        b->w1_b = clip_trainer_tensor(tr, "%s.%d.mlp.w1.bias", pre, i);
+        b->w2_w = clip_trainer_tensor(tr, "%s.%d.mlp.w2.weight", pre, i);
+        b->w2_b = clip_trainer_tensor(tr, "%s.%d.mlp.w2.bias", pre, i);
+        b->ln1 = A(rows * d);
+        b->m1 = A(rows);
+        b->r1 = A(rows);
+        b->qkv = A(rows * 3 * d);
+        b->att = A(rows * d);
+        b->probs = A(B * (size_t)c->heads * st->tokens * st->tokens);
+        b->x_mid = A(rows * d);
+        b->ln2 = A(rows * d);
+        b->m2 = A(rows);
+        b->r2 = A(rows);
+        b->u = A(rows * d);
+        b->mm = A(rows);
+        b->rm = A(rows);
+        b->g = A(rows * hid);
+        b->l = A(rows * hid);
+        b->hid = A(rows * hid);
+        b->x_out = A(rows * d);
+        b->keep1 = A(B);
+        b->keep2 = A(B);
+        b->rate = c->depth > 1 ? tr->options.drop_path * (float)i / (float)(c->depth - 1) : 0.0f;
+    }
+    st->fc_w = clip_trainer_tensor(tr, "visual.trunk.fc_norm.weight");
+    st->fc_b = clip_trainer_tensor(tr, "visual.trunk.fc_norm.bias");
+    st->head_w = clip_trainer_tensor(tr, "visual.head.proj.weight");
+    st->pooled = A(B * d);
+    st->fc_out = A(B * d);
+    st->fc_m = A(B);
+    st->fc_r = A(B);
+    big = max_sz(big, rows * max_sz(3 * d, hid));
+    big = max_sz(big, B * s * s * 3);
+    st->t_floats = big;
+    for (int i = 0; i < 5; i++) st->t[i] = A(big);
+#undef A
+    if (!ok) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the image tower's training activations "
+                            "(batch %d); use a smaller --batch-size or --accum-freq", (int)B);
+    return VT_OK;
+}
+
+/* ---- Forward ---- */
+
+/* One MbConvLNBlock; `ge` and `gd` are temporaries for gelu(e) and gelu(d),
+ * which the backward recomputes instead of keeping. */
+static void mbconv_forward(const mbconv_train *m, int n, float *ge, float *gd) {
+    size_t in_px = (size_t)n * m->h * m->w, out_px = (size_t)n * m->ho * m->wo;
+    /* Shortcut into out; the projection adds onto it. */
+    if (m->pool_shortcut) {
+        if (m->has_expand) {
+            avgpool3x3s2_forward(m->pooled, m->in, n, m->h, m->w, m->cin);
+            linear_forward(m->out, m->pooled, m->ex_w.value, m->ex_b.value, (int)out_px, m->cin, m->cout);
+        } else {
+            avgpool3x3s2_forward(m->out, m->in, n, m->h, m->w, m->cin);
+        }
+    } else {
+        memcpy(m->out, m->in, out_px * m->cout * sizeof(float));
+    }
+    layernorm_train_forward(m->ln, m->mean, m->rstd, m->in, m->pre_w.value, m->pre_b.value, in_px, m->cin, EPS);
+    linear_forward(m->e, m->ln, m->c1_w.value, m->c1_b.value, (int)in_px, m->cin, m->mid);
+    gelu_train_forward(ge, m->e, in_px * m->mid);
+    depthwise3x3_train_forward(m->d, ge, m->dw_w.value, m->dw_b.value, n, m->h, m->w, m->mid, m->stride);
+    gelu_train_forward(gd, m->d, out_px * m->mid);
+    /* out += gd · W3ᵀ + b3 (the shortcut is already in out). */
+    tmat_nt((int)out_px, m->cout, m->mid, gd, m->mid, m->c3_w.value, m->mid, m->out, m->cout, 1);
+    for (size_t p = 0; p < out_px; p++)
+        for (int j = 0; j < m->cout; j++) m->out[p * m->cout + j] += m->c3_b.value[j];
+}
+
+static void drop_path_scales(float *keep, int n, float rate, uint64_t key, int64_t first_sample, int which) {
+    for (int i = 0; i < n; i++) {
+        if (rate <= 0.0f) {
+            keep[i] = 1.0f;
+            continue;
+        }
+        double u = rng_uniform(key, (uint64_t)(first_sample + i) * 2 + (uint64_t)which);
+        /* timm DropPath: bernoulli(keep_prob) / keep_prob. */
+        keep[i] = u < 1.0 - rate ? 1.0f / (1.0f - rate) : 0.0f;
+    }
+}
+
+/* x_out = x_in + keep · branch, row by row of each sample. */
+static void residual_add(float *out, const float *in, const float *branch, const float *keep, int n, size_t per_sample) {
+    for (int i = 0; i < n; i++) {
+        const float *a = in + (size_t)i * per_sample, *b = branch + (size_t)i * per_sample;
+        float *o = out + (size_t)i * per_sample, k = keep[i];
+        for (size_t j = 0; j < per_sample; j++) o[j] = a[j] + k * b[j];
+    }
+}
+
+void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t drop_key, int64_t first_sample,
+                         float *features) {
+    const vt_model_config *c = &tr->params->cfg;
+    image_train_state *st = tr->image;
+    st->n = n;
+    int s = st->s, h1 = st->h1, c0 = c->stem_width, d = c->width, hid = c->mlp_hidden, T = st->tokens;
+    /* NCHW → NHWC. */
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < s; y++)
+            for (int x = 0; x < s; x++)
+                for (int ch = 0; ch < 3; ch++)
+                    st->x0[(((size_t)i * s + y) * s + x) * 3 + ch] = pixels[(((size_t)i * 3 + ch) * s + y) * s + x];
+    size_t px1 = (size_t)n * h1 * h1;
+    conv3x3_train_forward(st->a1, st->x0, st->c1_w.value, st->c1_b.value, n, s, s, 3, c0, 2);
+    layernorm_train_forward(st->n1, st->sm, st->sr, st->a1, st->n1_w.value, st->n1_b.value, px1, c0, EPS);
+    gelu_train_forward(st->t[0], st->n1, px1 * c0);
+    conv3x3_train_forward(st->stem_out, st->t[0], st->c2_w.value, st->c2_b.value, n, h1, h1, c0, c0, 1);
+    for (int i = 0; i < st->mb_count; i++) {
+        mbconv_forward(&st->mb[i], n, st->t[0], st->t[1]);
+    }
+    const mbconv_train *last = &st->mb[st->mb_count - 1];
+    size_t px2 = (size_t)n * last->ho * last->wo, rows = (size_t)n * T;
+    layernorm_train_forward(st->pool_ln, st->pool_m, st->pool_r, last->out, st->pn_w.value, st->pn_b.value, px2,
+                            last->cout, EPS);
+    conv3x3_train_forward(st->x_tokens, st->pool_ln, st->pp_w.value, st->pp_b.value, n, last->ho, last->wo,
+                          last->cout, d, 2);
+    if (st->pos.value)
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < (size_t)T * d; j++) st->x_tokens[(size_t)i * T * d + j] += st->pos.value[j];
+    const float *x = st->x_tokens;
+    float *branch = st->t[0];
+    for (int bi = 0; bi < c->depth; bi++) {
+        block_train *b = &st->blk[bi];
+        drop_path_scales(b->keep1, n, b->rate, rng_key(drop_key, (uint64_t)bi, 1), first_sample, 0);
+        drop_path_scales(b->keep2, n, b->rate, rng_key(drop_key, (uint64_t)bi, 2), first_sample, 1);
+        layernorm_train_forward(b->ln1, b->m1, b->r1, x, b->n1_w.value, b->n1_b.value, rows, d, EPS);
+        linear_forward(b->qkv, b->ln1, b->qkv_w.value, b->qkv_b.value, (int)rows, d, 3 * d);
+        attention_train_forward(b->att, b->probs, b->qkv, n, T, d, c->heads, 0);
+        linear_forward(branch, b->att, b->proj_w.value, b->proj_b.value, (int)rows, d, d);
+        residual_add(b->x_mid, x, branch, b->keep1, n, (size_t)T * d);
+        layernorm_train_forward(b->ln2, b->m2, b->r2, b->x_mid, b->n2_w.value, b->n2_b.value, rows, d, EPS);
+        layernorm_train_forward(b->u, b->mm, b->rm, b->ln2, b->mn_w.value, b->mn_b.value, rows, d, EPS);
+        linear_forward(b->g, b->u, b->w0_w.value, b->w0_b.value, (int)rows, d, hid);
+        linear_forward(b->l, b->u, b->w1_w.value, b->w1_b.value, (int)rows, d, hid);
+        geglu_train_forward(b->hid, b->g, b->l, rows, hid);
+        linear_forward(branch, b->hid, b->w2_w.value, b->w2_b.value, (int)rows, hid, d);
+        residual_add(b->x_out, b->x_mid, branch, b->keep2, n, (size_t)T * d);
+        x = b->x_out;
+    }
+    for (int i = 0; i < n; i++) {
+        float *p = st->pooled + (size_t)i * d;
+        for (int j = 0; j < d; j++) p[j] = 0.0f;
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < d; j++) p[j] += x[((size_t)i * T + t) * d + j];
+        for (int j = 0; j < d; j++) p[j] /= (float)T;
+    }
+    layernorm_train_forward(st->fc_out, st->fc_m, st->fc_r, st->pooled, st->fc_w.value, st->fc_b.value, (size_t)n,
+                            d, EPS);
+    linear_forward(features, st->fc_out, st->head_w.value, NULL, n, d, c->embed_dim);
+}
+
+/* ---- Backward ---- */
+
+static int tower_needs_input_grad(const clip_trainer *tr) {
+    /* Any trainable image parameter below the head? (--lock-image freezes the trunk.) */
+    for (int i = 0; i < tr->params->count; i++)
+        if (tr->params->params[i].tower == TRAIN_TOWER_IMAGE && !tr->frozen[i] &&
+            !strstr(tr->params->params[i].name, "visual.head."))
+            return 1;
+    return 0;
+}
+
+static void add_into(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* dx_in (overwritten) from dout, through one MBConv block. Uses t[2..4]. */
+static void mbconv_backward(image_train_state *st, const mbconv_train *m, int n, const float *dout, float *dx) {
+    size_t in_px = (size_t)n * m->h * m->w, out_px = (size_t)n * m->ho * m->wo;
+    float *g = st->t[2], *dmid_out = st->t[3], *dmid_in = st->t[4];
+    /* conv3: gd = gelu(d) recomputed. */
+    gelu_train_forward(g, m->d, out_px * m->mid);
+    linear_backward(dmid_out, m->c3_w.grad, m->c3_b.grad, dout, g, m->c3_w.value, (int)out_px, m->mid, m->cout);
+    gelu_train_backward(dmid_out, dmid_out, m->d, out_px * m->mid);
+    /* depthwise: ge = gelu(e) recomputed. */
+    gelu_train_forward(g, m->e, in_px * m->mid);
+    depthwise3x3_train_backward(dmid_in, m->dw_w.grad, m->dw_b.grad, dmid_out, g, m->dw_w.value, n, m->h, m->w,
+                                m->mid, m->stride);
+    gelu_train_backward(dmid_in, dmid_in, m->e, in_px * m->mid);
+    /* conv1 → dln (in g), then the pre-norm → dx. */
+    linear_backward(g, m->c1_w.grad, m->c1_b.grad, dmid_in, m->ln, m->c1_w.value, (int)in_px, m->cin, m->mid);
+    layernorm_train_backward(dx, m->pre_w.grad, m->pre_b.grad, g, m->in, m->mean, m->rstd, m->pre_w.value, in_px,
+                             m->cin);
+    /* Shortcut. */
+    if (!m->pool_shortcut) {
+        add_into(dx, dout, in_px * m->cin);
+    } else {
+        const float *dpool = dout;
+        if (m->has_expand) {
+            linear_backward(dmid_out, m->ex_w.grad, m->ex_b.grad, dout, m->pooled, m->ex_w.value, (int)out_px,
+                            m->cin, m->cout);
+            dpool = dmid_out;
+        }
+        avgpool3x3s2_backward(dmid_in, dpool, n, m->h, m->w, m->cin);
+        add_into(dx, dmid_in, in_px * m->cin);
+    }
+}
+
+static void scale_rows(float *dst, const float *src, const float *keep, int n, size_t per_sample) {
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < per_sample; j++) dst[(size_t)i * per_sample + j] = keep[i] * src[(size_t)i * per_sample + j];
+}
+
+void image_train_backward(clip_trainer *tr, const float *d_features) {
+    const vt_model_config *c = &tr->params->cfg;
+    image_train_state *st = tr->image;
+    int n = st->n, d = c->width, hid = c->mlp_hidden, T = st->tokens;
+    size_t rows = (size_t)n * T;
+    float *dx = st->t[0], *dnext = st->t[1];
+    /* Head: features = fc_out · Wᵀ. */
+    float *dfc = st->t[2], *dpool = st->t[3];
+    linear_backward(dfc, st->head_w.grad, NULL, d_features, st->fc_out, st->head_w.value, n, d, c->embed_dim);
+    if (!tower_needs_input_grad(tr)) return;
+    layernorm_train_backward(dpool, st->fc_w.grad, st->fc_b.grad, dfc, st->pooled, st->fc_m, st->fc_r,
+                             st->fc_w.value, (size_t)n, d);
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < d; j++) dx[((size_t)i * T + t) * d + j] = dpool[(size_t)i * d + j] / (float)T;
+    /* Transformer blocks, last to first; dx holds d x_out. Temporaries: t[2] (rows·max(3D,H)),
+     * t[3], t[4]. */
+    for (int bi = c->depth - 1; bi >= 0; bi--) {
+        block_train *b = &st->blk[bi];
+        const float *x_in = bi ? st->blk[bi - 1].x_out : st->x_tokens;
+        float *db = st->t[2], *dh = st->t[3], *dl = st->t[4];
+        /* MLP branch. */
+        scale_rows(db, dx, b->keep2, n, (size_t)T * d);
+        linear_backward(dh, b->w2_w.grad, b->w2_b.grad, db, b->hid, b->w2_w.value, (int)rows, hid, d);
+        float *dg = db; /* db is free now; rows·H fits (t sized rows·max(3D, H)) */
+        geglu_train_backward(dg, dl, dh, b->g, b->l, rows, hid);
+        linear_backward(dh, b->w0_w.grad, b->w0_b.grad, dg, b->u, b->w0_w.value, (int)rows, d, hid);
+        linear_backward(dg, b->w1_w.grad, b->w1_b.grad, dl, b->u, b->w1_w.value, (int)rows, d, hid);
+        add_into(dh, dg, rows * d); /* du */
+        layernorm_train_backward(dg, b->mn_w.grad, b->mn_b.grad, dh, b->ln2, b->mm, b->rm, b->mn_w.value, rows, d);
+        layernorm_train_backward(dh, b->n2_w.grad, b->n2_b.grad, dg, b->x_mid, b->m2, b->r2, b->n2_w.value, rows, d);
+        add_into(dx, dh, rows * d); /* dx = d x_mid */
+        /* Attention branch. */
+        scale_rows(db, dx, b->keep1, n, (size_t)T * d);
+        linear_backward(dh, b->proj_w.grad, b->proj_b.grad, db, b->att, b->proj_w.value, (int)rows, d, d);
+        attention_train_backward(dl, dh, b->qkv, b->probs, n, T, d, c->heads, 0);
+        linear_backward(db, b->qkv_w.grad, b->qkv_b.grad, dl, b->ln1, b->qkv_w.value, (int)rows, d, 3 * d);
+        layernorm_train_backward(dh, b->n1_w.grad, b->n1_b.grad, db, x_in, b->m1, b->r1, b->n1_w.value, rows, d);
+        add_into(dx, dh, rows * d); /* dx = d x_in */
+    }
+    /* Tokens: pos_embed, StridedConv (LN → conv3×3/2). */
+    if (st->pos.grad)
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < (size_t)T * d; j++) st->pos.grad[j] += dx[(size_t)i * T * d + j];
+    const mbconv_train *last = &st->mb[st->mb_count - 1];
+    size_t px2 = (size_t)n * last->ho * last->wo;
+    conv3x3_train_backward(dnext, st->pp_w.grad, st->pp_b.grad, dx, st->pool_ln, st->pp_w.value, n, last->ho,
+                           last->wo, last->cout, d, 2);
+    layernorm_train_backward(dx, st->pn_w.grad, st->pn_b.grad, dnext, last->out, st->pool_m, st->pool_r,
+                             st->pn_w.value, px2, last->cout);
+    for (int i = st->mb_count - 1; i >= 0; i--) {
+        mbconv_backward(st, &st->mb[i], n, dx, dnext);
+        float *tmp = dx; dx = dnext; dnext = tmp;
+    }
+    /* Stem: conv2 ← gelu(n1) ← LN ← conv1. */
+    int s = st->s, h1 = st->h1, c0 = c->stem_width;
+    size_t px1 = (size_t)n * h1 * h1;
+    float *g = st->t[2];
+    gelu_train_forward(g, st->n1, px1 * c0);
+    conv3x3_train_backward(dnext, st->c2_w.grad, st->c2_b.grad, dx, g, st->c2_w.value, n, h1, h1, c0, c0, 1);
+    gelu_train_backward(dnext, dnext, st->n1, px1 * c0);
+    layernorm_train_backward(dnext, st->n1_w.grad, st->n1_b.grad, dnext, st->a1, st->sm, st->sr, st->n1_w.value,
+                             px1, c0);
+    conv3x3_train_backward(NULL, st->c1_w.grad, st->c1_b.grad, dnext, st->x0, st->c1_w.value, n, s, s, 3, c0, 2);
+}

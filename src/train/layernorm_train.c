@@ -1,0 +1,152 @@
+/* LayerNorm over the last dim for training: forward saving mean/rstd, and the
+ * backward with deterministic weight/bias gradients (see train/ops.h). */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/simd.h"
+#include "train/ops.h"
+
+/* Rows per block of the parameter-gradient reduction. Fixed (not derived from
+ * the thread count) so that the summation order never depends on it. */
+enum { LN_ROWS_PER_BLOCK = 64 };
+
+static int run_parallel(size_t work) { return work >= 32768 && !omp_in_parallel(); }
+
+/* Σ x[0..n) in double, 8 lanes (the compiler vectorises the lanes). */
+VT_CLONES static double sum_double(const float *x, int n) {
+    double lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] += x[i + l];
+    double s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int l = 0; l < 8; l++) s += lane[l];
+    return s;
+}
+
+/* Σ (x − mean)² in double, 8 lanes. */
+VT_CLONES static double sum_squared_deviation(const float *x, int n, double mean) {
+    double lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            double d = x[i + l] - mean;
+            lane[l] += d * d;
+        }
+    double s = 0;
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    for (int l = 0; l < 8; l++) s += lane[l];
+    return s;
+}
+
+VT_CLONES static void normalize_affine(float *y, const float *x, int n, float mean, float rstd,
+                                       const float *weight, const float *bias) {
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
+}
+
+void layernorm_train_forward(float *y, float *mean, float *rstd, const float *x, const float *weight,
+                             const float *bias, size_t rows, int dim, float eps) {
+#pragma omp parallel for schedule(static) if (run_parallel(rows * (size_t)dim))
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        /* Two passes in double, as the inference kernel (kernels/norm.c): the
+         * statistics are exact to fp32 rounding. */
+        double mu = sum_double(xr, dim) / dim;
+        double var = sum_squared_deviation(xr, dim, mu) / dim;
+        mean[r] = (float)mu;
+        rstd[r] = (float)(1.0 / sqrt(var + eps));
+        normalize_affine(y + r * dim, xr, dim, mean[r], rstd[r], weight, bias);
+    }
+}
+
+/* Sums over one row of g = dy·weight and g·x̂ (x̂ = (x − mean)·rstd), in double. */
+VT_CLONES static void row_sums(const float *dy, const float *x, const float *weight, int dim, float mean,
+                               float rstd, double *sum_g, double *sum_g_xhat) {
+    double a[8] = {0}, b[8] = {0};
+    int i = 0;
+    for (; i + 8 <= dim; i += 8)
+        for (int l = 0; l < 8; l++) {
+            float g = dy[i + l] * weight[i + l];
+            float xhat = (x[i + l] - mean) * rstd;
+            a[l] += g;
+            b[l] += (double)g * xhat;
+        }
+    double sa = 0, sb = 0;
+    for (; i < dim; i++) {
+        float g = dy[i] * weight[i];
+        float xhat = (x[i] - mean) * rstd;
+        sa += g;
+        sb += (double)g * xhat;
+    }
+    for (int l = 0; l < 8; l++) {
+        sa += a[l];
+        sb += b[l];
+    }
+    *sum_g = sa;
+    *sum_g_xhat = sb;
+}
+
+/* dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)), elementwise; dx may alias dy. */
+VT_CLONES static void row_input_grad(float *dx, const float *dy, const float *x, const float *weight, int dim,
+                                     float mean, float rstd, float mean_g, float mean_g_xhat) {
+    for (int i = 0; i < dim; i++) {
+        float xhat = (x[i] - mean) * rstd;
+        dx[i] = rstd * (dy[i] * weight[i] - mean_g - xhat * mean_g_xhat);
+    }
+}
+
+/* part_w[dim] += dy·x̂, part_b[dim] += dy over one row (double accumulators). */
+VT_CLONES static void row_param_grads(double *part_w, double *part_b, const float *dy, const float *x, int dim,
+                                      float mean, float rstd) {
+    for (int i = 0; i < dim; i++) {
+        float xhat = (x[i] - mean) * rstd;
+        if (part_w) part_w[i] += (double)dy[i] * xhat;
+        if (part_b) part_b[i] += dy[i];
+    }
+}
+
+/* Rows [r0, r1): parameter-gradient partials first (they read dy, which dx may
+ * overwrite), then dx row by row. */
+static void backward_block(float *dx, double *part_w, double *part_b, const float *dy, const float *x,
+                           const float *mean, const float *rstd, const float *weight, size_t r0, size_t r1,
+                           int dim) {
+    for (size_t r = r0; r < r1; r++) {
+        const float *dyr = dy + r * dim, *xr = x + r * dim;
+        if (part_w || part_b) row_param_grads(part_w, part_b, dyr, xr, dim, mean[r], rstd[r]);
+        if (dx) {
+            double sum_g, sum_g_xhat;
+            row_sums(dyr, xr, weight, dim, mean[r], rstd[r], &sum_g, &sum_g_xhat);
+            row_input_grad(dx + r * dim, dyr, xr, weight, dim, mean[r], rstd[r], (float)(sum_g / dim),
+                           (float)(sum_g_xhat / dim));
+        }
+    }
+}
+
+void layernorm_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                              const float *mean, const float *rstd, const float *weight, size_t rows, int dim) {
+    size_t blocks = (rows + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK;
+    int want_params = (dweight || dbias) && rows > 0;
+    /* One double partial per block and parameter element; block order fixes the sum order. */
+    double *partials = want_params ? calloc(blocks * 2 * (size_t)dim, sizeof(double)) : NULL;
+    if (want_params && !partials) abort(); /* out of memory: nothing sensible to return */
+#pragma omp parallel for schedule(static) if (run_parallel(rows * (size_t)dim))
+    for (size_t blk = 0; blk < blocks; blk++) {
+        size_t r0 = blk * LN_ROWS_PER_BLOCK, r1 = r0 + LN_ROWS_PER_BLOCK < rows ? r0 + LN_ROWS_PER_BLOCK : rows;
+        double *part_w = dweight ? partials + blk * 2 * dim : NULL;
+        double *part_b = dbias ? partials + blk * 2 * dim + dim : NULL;
+        backward_block(dx, part_w, part_b, dy, x, mean, rstd, weight, r0, r1, dim);
+    }
+    if (!want_params) return;
+    for (int i = 0; i < dim; i++) {
+        double sw = 0, sb = 0;
+        for (size_t blk = 0; blk < blocks; blk++) {
+            sw += partials[blk * 2 * dim + i];
+            sb += partials[blk * 2 * dim + dim + i];
+        }
+        if (dweight) dweight[i] += (float)sw;
+        if (dbias) dbias[i] += (float)sb;
+    }
+    free(partials);
+}

@@ -1,0 +1,212 @@
+/* open_clip TextTransformer for training (vitamin-spec §3): token + positional
+ * embedding, causal pre-LN blocks with a GELU MLP, ln_final at the first EOT
+ * (argmax of ids), x·text_projection.
+ *
+ * Like the inference tower it runs only up to the last EOT position of the
+ * micro-batch: with a causal mask, later positions influence neither the
+ * pooled token nor any gradient, so this is exact for the forward and the
+ * backward (their gradients are exactly zero in open_clip too).
+ *
+ * Saved per block: LN1 out + stats, qkv, attention out + probs, x_mid,
+ * LN2 out + stats, c_fc out (pre-GELU), x_out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "train/clip_train.h"
+#include "train/ops.h"
+
+static const float EPS = 1e-5f;
+
+typedef struct {
+    train_tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+    float *ln1, *m1, *r1, *qkv, *att, *probs, *x_mid, *ln2, *m2, *r2, *f, *x_out;
+} text_block_train;
+
+struct text_train_state {
+    int batch, n, t_run;
+    train_tensor tok, pos, lnf_w, lnf_b, proj;
+    int32_t *ids;     /* [B, ctx] copy of the last forward's tokens */
+    int *eot;         /* [B] pooled position */
+    float *x0;        /* [B, t_run, W] embeddings */
+    text_block_train *blk;
+    float *pooled, *lnf_out, *lnf_m, *lnf_r;
+    float *t[4];
+    void **allocs;
+    int alloc_count, alloc_cap;
+};
+
+static void *alloc_bytes(text_train_state *st, size_t bytes) {
+    if (st->alloc_count == st->alloc_cap) {
+        int cap = st->alloc_cap ? 2 * st->alloc_cap : 128;
+        void **grown = realloc(st->allocs, (size_t)cap * sizeof *grown);
+        if (!grown) return NULL;
+        st->allocs = grown;
+        st->alloc_cap = cap;
+    }
+    void *p = aligned_alloc(64, ((bytes ? bytes : 1) + 63) & ~(size_t)63);
+    if (p) st->allocs[st->alloc_count++] = p;
+    return p;
+}
+
+void text_train_free(text_train_state *st) {
+    if (!st) return;
+    for (int i = 0; i < st->alloc_count; i++) free(st->allocs[i]);
+    free(st->allocs);
+    free(st->blk);
+    free(st);
+}
+
+vt_status text_train_create(clip_trainer *tr, vt_error *err) {
+    const vt_model_config *c = &tr->params->cfg;
+    text_train_state *st = calloc(1, sizeof *st);
+    if (!st) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    tr->text = st;
+    st->blk = calloc((size_t)c->text_layers, sizeof *st->blk);
+    if (!st->blk) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    size_t B = (size_t)tr->options.batch, ctx = (size_t)c->context_length, w = (size_t)c->text_width;
+    size_t rows = B * ctx;
+    st->batch = (int)B;
+    int ok = 1;
+#define A(n) (ok && (ok = (alloc_bytes(st, (n) * sizeof(float)) != NULL)) ? (float *)st->allocs[st->alloc_count - 1] : NULL)
+    st->ids = ok ? alloc_bytes(st, B * ctx * sizeof(int32_t)) : NULL;
+    st->eot = ok ? alloc_bytes(st, B * sizeof(int)) : NULL;
+    ok = st->ids && st->eot;
+    st->x0 = A(rows * w);
+    st->tok = clip_trainer_tensor(tr, "text.token_embedding.weight");
+    st->pos = clip_trainer_tensor(tr, "text.positional_embedding");
+    st->lnf_w = clip_trainer_tensor(tr, "text.ln_final.weight");
+    st->lnf_b = clip_trainer_tensor(tr, "text.ln_final.bias");
+    st->proj = clip_trainer_tensor(tr, "text.text_projection");
+    for (int i = 0; i < c->text_layers; i++) {
+        text_block_train *b = &st->blk[i];
+        const char *pre = "text.transformer.resblocks";
+        b->ln1_w = clip_trainer_tensor(tr, "%s.%d.ln_1.weight", pre, i);
+        b->ln1_b = clip_trainer_tensor(tr, "%s.%d.ln_1.bias", pre, i);
+        b->in_w = clip_trainer_tensor(tr, "%s.%d.attn.in_proj_weight", pre, i);
+        b->in_b = clip_trainer_tensor(tr, "%s.%d.attn.in_proj_bias", pre, i);
+        b->out_w = clip_trainer_tensor(tr, "%s.%d.attn.out_proj.weight", pre, i);
+        b->out_b = clip_trainer_tensor(tr, "%s.%d.attn.out_proj.bias", pre, i);
+        b->ln2_w = clip_trainer_tensor(tr, "%s.%d.ln_2.weight", pre, i);
+        b->ln2_b = clip_trainer_tensor(tr, "%s.%d.ln_2.bias", pre, i);
+        b->fc_w = clip_trainer_tensor(tr, "%s.%d.mlp.c_fc.weight", pre, i);
+        b->fc_b = clip_trainer_tensor(tr, "%s.%d.mlp.c_fc.bias", pre, i);
+        b->proj_w = clip_trainer_tensor(tr, "%s.%d.mlp.c_proj.weight", pre, i);
+        b->proj_b = clip_trainer_tensor(tr, "%s.%d.mlp.c_proj.bias", pre, i);
+        b->ln1 = A(rows * w);
+        b->m1 = A(rows);
+        b->r1 = A(rows);
+        b->qkv = A(rows * 3 * w);
+        b->att = A(rows * w);
+        b->probs = A(B * (size_t)c->text_heads * ctx * ctx);
+        b->x_mid = A(rows * w);
+        b->ln2 = A(rows * w);
+        b->m2 = A(rows);
+        b->r2 = A(rows);
+        b->f = A(rows * 4 * w);
+        b->x_out = A(rows * w);
+    }
+    st->pooled = A(B * w);
+    st->lnf_out = A(B * w);
+    st->lnf_m = A(B);
+    st->lnf_r = A(B);
+    for (int i = 0; i < 4; i++) st->t[i] = A(rows * 4 * w);
+#undef A
+    if (!ok) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the text tower's training activations");
+    return VT_OK;
+}
+
+static void add_into(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+void text_train_forward(clip_trainer *tr, const int32_t *tokens, int n, float *features) {
+    const vt_model_config *c = &tr->params->cfg;
+    text_train_state *st = tr->text;
+    int ctx = c->context_length, w = c->text_width;
+    st->n = n;
+    memcpy(st->ids, tokens, (size_t)n * ctx * sizeof(int32_t));
+    st->t_run = 1;
+    for (int i = 0; i < n; i++) {
+        const int32_t *ids = tokens + (size_t)i * ctx;
+        int best = 0;
+        for (int t = 1; t < ctx; t++)
+            if (ids[t] > ids[best]) best = t;
+        st->eot[i] = best;
+        if (best + 1 > st->t_run) st->t_run = best + 1;
+    }
+    int T = st->t_run;
+    size_t rows = (size_t)n * T;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+            const float *e = st->tok.value + (size_t)tokens[(size_t)i * ctx + t] * w, *p = st->pos.value + (size_t)t * w;
+            float *dst = st->x0 + ((size_t)i * T + t) * w;
+            for (int j = 0; j < w; j++) dst[j] = e[j] + p[j];
+        }
+    const float *x = st->x0;
+    float *branch = st->t[0];
+    for (int l = 0; l < c->text_layers; l++) {
+        text_block_train *b = &st->blk[l];
+        layernorm_train_forward(b->ln1, b->m1, b->r1, x, b->ln1_w.value, b->ln1_b.value, rows, w, EPS);
+        linear_forward(b->qkv, b->ln1, b->in_w.value, b->in_b.value, (int)rows, w, 3 * w);
+        attention_train_forward(b->att, b->probs, b->qkv, n, T, w, c->text_heads, 1);
+        linear_forward(branch, b->att, b->out_w.value, b->out_b.value, (int)rows, w, w);
+        for (size_t k = 0; k < rows * w; k++) b->x_mid[k] = x[k] + branch[k];
+        layernorm_train_forward(b->ln2, b->m2, b->r2, b->x_mid, b->ln2_w.value, b->ln2_b.value, rows, w, EPS);
+        linear_forward(b->f, b->ln2, b->fc_w.value, b->fc_b.value, (int)rows, w, 4 * w);
+        gelu_train_forward(st->t[1], b->f, rows * 4 * w);
+        linear_forward(branch, st->t[1], b->proj_w.value, b->proj_b.value, (int)rows, 4 * w, w);
+        for (size_t k = 0; k < rows * w; k++) b->x_out[k] = b->x_mid[k] + branch[k];
+        x = b->x_out;
+    }
+    for (int i = 0; i < n; i++) memcpy(st->pooled + (size_t)i * w, x + ((size_t)i * T + st->eot[i]) * w, sizeof(float) * w);
+    layernorm_train_forward(st->lnf_out, st->lnf_m, st->lnf_r, st->pooled, st->lnf_w.value, st->lnf_b.value,
+                            (size_t)n, w, EPS);
+    /* features = lnf_out · P, P [W, E] (a plain matrix, not a Linear). */
+    tmat_nn(n, c->embed_dim, w, st->lnf_out, w, st->proj.value, c->embed_dim, features, c->embed_dim, 0);
+}
+
+void text_train_backward(clip_trainer *tr, const float *d_features) {
+    const vt_model_config *c = &tr->params->cfg;
+    text_train_state *st = tr->text;
+    int n = st->n, T = st->t_run, w = c->text_width, e = c->embed_dim, ctx = c->context_length;
+    size_t rows = (size_t)n * T;
+    float *dx = st->t[0], *d1 = st->t[1], *d2 = st->t[2], *d3 = st->t[3];
+    if (st->proj.grad) tmat_tn(w, e, n, st->lnf_out, w, d_features, e, st->proj.grad, e, 1);
+    /* Is anything below the projection trainable? */
+    int below = 0;
+    for (int i = 0; i < tr->params->count && !below; i++)
+        below = tr->params->params[i].tower == TRAIN_TOWER_TEXT && !tr->frozen[i] &&
+                strcmp(tr->params->params[i].name, "text.text_projection");
+    if (!below) return;
+    tmat_nt(n, w, e, d_features, e, st->proj.value, e, d1, w, 0);
+    layernorm_train_backward(d2, st->lnf_w.grad, st->lnf_b.grad, d1, st->pooled, st->lnf_m, st->lnf_r,
+                             st->lnf_w.value, (size_t)n, w);
+    memset(dx, 0, rows * w * sizeof(float));
+    for (int i = 0; i < n; i++) memcpy(dx + ((size_t)i * T + st->eot[i]) * w, d2 + (size_t)i * w, sizeof(float) * w);
+    for (int l = c->text_layers - 1; l >= 0; l--) {
+        text_block_train *b = &st->blk[l];
+        const float *x_in = l ? st->blk[l - 1].x_out : st->x0;
+        /* MLP: x_out = x_mid + c_proj(gelu(c_fc(LN2 x_mid))). */
+        gelu_train_forward(d3, b->f, rows * 4 * w);
+        linear_backward(d1, b->proj_w.grad, b->proj_b.grad, dx, d3, b->proj_w.value, (int)rows, 4 * w, w);
+        gelu_train_backward(d1, d1, b->f, rows * 4 * w);
+        linear_backward(d2, b->fc_w.grad, b->fc_b.grad, d1, b->ln2, b->fc_w.value, (int)rows, w, 4 * w);
+        layernorm_train_backward(d1, b->ln2_w.grad, b->ln2_b.grad, d2, b->x_mid, b->m2, b->r2, b->ln2_w.value, rows, w);
+        add_into(dx, d1, rows * w);
+        /* Attention: x_mid = x_in + out_proj(attn(in_proj(LN1 x_in))). */
+        linear_backward(d1, b->out_w.grad, b->out_b.grad, dx, b->att, b->out_w.value, (int)rows, w, w);
+        attention_train_backward(d2, d1, b->qkv, b->probs, n, T, w, c->text_heads, 1);
+        linear_backward(d1, b->in_w.grad, b->in_b.grad, d2, b->ln1, b->in_w.value, (int)rows, w, 3 * w);
+        layernorm_train_backward(d2, b->ln1_w.grad, b->ln1_b.grad, d1, x_in, b->m1, b->r1, b->ln1_w.value, rows, w);
+        add_into(dx, d2, rows * w);
+    }
+    /* Embeddings: serial over samples and positions, so the token-embedding
+     * rows shared by several tokens sum in a fixed order. */
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+            const float *g = dx + ((size_t)i * T + t) * w;
+            if (st->pos.grad) add_into(st->pos.grad + (size_t)t * w, g, (size_t)w);
+            if (st->tok.grad) add_into(st->tok.grad + (size_t)st->ids[(size_t)i * ctx + t] * w, g, (size_t)w);
+        }
+}

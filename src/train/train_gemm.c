@@ -1,0 +1,316 @@
+/* Training GEMMs (ops.h tmat_nt / tmat_nn / tmat_tn). tmat_nt / tmat_nn run
+ * on the inference kernel kernels/gemm.c; weights change every step, so B is
+ * packed into its 32-column panels on every call. tmat_tn has its own tile
+ * driver below (Aᵀ is read by packing A k-major for gemm_micro_kmajor.c).
+ * Packing is a plain copy and every output element is summed over k by one
+ * tile in a fixed order, so results do not depend on the thread count. */
+#include <immintrin.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "train/ops.h"
+#include "train/train_gemm.h"
+
+/* ---- ISA: chosen once per process (VITAMIN_ISA may force the scalar path) ---- */
+
+static vt_isa train_isa_value;
+static pthread_once_t train_isa_once = PTHREAD_ONCE_INIT;
+
+static void train_isa_init(void) {
+    vt_error err = {0};
+    if (vt_isa_select(&train_isa_value, &err) != VT_OK) {
+        /* A bad VITAMIN_ISA must not crash training; say so once and run the
+         * path that is always available. */
+        fprintf(stderr, "vitamin: %s; training GEMMs use the scalar path\n", err.message);
+        train_isa_value = VT_ISA_SCALAR;
+    }
+}
+
+vt_isa train_isa(void) {
+    pthread_once(&train_isa_once, train_isa_init);
+    return train_isa_value;
+}
+
+/* ---- Thread-local growable scratch: slot 0 packed B, slot 1 packed A block
+ * (tmat_tn), slot 2 split-k partial products (tmat_tn) ----
+ * Each OpenMP thread that calls a tmat_* (e.g. per (batch, head) in attention)
+ * has its own buffers; they only grow, so steady-state training allocates
+ * nothing. */
+
+typedef struct {
+    float *data;
+    size_t cap;
+} scratch_buf;
+
+static _Thread_local scratch_buf train_scratch[3];
+
+static float *scratch_get(int slot, size_t floats) {
+    scratch_buf *s = &train_scratch[slot];
+    if (s->cap < floats) {
+        free(s->data);
+        size_t cap = floats + floats / 4;            /* headroom: fewer regrowths */
+        size_t bytes = (cap * sizeof(float) + 63) & ~(size_t)63;
+        s->data = aligned_alloc(64, bytes);           /* panels are read with aligned loads */
+        if (!s->data) {
+            fprintf(stderr, "vitamin: out of memory for %zu bytes of GEMM scratch\n", bytes);
+            abort();
+        }
+        s->cap = cap;
+    }
+    return s->data;
+}
+
+/* Parallel copies only pay off above ~64K floats; inside a parallel region
+ * they run on the calling thread. */
+static int copy_in_parallel(size_t floats) { return floats >= (1u << 16) && !omp_in_parallel(); }
+
+/* ---- Transpose: dst[c, r] = src[r, c] for src [rows, cols] ---- */
+
+__attribute__((target("avx2,fma"))) static void transpose8x8_avx2(float *dst, size_t ldd, const float *src,
+                                                                     size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+           r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* Serial transpose of src [rows, cols] (stride lds) into dst [cols, rows]
+ * (stride ldd), in 8×8 blocks with a scalar edge. */
+static void transpose_serial(vt_isa isa, float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                             int cols) {
+    int r8 = isa == VT_ISA_AVX512 ? rows & ~7 : 0, c8 = isa == VT_ISA_AVX512 ? cols & ~7 : 0;
+    /* 8 source rows at a time, walking along the columns, so the 8 source
+     * streams and 8 destination column strips stay in L1. */
+    for (int r = 0; r < r8; r += 8)
+        for (int c = 0; c < c8; c += 8)
+            transpose8x8_avx2(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
+    for (int r = 0; r < rows; r++) {
+        int c_start = r < r8 ? c8 : 0;
+        for (int c = c_start; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+    }
+}
+
+/* ---- Packing B into gemm_packed_b panels (layout: kernels/gemm.h) ---- */
+
+/* B [n, k] (stride ldb) → panels: panel p is the transpose of B rows p*32.. */
+static void pack_b_nk(vt_isa isa, float *dst, const float *b, int n, int k, int ldb) {
+    int panels = (n + GEMM_NR - 1) / GEMM_NR;
+#pragma omp parallel for schedule(static) if (copy_in_parallel((size_t)n * k))
+    for (int p = 0; p < panels; p++) {
+        float *out = dst + (size_t)p * k * GEMM_NR;
+        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        transpose_serial(isa, out, GEMM_NR, b + (size_t)j0 * ldb, (size_t)ldb, width, k);
+        if (width < GEMM_NR)
+            for (int kk = 0; kk < k; kk++) memset(out + (size_t)kk * GEMM_NR + width, 0, sizeof(float) * (GEMM_NR - width));
+    }
+}
+
+/* B [k, n] (stride ldb) → panels: each panel row is a 32-float slice of a B row. */
+static void pack_b_kn(float *dst, const float *b, int n, int k, int ldb) {
+    int panels = (n + GEMM_NR - 1) / GEMM_NR;
+#pragma omp parallel for schedule(static) if (copy_in_parallel((size_t)n * k))
+    for (int p = 0; p < panels; p++) {
+        float *out = dst + (size_t)p * k * GEMM_NR;
+        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        for (int kk = 0; kk < k; kk++) {
+            float *row = out + (size_t)kk * GEMM_NR;
+            memcpy(row, b + (size_t)kk * ldb + j0, sizeof(float) * width);
+            if (width < GEMM_NR) memset(row + width, 0, sizeof(float) * (GEMM_NR - width));
+        }
+    }
+}
+
+/* C (+)= A · packed B, with A [m, k] row-major (stride lda). */
+static void run_packed(vt_isa isa, int m, int n, int k, const float *a, int lda, float *packed, float *c,
+                       int ldc, int accumulate) {
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
+    /* A residual equal to C makes gemm_run add the product onto C in the
+     * micro-kernel's store (kernels/gemm.c). */
+    gemm_epilogue acc = {1.0f, NULL, 0, c, ldc};
+    gemm_run(isa, m, a, lda, &pb, c, ldc, accumulate ? &acc : NULL);
+}
+
+void tmat_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    vt_isa isa = train_isa();
+    float *packed = scratch_get(0, gemm_packed_floats(n, k));
+    pack_b_nk(isa, packed, b, n, k, ldb);
+    run_packed(isa, m, n, k, a, lda, packed, c, ldc, accumulate);
+}
+
+void tmat_nt_bias(int m, int n, int k, const float *a, int lda, const float *b, int ldb, const float *bias,
+                  float *c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    vt_isa isa = train_isa();
+    float *packed = scratch_get(0, gemm_packed_floats(n, k));
+    pack_b_nk(isa, packed, b, n, k, ldb);
+    gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
+    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0};
+    gemm_run(isa, m, a, lda, &pb, c, ldc, &epi);
+}
+
+void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    vt_isa isa = train_isa();
+    float *packed = scratch_get(0, gemm_packed_floats(n, k));
+    pack_b_kn(packed, b, n, k, ldb);
+    run_packed(isa, m, n, k, a, lda, packed, c, ldc, accumulate);
+}
+
+/* ---- tmat_tn: C[m, n] (+)= A[k, m]ᵀ · B[k, n] ----
+ * Own tile driver (BLIS-style): B is packed per k-chunk as for tmat_nn, and
+ * each tile packs its block of A k-major in groups of 8 columns — 32-byte
+ * copies, no transpose — for gemm_micro_kmajor_*. Tiles are MC rows × up to
+ * NC columns of C, so one packed A block serves 16 panels.
+ *
+ * k is the long axis here (pixels or tokens of a whole batch, up to ~400K), so
+ * it is cut into chunks of TN_K_CHUNK: the packed B chunk stays bounded and is
+ * still in cache when multiplied. A large C is computed chunk after chunk, each
+ * chunk parallel over C's tiles. A small C (few tiles: conv weight gradients,
+ * [64, 27] for the stem) would leave threads idle, so there the chunks run in
+ * parallel into their own partial products, which are then added to C in chunk
+ * order (split-k). Which of the two runs depends only on the shape, never on
+ * the thread count. */
+enum { TN_MC = 64, TN_NC = 16 * GEMM_NR, TN_KC = 256 };
+enum { TN_K_CHUNK = 4096, TN_SPLIT_BELOW_TILES = 16, TN_WAVE = 16 };
+
+/* apack[g][k][r] = A[k0 + k][i0 + 8g + r] for the tile's rows [i0, i1), zero
+ * past i1 (the micro-kernel then computes rows it does not store). Walks A row
+ * by row (one 256-byte run per k) with a software prefetch PF rows ahead: the
+ * rows are lda apart, usually in different pages, where the hardware
+ * prefetcher does not follow. */
+enum { PACK_A_PREFETCH = 8 };
+
+/* One k row of the block: 8 floats per group, as 256-bit moves. */
+__attribute__((target("avx2"))) static void pack_a_row_avx2(float *dst, size_t group_stride, const float *src,
+                                                            int full_groups) {
+    for (int g = 0; g < full_groups; g++)
+        _mm256_store_ps(dst + (size_t)g * group_stride, _mm256_loadu_ps(src + g * GEMM_MR));
+}
+
+static void pack_a_kmajor(vt_isa isa, float *apack, const float *a, int lda, int k0, int kc, int i0, int i1) {
+    int width = i1 - i0, full = width / GEMM_MR, groups = (width + GEMM_MR - 1) / GEMM_MR;
+    size_t group_stride = (size_t)kc * GEMM_MR;
+    for (int k = 0; k < kc; k++) {
+        const float *src = a + (size_t)(k0 + k) * lda + i0;
+        if (k + PACK_A_PREFETCH < kc)
+            for (int j = 0; j < width; j += 16) __builtin_prefetch(src + (size_t)PACK_A_PREFETCH * lda + j);
+        float *dst = apack + (size_t)k * GEMM_MR;
+        int g = 0;
+        if (isa == VT_ISA_AVX512) {
+            pack_a_row_avx2(dst, group_stride, src, full);
+            g = full;
+        }
+        for (; g < groups; g++) {
+            int c0 = g * GEMM_MR;
+            for (int r = 0; r < GEMM_MR; r++) dst[g * group_stride + r] = c0 + r < width ? src[c0 + r] : 0.0f;
+        }
+    }
+}
+
+/* One tile: C rows [i0, i1), panels [p0, p1), all of k; packed B [n, k]. */
+static void tn_tile(vt_isa isa, int i0, int i1, int p0, int p1, int n, int k, const float *a, int lda,
+                    const float *packed, float *c, int ldc, int accumulate) {
+    float *apack = scratch_get(1, (size_t)TN_MC * TN_KC);
+    for (int k0 = 0; k0 < k; k0 += TN_KC) {
+        int kc = k - k0 < TN_KC ? k - k0 : TN_KC;
+        pack_a_kmajor(isa, apack, a, lda, k0, kc, i0, i1);
+        for (int p = p0; p < p1; p++) {
+            const float *panel = packed + ((size_t)p * k + k0) * GEMM_NR;
+            int j0 = p * GEMM_NR, nr = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+            for (int i = i0; i < i1; i += GEMM_MR) {
+                int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
+                const float *ap = apack + (size_t)(i - i0) * kc;
+                float *cp = c + (size_t)i * ldc + j0;
+                if (isa == VT_ISA_AVX512)
+                    gemm_micro_kmajor_avx512(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
+                else
+                    gemm_micro_kmajor_scalar(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
+            }
+        }
+    }
+    if (k == 0 && !accumulate) /* empty sum */
+        for (int i = i0; i < i1; i++) {
+            int j0 = p0 * GEMM_NR, j1 = p1 * GEMM_NR < n ? p1 * GEMM_NR : n;
+            memset(c + (size_t)i * ldc + j0, 0, sizeof(float) * (j1 - j0));
+        }
+}
+
+static int tn_tiles_n(int n) { return (n + TN_NC - 1) / TN_NC; }
+static long tn_tiles(int m, int n) { return (long)((m + TN_MC - 1) / TN_MC) * tn_tiles_n(n); }
+
+/* One k-chunk: pack B [kc, n], then all tiles (in parallel outside a parallel region). */
+static void tn_chunk(vt_isa isa, int m, int n, int kc, const float *a, int lda, const float *b, int ldb,
+                     float *c, int ldc, int accumulate) {
+    float *packed = scratch_get(0, gemm_packed_floats(n, kc));
+    pack_b_kn(packed, b, n, kc, ldb);
+    int ntiles = tn_tiles_n(n), panels = (n + GEMM_NR - 1) / GEMM_NR, per_tile = TN_NC / GEMM_NR;
+    long tiles = tn_tiles(m, n);
+#pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
+    for (long t = 0; t < tiles; t++) {
+        int mt = (int)(t / ntiles), nt = (int)(t % ntiles);
+        int i0 = mt * TN_MC, i1 = i0 + TN_MC < m ? i0 + TN_MC : m;
+        int p0 = nt * per_tile, p1 = p0 + per_tile < panels ? p0 + per_tile : panels;
+        tn_tile(isa, i0, i1, p0, p1, n, kc, a, lda, packed, c, ldc, accumulate);
+    }
+}
+
+void tmat_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    vt_isa isa = train_isa();
+    int chunks = k <= TN_K_CHUNK ? 1 : (k + TN_K_CHUNK - 1) / TN_K_CHUNK;
+    if (chunks == 1 || tn_tiles(m, n) >= TN_SPLIT_BELOW_TILES) {
+        for (int ch = 0; ch < chunks; ch++) {
+            int k0 = ch * TN_K_CHUNK, kc = k - k0 < TN_K_CHUNK ? k - k0 : TN_K_CHUNK;
+            tn_chunk(isa, m, n, kc, a + (size_t)k0 * lda, lda, b + (size_t)k0 * ldb, ldb, c, ldc,
+                     accumulate || ch > 0);
+        }
+        return;
+    }
+    /* Split-k in waves of TN_WAVE chunks; the partials live in the calling
+     * thread's slot-2 scratch, each chunk's packed copies in its thread's
+     * slots 0/1. */
+    size_t mn = (size_t)m * n;
+    float *partials = scratch_get(2, TN_WAVE * mn);
+    if (!accumulate)
+        for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * n);
+    for (int w0 = 0; w0 < chunks; w0 += TN_WAVE) {
+        int wn = chunks - w0 < TN_WAVE ? chunks - w0 : TN_WAVE;
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel())
+        for (int j = 0; j < wn; j++) {
+            int k0 = (w0 + j) * TN_K_CHUNK, kc = k - k0 < TN_K_CHUNK ? k - k0 : TN_K_CHUNK;
+            tn_chunk(isa, m, n, kc, a + (size_t)k0 * lda, lda, b + (size_t)k0 * ldb, ldb, partials + j * mn, n, 0);
+        }
+        /* C += partial_0 + partial_1 + ..., one add at a time, in chunk order. */
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && mn * wn >= (1u << 16))
+        for (int i = 0; i < m; i++) {
+            float *crow = c + (size_t)i * ldc;
+            for (int j = 0; j < wn; j++) {
+                const float *prow = partials + j * mn + (size_t)i * n;
+                for (int col = 0; col < n; col++) crow[col] += prow[col];
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+/* A whole training run (train_run.h). */
+#include "train/train_run.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "eval/eval_data.h"
+#include "eval/eval_metrics.h"
+#include "eval/zeroshot.h"
+#include "model/config.h"
+#include "train/optimizer.h"
+#include "train/params.h"
+#include "train/rng.h"
+#include "train/train_checkpoint.h"
+#include "train/trainer.h"
+
+void train_run_defaults(train_run_options *o) {
+    memset(o, 0, sizeof *o);
+    o->model_name = "ViTamin-S";
+    o->data.csv_separator = '\t';
+    o->data.csv_img_key = "filepath";
+    o->data.csv_caption_key = "title";
+    o->data.augment = 1;
+    o->batch_size = 64;
+    o->accum_freq = 1;
+    o->epochs = 32;
+    /* open_clip_train get_default_params for ViT-style names. */
+    o->lr = 5e-4;
+    o->beta1 = 0.9;
+    o->beta2 = 0.98;
+    o->eps = 1e-6;
+    o->wd = 0.2;
+    o->warmup = 10000;
+    o->lr_scheduler = "cosine";
+    o->drop_path = -1.0f;
+    o->log_every = 10;
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void format_duration(double s, char *out, size_t cap) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, cap, "%lds", t);
+}
+
+/* --lock-image freezes the image trunk (open_clip TimmModel.lock: the head
+ * projection stays trainable); --lock-text freezes the whole text tower
+ * (lock_text_tower with 0 unlocked layers). */
+static void apply_locks(clip_trainer *model, const train_params *p, int lock_image, int lock_text) {
+    for (int i = 0; i < p->count; i++) {
+        const char *n = p->params[i].name;
+        model->frozen[i] = (lock_image && !strncmp(n, "visual.trunk.", 13)) || (lock_text && !strncmp(n, "text.", 5));
+    }
+}
+
+typedef struct {
+    eval_dataset set;
+    char **classnames, **templates;
+    size_t n_classnames, n_templates;
+    vt_tokenizer *tok;
+} zeroshot_setup;
+
+static vt_status zeroshot_open(const train_run_options *o, vt_tokenizer *tok, zeroshot_setup *z, vt_error *err) {
+    memset(z, 0, sizeof *z);
+    z->tok = tok;
+    vt_status st = VT_OK;
+    if (o->zeroshot_classnames) st = eval_read_lines(o->zeroshot_classnames, "class names", &z->classnames, &z->n_classnames, err);
+    if (!st && o->zeroshot_templates) st = eval_read_lines(o->zeroshot_templates, "templates", &z->templates, &z->n_templates, err);
+    if (st) return st;
+    struct stat info;
+    if (stat(o->zeroshot_data, &info) == 0 && S_ISDIR(info.st_mode)) {
+        st = eval_load_image_folder(o->zeroshot_data, &z->set, err);
+    } else {
+        if (!z->classnames)
+            return vt_fail(err, VT_ERR_ARGUMENT, "--zeroshot-data %s is a table: give its class names with "
+                           "--zeroshot-classnames FILE (one per line)", o->zeroshot_data);
+        eval_csv_options co = {o->data.csv_separator, o->data.csv_img_key, "label", o->data.csv_caption_key};
+        st = eval_load_classification_csv(o->zeroshot_data, &co, (const char *const *)z->classnames,
+                                          (int)z->n_classnames, &z->set, err);
+    }
+    return st;
+}
+
+static void zeroshot_close(zeroshot_setup *z) {
+    eval_dataset_free(&z->set);
+    if (z->classnames) eval_free_lines(z->classnames, z->n_classnames);
+    if (z->templates) eval_free_lines(z->templates, z->n_templates);
+}
+
+static vt_status zeroshot_run(const train_params *p, zeroshot_setup *z, zeroshot_metrics *m, vt_error *err) {
+    vt_model *model = NULL;
+    vt_status st = train_params_build_model(p, &model, err);
+    if (st) return st;
+    const char *const *names = z->classnames ? (const char *const *)z->classnames
+                                             : (const char *const *)z->set.classnames;
+    int n_classes = z->classnames ? (int)z->n_classnames : z->set.n_classes;
+    const char *const *templates = z->templates ? (const char *const *)z->templates : ZEROSHOT_DEFAULT_TEMPLATES;
+    int n_templates = z->templates ? (int)z->n_templates : ZEROSHOT_DEFAULT_TEMPLATE_COUNT;
+    eval_options eo = {0};
+    eo.batch = 256;
+    st = eval_zeroshot(model, z->tok, (const char *const *)z->set.paths, z->set.labels, z->set.n, names, n_classes,
+                       templates, n_templates, &eo, m, err);
+    vt_model_free(model);
+    return st;
+}
+
+/* Draws the loss (and zero-shot top-1) curves from the JSON log with gnuplot,
+ * if it is installed. */
+static void draw_plot(const char *log_path, const char *png, int have_eval) {
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "vitamin train: gnuplot not found; no plot written (apt-get install gnuplot-nox)\n");
+        return;
+    }
+    char script[4096], cmd[8192];
+    /* The JSON lines are flat, so awk pulls the fields out for gnuplot. */
+    snprintf(script, sizeof script,
+             "set terminal pngcairo size 900,500; set output '%s'; set xlabel 'step'; set ylabel 'loss'; "
+             "set y2label 'zero-shot top-1 (%%)'; set ytics nomirror; set y2tics; set grid; set key top right; "
+             "plot \"< awk -F'[:,}]' '/\\\"loss\\\"/{for(i=1;i<NF;i++){if($i~/\\\"step\\\"/)s=$(i+1);if($i~/\\\"loss\\\"/)l=$(i+1)} print s, l}' %s\" "
+             "using 1:2 with lines title 'loss' axes x1y1%s",
+             png, log_path,
+             have_eval ? ", \"< awk -F'[:,}]' '/zeroshot_top1/{for(i=1;i<NF;i++){if($i~/\\\"step\\\"/)s=$(i+1);if($i~/zeroshot_top1/)a=$(i+1)} print s, 100*a}' "
+                         : "");
+    if (have_eval) {
+        size_t len = strlen(script);
+        snprintf(script + len, sizeof script - len, "%s\" using 1:2 with linespoints title 'zero-shot top-1' axes x1y2", log_path);
+    }
+    /* The script holds both kinds of quotes: hand it to gnuplot as a file. */
+    char path[] = "/tmp/vitamin-plot-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%s\n", script);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "gnuplot %s", path);
+    if (system(cmd) != 0) fprintf(stderr, "vitamin train: gnuplot failed; no plot written\n");
+    else fprintf(stderr, "vitamin train: plot written to %s\n", png);
+    unlink(path);
+}
+
+vt_status train_run(const train_run_options *o, vt_error *err) {
+    vt_status st;
+    vt_model_config cfg;
+    train_params p = {0};
+    vt_tokenizer *tok = NULL;
+    data_loader *loader = NULL;
+    trainer *t = NULL;
+    FILE *log = NULL;
+    zeroshot_setup zs;
+    int have_zs = 0;
+    memset(&zs, 0, sizeof zs);
+
+    if ((st = vt_config_lookup(o->model_name, &cfg, err))) return st;
+    if (o->batch_size < 2) return vt_fail(err, VT_ERR_ARGUMENT, "--batch-size must be at least 2 (a contrastive loss needs negatives)");
+    if (o->accum_freq < 1 || o->batch_size % o->accum_freq)
+        return vt_fail(err, VT_ERR_ARGUMENT, "--accum-freq %d must divide --batch-size %d", o->accum_freq, o->batch_size);
+    if ((st = train_params_create(&cfg, &p, err))) return st;
+    const char *vocab = o->vocab_path;
+    if ((st = vt_tokenizer_load(vocab, &tok, err))) goto done;
+
+    /* Data. */
+    data_options dopt = o->data;
+    dopt.image_size = cfg.image_size;
+    dopt.context_length = cfg.context_length;
+    dopt.tokenizer = tok;
+    dopt.seed = o->seed;
+    dopt.global_batch = o->batch_size;
+    if (dopt.world < 1) dopt.world = 1;
+    if ((st = data_loader_open(&dopt, &loader, err))) goto done;
+    int64_t per_epoch = data_loader_steps_per_epoch(loader);
+    if (per_epoch < 1) {
+        st = vt_fail(err, VT_ERR_ARGUMENT, "%s has %lld samples, fewer than one batch of %d: lower --batch-size",
+                     o->data.train_data, (long long)data_loader_samples(loader), o->batch_size);
+        goto done;
+    }
+    int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * per_epoch;
+
+    /* Model and optimizer. */
+    clip_train_options copt = {.batch = o->batch_size / o->accum_freq,
+                               .drop_path = o->drop_path < 0 ? 0.1f : o->drop_path,
+                               .seed = o->seed};
+    if ((st = trainer_create(&p, o->batch_size, o->batch_size / o->accum_freq, &copt, &t, err))) goto done;
+    train_state state = {0};
+    state.seed = o->seed;
+    if (o->resume) {
+        char resolved[4096];
+        if ((st = train_checkpoint_resolve(o->resume, o->save_dir, resolved, sizeof resolved, err))) goto done;
+        if ((st = train_checkpoint_load(resolved, &p, t->exp_avg, t->exp_avg_sq, &state, err))) goto done;
+        free(state.loaded_args_json);
+        state.loaded_args_json = NULL;
+        if (state.warning[0]) fprintf(stderr, "vitamin train: %s\n", state.warning);
+        t->step = state.step;
+        fprintf(stderr, "vitamin train: resumed from %s at step %lld\n", resolved, (long long)state.step);
+    } else if (o->pretrained) {
+        if ((st = train_params_load_checkpoint(&p, o->pretrained, err))) goto done;
+    } else {
+        train_params_init(&p, o->seed);
+    }
+    apply_locks(t->model, &p, o->lock_image, o->lock_text);
+    if ((st = clip_trainer_update_frozen(t->model, err))) goto done;
+    if (state.step >= total) {
+        fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",
+                (long long)state.step, (long long)total);
+        goto done;
+    }
+    if ((st = data_loader_seek(loader, state.step, err))) goto done;
+    if (o->zeroshot_data) {
+        if ((st = zeroshot_open(o, tok, &zs, err))) goto done;
+        have_zs = 1;
+    }
+    if (o->log_path) {
+        log = fopen(o->log_path, state.step ? "a" : "w");
+        if (!log) {
+            st = vt_fail(err, VT_ERR_IO, "cannot write the log %s", o->log_path);
+            goto done;
+        }
+    }
+    adamw_hparams adam = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd};
+    fprintf(stderr, "vitamin train: %s, %lld samples, batch %d (%d per micro-batch), %lld steps (%lld per epoch), "
+            "%d threads\n", cfg.name, (long long)data_loader_samples(loader), o->batch_size,
+            o->batch_size / o->accum_freq, (long long)total, (long long)per_epoch, omp_get_max_threads());
+
+    double t_start = now_seconds(), t_window = t_start;
+    int64_t window_steps = 0, first_step = state.step;
+    int64_t save_every = o->save_every > 0 ? o->save_every : per_epoch;
+    double last_top1 = -1.0;
+    for (int64_t step = state.step; step < total; step++) {
+        data_batch batch;
+        if ((st = data_loader_next(loader, &batch, err))) goto done;
+        double lr = !strcmp(o->lr_scheduler, "const") ? lr_const(o->lr, o->warmup, step)
+                                                      : lr_cosine(o->lr, o->warmup, total, step);
+        step_result r;
+        uint64_t drop_key = rng_key(o->seed, 0x64726f70ULL /* "drop" */, (uint64_t)step);
+        st = trainer_step(t, batch.pixels, batch.tokens, batch.count, lr, &adam, o->grad_clip_norm, drop_key, &r, err);
+        if (st) {
+            vt_error_prefix(err, "step %lld: ", (long long)step + 1);
+            if (o->save_dir) {
+                size_t len = strlen(err->message);
+                snprintf(err->message + len, sizeof err->message - len,
+                         "; the last good checkpoint in %s is kept (resume with --resume latest)", o->save_dir);
+            }
+            goto done;
+        }
+        state.step = step + 1;
+        state.samples_seen += o->batch_size;
+        state.skipped = batch.skipped_total;
+        state.last_loss = r.loss;
+        window_steps++;
+        double now = now_seconds();
+        double ips = (double)(state.step - first_step) * o->batch_size / (now - t_start);
+        int eval_now = have_zs && ((o->eval_every > 0 && state.step % o->eval_every == 0) || state.step == total);
+        zeroshot_metrics zm;
+        if (eval_now) {
+            if ((st = zeroshot_run(&p, &zs, &zm, err))) goto done;
+            last_top1 = zm.top1;
+            fprintf(stderr, "vitamin train: step %lld zero-shot top-1 %.2f%%, top-5 %.2f%%, mean per-class recall "
+                    "%.2f%%\n", (long long)state.step, 100 * zm.top1, 100 * zm.top5, 100 * zm.mean_per_class_recall);
+        }
+        if (log) {
+            fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"logit_scale\": %.4f, "
+                    "\"grad_norm\": %.5g, \"images_per_s\": %.2f, \"skipped\": %lld",
+                    (long long)state.step, (long long)batch.epoch, r.loss, r.lr, r.logit_scale, r.grad_norm, ips,
+                    (long long)batch.skipped_total);
+            if (eval_now) fprintf(log, ", \"zeroshot_top1\": %.5f, \"zeroshot_top5\": %.5f", zm.top1, zm.top5);
+            fprintf(log, "}\n");
+            fflush(log);
+        }
+        if (state.step % (o->log_every > 0 ? o->log_every : 1) == 0 || state.step == total) {
+            char eta[32];
+            format_duration((double)(total - state.step) * (now - t_start) / (double)(state.step - first_step), eta,
+                            sizeof eta);
+            fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.4f  logit_scale %.2f  lr %.3e  %.1f img/s  ETA %s\n",
+                    (long long)state.step, (long long)total, (long long)batch.epoch, r.loss, r.logit_scale, r.lr,
+                    window_steps * o->batch_size / (now - t_window), eta);
+            t_window = now;
+            window_steps = 0;
+        }
+        if (o->save_dir && (state.step % save_every == 0 || state.step == total)) {
+            char saved[4096];
+            state.args_json = o->args_json;
+            if ((st = train_checkpoint_save(o->save_dir, &p, t->exp_avg, t->exp_avg_sq, &state, o->keep_last, saved,
+                                            sizeof saved, err)))
+                goto done;
+            fprintf(stderr, "vitamin train: saved %s\n", saved);
+        }
+    }
+    if (o->plot_path && o->log_path) {
+        if (log) fflush(log);
+        draw_plot(o->log_path, o->plot_path, have_zs);
+    }
+    if (last_top1 >= 0) fprintf(stderr, "vitamin train: final zero-shot top-1 %.2f%%\n", 100 * last_top1);
+done:
+    if (log) fclose(log);
+    if (have_zs) zeroshot_close(&zs);
+    trainer_free(t);
+    data_loader_close(loader);
+    vt_tokenizer_free(tok);
+    train_params_free(&p);
+    return st;
+}

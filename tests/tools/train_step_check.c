@@ -1,0 +1,99 @@
+/* Gradient / optimizer parity driver for tests/reference/test_train_parity.py:
+ * loads a model's weights into the training parameter buffer, runs `steps`
+ * AdamW steps with open_clip's cosine schedule on one fixed batch, and writes
+ *   OUT/grads.safetensors    gradients of the first step, by open_clip name
+ *   OUT/features.npy         [2n, E] image then text features of the first step
+ *   OUT/losses.npy           [steps] loss of every step
+ *   OUT/final.safetensors    weights after the last step
+ * usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/checkpoint.h"
+#include "io/npy.h"
+#include "model/config.h"
+#include "train/trainer.h"
+
+static int fail(const vt_error *err) {
+    fprintf(stderr, "train_step_check: %s\n", err->message);
+    return 1;
+}
+
+static vt_status write_tensors(const char *path, const train_params *p, const float *base, vt_error *err) {
+    ckpt_tensor *t = calloc((size_t)p->count, sizeof *t);
+    for (int i = 0; i < p->count; i++) {
+        const train_param *q = &p->params[i];
+        t[i].name = (char *)q->name;
+        t[i].dtype = VT_DTYPE_F32;
+        t[i].ndim = q->ndim;
+        t[i].numel = (int64_t)q->count;
+        for (int d = 0; d < q->ndim; d++) t[i].shape[d] = q->shape[d];
+        t[i].data = base + q->offset;
+    }
+    vt_status st = safetensors_write(path, t, (size_t)p->count, NULL, err);
+    free(t);
+    return st;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 11) {
+        fprintf(stderr, "usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM]\n");
+        return 2;
+    }
+    const char *out = argv[5];
+    int steps = atoi(argv[6]), warmup = atoi(argv[9]), micro = atoi(argv[10]);
+    double lr = atof(argv[7]), clip_norm = argc > 11 ? atof(argv[11]) : 0.0;
+    adamw_hparams adam = {0.9f, 0.98f, 1e-6f, (float)atof(argv[8])};
+    vt_error err;
+    vt_model_config cfg;
+    train_params p;
+    if (vt_config_lookup(argv[1], &cfg, &err) || train_params_create(&cfg, &p, &err) ||
+        train_params_load_checkpoint(&p, argv[2], &err))
+        return fail(&err);
+    float *pixels, *tok_f;
+    int64_t n, px, n2, ctx;
+    if (npy_read_f32(argv[3], &pixels, &n, &px, &err) || npy_read_f32(argv[4], &tok_f, &n2, &ctx, &err)) return fail(&err);
+    if (n != n2 || ctx != cfg.context_length || px != 3LL * cfg.image_size * cfg.image_size) {
+        fprintf(stderr, "train_step_check: inputs do not match the model\n");
+        return 1;
+    }
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(n * ctx));
+    for (int64_t i = 0; i < n * ctx; i++) tokens[i] = (int32_t)tok_f[i];
+    trainer *t;
+    clip_train_options opt = {.batch = (int)n, .drop_path = 0.0f, .seed = 0};
+    if (trainer_create(&p, (int)n, micro > 0 ? micro : (int)n, &opt, &t, &err)) return fail(&err);
+    float *losses = calloc((size_t)steps, sizeof(float));
+    char path[4096];
+    for (int s = 0; s < steps; s++) {
+        step_result r;
+        double step_lr = lr_cosine(lr, warmup, steps, s);
+        if (trainer_step(t, pixels, tokens, (int)n, step_lr, &adam, clip_norm, 0, &r, &err)) return fail(&err);
+        losses[s] = (float)r.loss;
+    }
+    snprintf(path, sizeof path, "%s/losses.npy", out);
+    if (npy_write_f32(path, 1, steps, losses, &err)) return fail(&err);
+    snprintf(path, sizeof path, "%s/final.safetensors", out);
+    if (write_tensors(path, &p, p.values, &err)) return fail(&err);
+    /* Raw gradients and features at the initial weights: reload and run the gradient pass only. */
+    if (train_params_load_checkpoint(&p, argv[2], &err)) return fail(&err);
+    size_t e = (size_t)cfg.embed_dim;
+    trainer_gradients(t, pixels, tokens, (int)n, 0, NULL);
+    snprintf(path, sizeof path, "%s/grads.safetensors", out);
+    if (write_tensors(path, &p, p.grads, &err)) return fail(&err);
+    /* Features from a whole-batch forward (with micro-batching the stored ones are the last re-run's, equal anyway). */
+    float *feats = malloc(sizeof(float) * 2 * (size_t)n * e);
+    memcpy(feats, t->image_features, sizeof(float) * (size_t)n * e);
+    memcpy(feats + (size_t)n * e, t->text_features, sizeof(float) * (size_t)n * e);
+    snprintf(path, sizeof path, "%s/features.npy", out);
+    if (npy_write_f32(path, 2 * n, (int64_t)e, feats, &err)) return fail(&err);
+    printf("ok\n");
+    trainer_free(t);
+    train_params_free(&p);
+    free(losses);
+    free(feats);
+    free(pixels);
+    free(tok_f);
+    free(tokens);
+    return 0;
+}
