@@ -167,22 +167,28 @@ static inline void store_wide(void *pixels, resample_sample_type type, size_t in
 /* The two passes                                                             */
 /* ------------------------------------------------------------------------- */
 
-/* Horizontal pass (ImagingResampleHorizontal_*) over input rows
- * [first_row, first_row + rows): writes rows x c->count pixels to `dst`. */
-static void horizontal_pass(const resample_image *in, int first_row, int rows,
+/* The passes read from a packed buffer `src` of `src_width` pixels per row
+ * (`channels` samples each): either the input image or the intermediate result
+ * of the other pass. */
+
+/* Horizontal pass (ImagingResampleHorizontal_*) over `rows` rows of `src`
+ * starting at `first_row`; src column 0 is input column `first_column` (the
+ * coefficients' bounds are in input columns). Writes rows x c->count pixels. */
+static void horizontal_pass(const void *src, resample_sample_type type, int src_width,
+                            int channels, int first_row, int rows, int first_column,
                             const axis_coefficients *c, void *dst) {
-    const int ch = in->channels;
+    const int ch = channels;
     for (int y = 0; y < rows; y++) {
-        size_t src_row = (size_t)(first_row + y) * (size_t)in->width * ch;
+        size_t src_row = (size_t)(first_row + y) * (size_t)src_width * ch;
         size_t dst_row = (size_t)y * (size_t)c->count * ch;
         for (int xx = 0; xx < c->count; xx++) {
-            int xmin = c->bounds[2 * xx], taps = c->bounds[2 * xx + 1];
+            int xmin = c->bounds[2 * xx] - first_column, taps = c->bounds[2 * xx + 1];
             size_t k0 = (size_t)xx * c->ksize;
             for (int b = 0; b < ch; b++) {
-                size_t src = src_row + (size_t)xmin * ch + b;
+                size_t in0 = src_row + (size_t)xmin * ch + b;
                 size_t out = dst_row + (size_t)xx * ch + b;
-                if (in->type == RESAMPLE_U8) {
-                    const uint8_t *s = (const uint8_t *)in->pixels + src;
+                if (type == RESAMPLE_U8) {
+                    const uint8_t *s = (const uint8_t *)src + in0;
                     const int32_t *k = c->fixed + k0;
                     int32_t ss = 1 << (PRECISION_BITS - 1);
                     for (int x = 0; x < taps; x++) ss += s[(size_t)x * ch] * k[x];
@@ -191,36 +197,39 @@ static void horizontal_pass(const resample_image *in, int first_row, int rows,
                     const double *k = c->weights + k0;
                     double ss = 0.0;
                     for (int x = 0; x < taps; x++)
-                        ss += load_wide(in->pixels, in->type, src + (size_t)x * ch) * k[x];
-                    store_wide(dst, in->type, out, ss);
+                        ss += load_wide(src, type, in0 + (size_t)x * ch) * k[x];
+                    store_wide(dst, type, out, ss);
                 }
             }
         }
     }
 }
 
-/* Vertical pass (ImagingResampleVertical_*): `src` holds `width` columns of the
- * input rows starting at `first_row`; writes c->count rows to `dst`. */
-static void vertical_pass(const void *src, resample_sample_type type, int width, int channels,
-                          int first_row, const axis_coefficients *c, void *dst) {
-    const size_t row_samples = (size_t)width * channels;
+/* Vertical pass (ImagingResampleVertical_*) over columns [left, left + width)
+ * of `src`; src row 0 is input row `first_row` (the coefficients' bounds are in
+ * input rows). Writes c->count rows of `width` pixels. */
+static void vertical_pass(const void *src, resample_sample_type type, int src_width,
+                          int channels, int left, int width, int first_row,
+                          const axis_coefficients *c, void *dst) {
+    const size_t src_row = (size_t)src_width * channels;
+    const size_t dst_row = (size_t)width * channels;
     for (int yy = 0; yy < c->count; yy++) {
         int ymin = c->bounds[2 * yy] - first_row, taps = c->bounds[2 * yy + 1];
         size_t k0 = (size_t)yy * c->ksize;
-        for (size_t i = 0; i < row_samples; i++) {
-            size_t in0 = (size_t)ymin * row_samples + i;
-            size_t out = (size_t)yy * row_samples + i;
+        for (size_t i = 0; i < dst_row; i++) {
+            size_t in0 = (size_t)ymin * src_row + (size_t)left * channels + i;
+            size_t out = (size_t)yy * dst_row + i;
             if (type == RESAMPLE_U8) {
                 const uint8_t *s = (const uint8_t *)src + in0;
                 const int32_t *k = c->fixed + k0;
                 int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (int y = 0; y < taps; y++) ss += s[(size_t)y * row_samples] * k[y];
+                for (int y = 0; y < taps; y++) ss += s[(size_t)y * src_row] * k[y];
                 ((uint8_t *)dst)[out] = clip8(ss);
             } else {
                 const double *k = c->weights + k0;
                 double ss = 0.0;
                 for (int y = 0; y < taps; y++)
-                    ss += load_wide(src, type, in0 + (size_t)y * row_samples) * k[y];
+                    ss += load_wide(src, type, in0 + (size_t)y * src_row) * k[y];
                 store_wide(dst, type, out, ss);
             }
         }
@@ -228,7 +237,7 @@ static void vertical_pass(const void *src, resample_sample_type type, int width,
 }
 
 /* Copies columns [left, left + width) of input rows [first_row, first_row + rows)
- * into a packed buffer: the "no horizontal resize needed" case. */
+ * into a packed buffer: the "no resize at all" case. */
 static void copy_columns(const resample_image *in, int first_row, int rows, int left, int width,
                          void *dst) {
     size_t px = resample_sample_size(in->type) * in->channels;
@@ -268,9 +277,24 @@ static void set_output_shape(const resample_image *in, resample_window w, resamp
     out->type = in->type;
 }
 
-/* Resample.c: ImagingResampleInner — horizontal pass first (only over the input
- * rows the vertical pass will read), then the vertical pass; an axis whose size
- * does not change is not filtered at all. */
+int pillow_resize_vertical_first(int in_width, int in_height, int out_width, int out_height) {
+    /* 64-bit: the doubled width difference must not overflow. */
+    return out_height < in_height &&
+           (long long)in_height - out_height > 2 * ((long long)in_width - out_width);
+}
+
+static vt_status coefficients_for(const resample_image *in, int in_size, int out_size, int first,
+                                  int count, axis_coefficients *c, vt_error *err) {
+    vt_status st = axis_coefficients_compute(in_size, out_size, first, count, c, err);
+    if (st == VT_OK && in->type == RESAMPLE_U8) st = axis_coefficients_make_fixed(c, err);
+    return st;
+}
+
+/* Resample.c: ImagingResampleInner — two separable passes, each rounding to the
+ * sample type, so their order matters: vertical first when
+ * pillow_resize_vertical_first() says so, horizontal first otherwise. The first
+ * pass only covers the input rows (or columns) the second pass reads; an axis
+ * whose size does not change is not filtered at all. */
 vt_status pillow_resize_bicubic(const resample_image *in, int out_width, int out_height,
                                 resample_window window, resample_image *out, vt_error *err) {
     vt_status st = check_arguments(in, out_width, out_height, window, out, err);
@@ -278,48 +302,66 @@ vt_status pillow_resize_bicubic(const resample_image *in, int out_width, int out
     set_output_shape(in, window, out);
     const int need_horizontal = out_width != in->width;
     const int need_vertical = out_height != in->height;
+    const size_t px = resample_sample_size(in->type) * in->channels;
+
+    if (!need_horizontal && !need_vertical) {
+        copy_columns(in, window.top, window.height, window.left, window.width, out->pixels);
+        return VT_OK;
+    }
 
     axis_coefficients horizontal = {0}, vertical = {0};
-    void *rows_buffer = NULL;
-    int first_row = window.top, row_count = window.height;
+    void *temp = NULL;
     if (need_vertical) {
-        st = axis_coefficients_compute(in->height, out_height, window.top, window.height,
-                                       &vertical, err);
-        if (st == VT_OK && in->type == RESAMPLE_U8)
-            st = axis_coefficients_make_fixed(&vertical, err);
+        st = coefficients_for(in, in->height, out_height, window.top, window.height, &vertical,
+                              err);
         if (st != VT_OK) goto done;
-        int last = window.height - 1;
-        first_row = vertical.bounds[0];
-        row_count = vertical.bounds[2 * last] + vertical.bounds[2 * last + 1] - first_row;
     }
     if (need_horizontal) {
-        st = axis_coefficients_compute(in->width, out_width, window.left, window.width,
-                                       &horizontal, err);
-        if (st == VT_OK && in->type == RESAMPLE_U8)
-            st = axis_coefficients_make_fixed(&horizontal, err);
+        st = coefficients_for(in, in->width, out_width, window.left, window.width, &horizontal,
+                              err);
         if (st != VT_OK) goto done;
     }
 
-    size_t px = resample_sample_size(in->type) * in->channels;
-    rows_buffer = malloc((size_t)row_count * window.width * px);
-    if (!rows_buffer) {
-        st = vt_fail(err, VT_ERR_NOMEM, "resize: out of memory for a %dx%d intermediate",
-                     window.width, row_count);
-        goto done;
+    if (!need_horizontal) { /* vertical only, on the window's columns */
+        vertical_pass(in->pixels, in->type, in->width, in->channels, window.left, window.width, 0,
+                      &vertical, out->pixels);
+    } else if (!need_vertical) { /* horizontal only, on the window's rows */
+        horizontal_pass(in->pixels, in->type, in->width, in->channels, window.top, window.height,
+                        0, &horizontal, out->pixels);
+    } else if (pillow_resize_vertical_first(in->width, in->height, out_width, out_height)) {
+        /* Vertical pass over the input columns the horizontal pass reads. */
+        int last = window.width - 1;
+        int first_column = horizontal.bounds[0];
+        int columns = horizontal.bounds[2 * last] + horizontal.bounds[2 * last + 1] - first_column;
+        temp = malloc((size_t)window.height * columns * px);
+        if (!temp) {
+            st = vt_fail(err, VT_ERR_NOMEM, "resize: out of memory for a %dx%d intermediate",
+                         columns, window.height);
+            goto done;
+        }
+        vertical_pass(in->pixels, in->type, in->width, in->channels, first_column, columns, 0,
+                      &vertical, temp);
+        horizontal_pass(temp, in->type, columns, in->channels, 0, window.height, first_column,
+                        &horizontal, out->pixels);
+    } else {
+        /* Horizontal pass over the input rows the vertical pass reads. */
+        int last = window.height - 1;
+        int first_row = vertical.bounds[0];
+        int rows = vertical.bounds[2 * last] + vertical.bounds[2 * last + 1] - first_row;
+        temp = malloc((size_t)rows * window.width * px);
+        if (!temp) {
+            st = vt_fail(err, VT_ERR_NOMEM, "resize: out of memory for a %dx%d intermediate",
+                         window.width, rows);
+            goto done;
+        }
+        horizontal_pass(in->pixels, in->type, in->width, in->channels, first_row, rows, 0,
+                        &horizontal, temp);
+        vertical_pass(temp, in->type, window.width, in->channels, 0, window.width, first_row,
+                      &vertical, out->pixels);
     }
-    if (need_horizontal)
-        horizontal_pass(in, first_row, row_count, &horizontal, rows_buffer);
-    else
-        copy_columns(in, first_row, row_count, window.left, window.width, rows_buffer);
-
-    if (need_vertical)
-        vertical_pass(rows_buffer, in->type, window.width, in->channels, first_row, &vertical,
-                      out->pixels);
-    else
-        memcpy(out->pixels, rows_buffer, (size_t)row_count * window.width * px);
 
 done:
-    free(rows_buffer);
+    free(temp);
     axis_coefficients_free(&horizontal);
     axis_coefficients_free(&vertical);
     return st;
