@@ -55,6 +55,15 @@ double pillow_bicubic_filter(double x);
 vt_status pillow_resize_bicubic(const resample_image *in, int out_width, int out_height,
                                 resample_window window, resample_image *out, vt_error *err);
 
+/* Whether Pillow 13's ImagingResampleInner runs the vertical pass before the
+ * horizontal one for an in_width x in_height -> out_width x out_height resize:
+ * when the height shrinks by more than twice as many pixels as the width does
+ * (Pillow PR #9549; checked against Pillow 13.0.0 on thousands of sizes in
+ * L, I;16, I and F, strict ">" at the boundary). The passes round to the sample
+ * type in between, so the order changes output bytes; pillow_resize_bicubic
+ * follows it. */
+int pillow_resize_vertical_first(int in_width, int in_height, int out_width, int out_height);
+
 /* The same with Pillow's NEAREST filter (Geometry.c: ImagingScaleAffine). */
 vt_status pillow_resize_nearest(const resample_image *in, int out_width, int out_height,
                                 resample_window window, resample_image *out, vt_error *err);

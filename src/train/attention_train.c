@@ -58,14 +58,23 @@ void attention_train_forward(float *out, float *probs, const float *qkv, int bat
     }
 }
 
-/* dp [t, t] → dS · scale in place: dS = P ⊙ (dP − rowsum(dP ⊙ P)). */
+/* dp [t, t] → dS · scale in place: dS = P ⊙ (dP − rowsum(dP ⊙ P)). The row
+ * sum runs in 16 fixed lanes (vectorisable without reassociation, and the
+ * same order on every ISA path), added up in lane order. */
+enum { DOT_LANES = 16 };
+
 VT_CLONES static void softmax_backward_rows(float *dp, const float *p, int t, float scale) {
     for (int i = 0; i < t; i++) {
         float *drow = dp + (size_t)i * t;
         const float *prow = p + (size_t)i * t;
+        float lane[DOT_LANES] = {0};
+        int j = 0;
+        for (; j + DOT_LANES <= t; j += DOT_LANES)
+            for (int l = 0; l < DOT_LANES; l++) lane[l] += drow[j + l] * prow[j + l];
+        for (; j < t; j++) lane[j % DOT_LANES] += drow[j] * prow[j];
         float dot = 0.0f;
-        for (int j = 0; j < t; j++) dot += drow[j] * prow[j];
-        for (int j = 0; j < t; j++) drow[j] = scale * prow[j] * (drow[j] - dot);
+        for (int l = 0; l < DOT_LANES; l++) dot += lane[l];
+        for (j = 0; j < t; j++) drow[j] = scale * prow[j] * (drow[j] - dot);
     }
 }
 

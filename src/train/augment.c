@@ -151,31 +151,6 @@ static void unpremultiply_alpha(uint8_t *pixels, size_t count, int channels) {
     }
 }
 
-/* Pillow 13's ImagingResampleInner runs the vertical pass first when the
- * height shrinks by more than twice as many pixels as the width (Pillow PR
- * 9549); otherwise horizontal first. The passes round to 8 bits in between,
- * so the order changes results. pillow_resize_bicubic always goes horizontal
- * first, so the vertical-first case is done here as two one-axis resizes
- * (each is exactly one Pillow pass). */
-static int pillow_vertical_first(int in_w, int in_h, int out_w, int out_h) {
-    return out_h < in_h && (in_h - out_h) > 2 * (in_w - out_w);
-}
-
-static vt_status resize_bicubic_pillow_order(const resample_image *in, int size, resample_image *out, vt_error *err) {
-    resample_window window = {0, 0, size, size};
-    if (!pillow_vertical_first(in->width, in->height, size, size))
-        return pillow_resize_bicubic(in, size, size, window, out, err);
-    size_t pixel = resample_sample_size(in->type) * (size_t)in->channels;
-    resample_image tall = {0};
-    tall.pixels = malloc((size_t)in->width * size * pixel);
-    if (!tall.pixels) return vt_fail(err, VT_ERR_NOMEM, "out of memory resizing %dx%d", in->width, in->height);
-    resample_window column = {0, 0, in->width, size};
-    vt_status st = pillow_resize_bicubic(in, in->width, size, column, &tall, err);
-    if (st == VT_OK) st = pillow_resize_bicubic(&tall, size, size, window, out, err);
-    free(tall.pixels);
-    return st;
-}
-
 /* `crop` (a decoded_image of the crop box, own mode or RGB) resized to
  * size x size into `out` (same mode). Image.resize: same size = copy; "1"
  * and "P" always NEAREST; "LA"/"RGBA" through their premultiplied forms. */
@@ -196,7 +171,7 @@ static vt_status resize_crop(decoded_image *crop, int size, uint8_t *out, vt_err
         return pillow_resize_nearest(&in, size, size, window, &result, err);
     int alpha = crop->mode == IMAGE_MODE_LA || crop->mode == IMAGE_MODE_RGBA;
     if (alpha) premultiply_alpha(crop->pixels, (size_t)crop->width * crop->height, crop->channels);
-    vt_status st = resize_bicubic_pillow_order(&in, size, &result, err);
+    vt_status st = pillow_resize_bicubic(&in, size, size, window, &result, err);
     if (st == VT_OK && alpha) unpremultiply_alpha(out, (size_t)size * size, crop->channels);
     return st;
 }

@@ -78,6 +78,18 @@ static double log_sum_exp(const double *v, int n, size_t stride) {
 
 double clip_loss_forward_backward(const float *image, const float *text, int n, int e, float logit_scale,
                                   float *dimage, float *dtext, float *dlogit_scale, float *logits_out) {
+    return clip_loss_rows_forward_backward(image, text, n, e, 0, n, logit_scale, dimage, dtext, dlogit_scale,
+                                           logits_out);
+}
+
+/* With only the rows R = [row0, row0 + rows) as queries (open_clip's
+ * local_loss on a rank holding those samples):
+ *   loss = 1/(2|R|) · [Σ_{i∈R} (lse_j Z_ij − Z_ii) + Σ_{j∈R} (lse_i Z_ij − Z_jj)]
+ *   dZ_ij = ([i∈R]·(softmax_row(Z)_ij − δ_ij) + [j∈R]·(softmax_col(Z)_ij − δ_ij)) / (2|R|)
+ * and every row of both feature sets may receive gradient (through the columns). */
+double clip_loss_rows_forward_backward(const float *image, const float *text, int n, int e, int row0, int rows,
+                                       float logit_scale, float *dimage, float *dtext, float *dlogit_scale,
+                                       float *logits_out) {
     size_t ne = (size_t)n * e, nn = (size_t)n * n;
     double *img = checked_malloc(sizeof(double) * ne), *txt = checked_malloc(sizeof(double) * ne);
     double *img_norm = checked_malloc(sizeof(double) * n), *txt_norm = checked_malloc(sizeof(double) * n);
@@ -100,12 +112,12 @@ double clip_loss_forward_backward(const float *image, const float *text, int n, 
         for (size_t k = 0; k < nn; k++) logits_out[k] = (float)logits[k];
 
     double loss = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = row0; i < row0 + rows; i++) {
         lse_row[i] = log_sum_exp(logits + (size_t)i * n, n, 1);    /* image i against every text */
         lse_col[i] = log_sum_exp(logits + i, n, (size_t)n);        /* text i against every image */
         loss += lse_row[i] + lse_col[i] - 2.0 * logits[(size_t)i * n + i];
     }
-    loss /= 2.0 * n;
+    loss /= 2.0 * rows;
 
     /* dZ overwrites `logits`; the row partials of Σ dZ·L are summed in row order below. */
 #pragma omp parallel for schedule(static) if (parallel)
@@ -113,7 +125,9 @@ double clip_loss_forward_backward(const float *image, const float *text, int n, 
         double acc = 0;
         for (int j = 0; j < n; j++) {
             double z = logits[(size_t)i * n + j];
-            double dz = (exp(z - lse_row[i]) + exp(z - lse_col[j]) - (i == j ? 2.0 : 0.0)) / (2.0 * n);
+            int in_i = i >= row0 && i < row0 + rows, in_j = j >= row0 && j < row0 + rows;
+            double dz = ((in_i ? exp(z - lse_row[i]) - (i == j) : 0.0) + (in_j ? exp(z - lse_col[j]) - (i == j) : 0.0)) /
+                        (2.0 * rows);
             logits[(size_t)i * n + j] = dz;
             acc += dz * cosine[(size_t)i * n + j];
         }

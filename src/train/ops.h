@@ -104,5 +104,11 @@ void attention_train_backward(float *dqkv, const float *dout, const float *qkv, 
  * d logit_scale, the stored log value). logits_out [n, n] may be NULL. */
 double clip_loss_forward_backward(const float *image, const float *text, int n, int e, float logit_scale,
                                   float *dimage, float *dtext, float *dlogit_scale, float *logits_out);
+/* open_clip's local_loss (data parallel): only rows [row0, row0 + rows) of
+ * the gathered features are queries, image→all texts and text→all images,
+ * labels row0 + i; mean over those rows. Gradients reach every row. */
+double clip_loss_rows_forward_backward(const float *image, const float *text, int n, int e, int row0, int rows,
+                                       float logit_scale, float *dimage, float *dtext, float *dlogit_scale,
+                                       float *logits_out);
 
 #endif

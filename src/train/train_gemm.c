@@ -124,17 +124,22 @@ static void pack_b_nk(vt_isa isa, float *dst, const float *b, int n, int k, int 
     }
 }
 
-/* B [k, n] (stride ldb) → panels: each panel row is a 32-float slice of a B row. */
+/* B [k, n] (stride ldb) → panels: each panel row is a 32-float slice of a B
+ * row. Walks B row by row (sequential reads the hardware prefetcher follows),
+ * scattering each row over the panels; tasks are blocks of 64 rows. */
 static void pack_b_kn(float *dst, const float *b, int n, int k, int ldb) {
-    int panels = (n + GEMM_NR - 1) / GEMM_NR;
+    int panels = (n + GEMM_NR - 1) / GEMM_NR, blocks = (k + 63) / 64;
 #pragma omp parallel for schedule(static) if (copy_in_parallel((size_t)n * k))
-    for (int p = 0; p < panels; p++) {
-        float *out = dst + (size_t)p * k * GEMM_NR;
-        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
-        for (int kk = 0; kk < k; kk++) {
-            float *row = out + (size_t)kk * GEMM_NR;
-            memcpy(row, b + (size_t)kk * ldb + j0, sizeof(float) * width);
-            if (width < GEMM_NR) memset(row + width, 0, sizeof(float) * (GEMM_NR - width));
+    for (int blk = 0; blk < blocks; blk++) {
+        int k1 = blk * 64 + 64 < k ? blk * 64 + 64 : k;
+        for (int kk = blk * 64; kk < k1; kk++) {
+            const float *src = b + (size_t)kk * ldb;
+            for (int p = 0; p < panels; p++) {
+                float *row = dst + ((size_t)p * k + kk) * GEMM_NR;
+                int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+                memcpy(row, src + j0, sizeof(float) * width);
+                if (width < GEMM_NR) memset(row + width, 0, sizeof(float) * (GEMM_NR - width));
+            }
         }
     }
 }

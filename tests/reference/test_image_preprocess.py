@@ -10,9 +10,11 @@ compared with the reference:
   * the normalised float32 tensor: max |diff| <= 1e-6 (expected 0),
   * for broken or odd files: we refuse exactly the files Pillow refuses.
 
-The binary is build/testtools/image_dump (built by `make`), or $VITAMIN_IMAGE_DUMP.
+The binary is <build>/testtools/image_dump (built by `make`; <build> is the
+build_dir fixture, i.e. $VITAMIN_BUILD or build/), or $VITAMIN_IMAGE_DUMP.
 `python tests/reference/test_image_preprocess.py` prints the max diff of every case.
 """
+import ctypes
 import io
 import os
 import pathlib
@@ -36,8 +38,17 @@ PHOTOS = pathlib.Path(skimage_data.__file__).parent
 FLOAT_TOLERANCE = 1e-6
 
 
+BUILD_DIR = ROOT / os.environ.get("VITAMIN_BUILD", "build")  # replaced by the build_dir fixture
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _use_build_dir(build_dir):
+    global BUILD_DIR
+    BUILD_DIR = build_dir
+
+
 def image_dump_binary():
-    path = os.environ.get("VITAMIN_IMAGE_DUMP") or str(ROOT / "build" / "testtools" / "image_dump")
+    path = os.environ.get("VITAMIN_IMAGE_DUMP") or str(BUILD_DIR / "testtools" / "image_dump")
     if not os.path.exists(path):
         pytest.fail(f"{path} missing: run `make` (or set VITAMIN_IMAGE_DUMP)")
     return path
@@ -249,6 +260,30 @@ for _i in range(16):
             Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(p)
 
     case(f"random_{_mode.replace(';', '')}_{_w}x{_h}", suffix=".jpg" if _mode == "CMYK" else ".png")(_build)
+
+
+# Tall and wide images: Pillow 13 runs the vertical pass first when the height
+# shrinks by more than twice as many pixels as the width (PR #9549), and the
+# passes round in between. For a tall image resized to short side S that is an
+# aspect ratio just above 2:1 (300x600: horizontal first, 300x601: vertical
+# first), for every S below the width; wide images always go horizontal first.
+# High-contrast noise, so that the two pass orders give different bytes.
+ASPECT_SHAPES = ((300, 1000), (100, 700), (1000, 300), (225, 460), (500, 1001), (500, 999), (300, 599),
+                 (300, 600), (300, 601), (64, 1000), (460, 225), (1001, 500), (257, 515))
+ASPECT_MODES = ("RGB", "L", "RGBA", "LA", "P", "I;16")
+for _i, (_w, _h) in enumerate(ASPECT_SHAPES):
+    for _mode in ASPECT_MODES:
+        def _build(p, w=_w, h=_h, mode=_mode, seed=300 + _i):
+            r = rng(seed)
+            if mode == "I;16":  # mostly below 256, where I;16 -> RGB (a clip) keeps the differences
+                write_png(p, r.integers(0, 400, (h, w)), 16, 0)
+            elif mode == "P":
+                Image.fromarray(r.integers(0, 256, (h, w, 3), dtype=np.uint8)).quantize(200).save(p)
+            else:
+                pixels = r.integers(0, 256, (h, w, len(mode)), dtype=np.uint8)
+                Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(p)
+
+        case(f"aspect_{_mode.replace(';', '')}_{_w}x{_h}", sizes=(224, 256, 32))(_build)
 
 
 # --------------------------------------------------------------------------
@@ -464,6 +499,129 @@ def test_missing_file_fails_cleanly(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# pillow_resize_bicubic directly (libvitamin.so): any window of any resize,
+# both pass orders, every sample type, against Image.resize(...).crop(window)
+# --------------------------------------------------------------------------
+
+class _ResampleImage(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("channels", ctypes.c_int),
+                ("type", ctypes.c_int), ("pixels", ctypes.c_void_p)]
+
+
+class _ResampleWindow(ctypes.Structure):
+    _fields_ = [("left", ctypes.c_int), ("top", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int)]
+
+
+class _VtError(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 1024)]
+
+
+# Pillow mode -> (resample_sample_type, channels, numpy dtype)
+_RESAMPLE_MODES = {"L": (0, 1, np.uint8), "RGB": (0, 3, np.uint8), "CMYK": (0, 4, np.uint8),
+                   "I;16": (1, 1, np.uint16), "I": (2, 1, np.int32)}
+
+
+@pytest.fixture(scope="module")
+def libvitamin():
+    path = BUILD_DIR / "libvitamin.so"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make`")
+    lib = ctypes.CDLL(str(path))
+    lib.pillow_resize_bicubic.argtypes = [ctypes.POINTER(_ResampleImage), ctypes.c_int, ctypes.c_int,
+                                          _ResampleWindow, ctypes.POINTER(_ResampleImage),
+                                          ctypes.POINTER(_VtError)]
+    lib.pillow_resize_bicubic.restype = ctypes.c_int
+    lib.pillow_resize_vertical_first.argtypes = [ctypes.c_int] * 4
+    lib.pillow_resize_vertical_first.restype = ctypes.c_int
+    return lib
+
+
+def _pillow_image(mode, pixels):
+    h, w = pixels.shape[:2]
+    if mode in ("I;16", "I"):
+        return Image.frombytes(mode, (w, h), pixels.astype("<u2" if mode == "I;16" else "<i4").tobytes())
+    return Image.frombytes(mode, (w, h), np.ascontiguousarray(pixels).tobytes())
+
+
+def _random_pixels(r, mode, w, h):
+    _, channels, dtype = _RESAMPLE_MODES[mode]
+    high = {np.uint8: 256, np.uint16: 65536, np.int32: 1 << 20}[dtype]
+    pixels = r.integers(0, 2, (h, w, channels)) * (high - 1)  # extremes: overshoot and clipping
+    pixels = np.where(r.random((h, w, channels)) < 0.5, r.integers(0, high, (h, w, channels)), pixels)
+    if mode == "I":
+        pixels -= high // 2
+    return pixels.astype(dtype)
+
+
+def _resize_window(lib, mode, pixels, out_w, out_h, window):
+    sample_type, channels, dtype = _RESAMPLE_MODES[mode]
+    h, w = pixels.shape[:2]
+    src = np.ascontiguousarray(pixels)
+    dst = np.zeros((window[3], window[2], channels), dtype=dtype)
+    image_in = _ResampleImage(w, h, channels, sample_type, src.ctypes.data)
+    image_out = _ResampleImage(0, 0, 0, 0, dst.ctypes.data)
+    err = _VtError()
+    status = lib.pillow_resize_bicubic(ctypes.byref(image_in), out_w, out_h, _ResampleWindow(*window),
+                                       ctypes.byref(image_out), ctypes.byref(err))
+    assert status == 0, err.message.decode()
+    return dst
+
+
+def _vertical_first(w, h, out_w, out_h):
+    return out_h < h and h - out_h > 2 * (w - out_w)
+
+
+def test_vertical_first_rule(libvitamin):
+    r = rng(500)
+    for _ in range(2000):
+        w, h, out_w, out_h = (int(v) for v in r.integers(1, 400, 4))
+        assert libvitamin.pillow_resize_vertical_first(w, h, out_w, out_h) == _vertical_first(w, h, out_w, out_h)
+    assert not libvitamin.pillow_resize_vertical_first(300, 600, 224, 448)  # equal: horizontal first
+    assert libvitamin.pillow_resize_vertical_first(300, 601, 224, 448)
+    assert libvitamin.pillow_resize_vertical_first(2**30, 2**31 - 1, -(2**30), 1) == 0  # no int overflow
+
+
+def _window_cases():
+    r = rng(501)
+    cases = []
+    for i in range(60):
+        mode = tuple(_RESAMPLE_MODES)[i % len(_RESAMPLE_MODES)]
+        w, h = int(r.integers(1, 120)), int(r.integers(1, 360))
+        if i % 3 == 0:  # vertical first: the height shrinks by more than twice the width
+            out_w = int(r.integers(max(1, w - 30), w + 30))
+            out_h = int(r.integers(1, h)) if h > 1 else 1
+        else:
+            out_w, out_h = int(r.integers(1, 160)), int(r.integers(1, 200))
+        ww, wh = int(r.integers(1, out_w + 1)), int(r.integers(1, out_h + 1))
+        window = (int(r.integers(0, out_w - ww + 1)), int(r.integers(0, out_h - wh + 1)), ww, wh)
+        cases.append((mode, w, h, out_w, out_h, window, 600 + i))
+    # hand-picked: both orders around the boundary, with inner windows
+    for mode in _RESAMPLE_MODES:
+        for w, h, out_w, out_h in ((30, 100, 20, 80), (30, 100, 20, 79), (30, 100, 20, 81), (30, 90, 40, 20),
+                                   (90, 30, 20, 20), (100, 300, 60, 100), (7, 300, 7, 50), (300, 7, 50, 7)):
+            window = (out_w // 4, out_h // 3, max(1, out_w // 2), max(1, out_h // 2))
+            cases.append((mode, w, h, out_w, out_h, window, 700))
+            cases.append((mode, w, h, out_w, out_h, (0, 0, out_w, out_h), 701))
+    return cases
+
+
+WINDOW_CASES = _window_cases()
+
+
+@pytest.mark.parametrize("mode,w,h,out_w,out_h,window,seed", WINDOW_CASES,
+                         ids=[f"{c[0]}-{c[1]}x{c[2]}-{c[3]}x{c[4]}-{c[5]}" for c in WINDOW_CASES])
+def test_resize_window_matches_pillow(libvitamin, mode, w, h, out_w, out_h, window, seed):
+    pixels = _random_pixels(rng(seed), mode, w, h)
+    ours = _resize_window(libvitamin, mode, pixels, out_w, out_h, window)
+    left, top, ww, wh = window
+    ref = _pillow_image(mode, pixels).resize((out_w, out_h), Image.BICUBIC).crop((left, top, left + ww, top + wh))
+    ref = np.asarray(ref).reshape(ours.shape)
+    diff = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
+    order = "vertical" if _vertical_first(w, h, out_w, out_h) else "horizontal"
+    assert diff.max() == 0, f"{mode} {w}x{h} -> {out_w}x{out_h} ({order} first) {window}: max diff {diff.max()}"
+
+
+# --------------------------------------------------------------------------
 # `python tests/reference/test_image_preprocess.py`: the max diffs, per case
 # --------------------------------------------------------------------------
 
@@ -471,7 +629,7 @@ if __name__ == "__main__":
     import tempfile
 
     if not os.environ.get("VITAMIN_IMAGE_DUMP"):
-        os.environ["VITAMIN_IMAGE_DUMP"] = str(ROOT / "build" / "testtools" / "image_dump")
+        os.environ["VITAMIN_IMAGE_DUMP"] = str(BUILD_DIR / "testtools" / "image_dump")
     only = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         worst = 0
