@@ -27,9 +27,19 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc -fopenmp
 FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 
-.PHONY: all test clean fuzz
+# `make mpi`: the same CLI built with Open MPI (mpicc, -DVITAMIN_MPI) into
+# build/mpi/, for data-parallel training and embedding under mpirun / srun.
+# The default build has no MPI dependency.
+ifeq ($(MPI),1)
+CC      := mpicc
+CFLAGS  += -DVITAMIN_MPI
+endif
+
+.PHONY: all test clean fuzz mpi
 all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
+mpi:
+	$(MAKE) MPI=1 BUILD=$(BUILD)/mpi $(BUILD)/mpi/vitamin $(BUILD)/mpi/testtools/dist_loss_check
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

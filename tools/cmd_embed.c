@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "train/dist.h"
 #include "commands.h"
 #include "core/error.h"
 #include "io/image.h"
@@ -77,10 +78,22 @@ int cmd_embed(int argc, char **argv) {
     if (!output) { cli_errorf("embed", "missing -o OUT.npy (see 'vitamin embed --help')"); return CLI_USAGE; }
     if (!images.count && !texts.count) { cli_errorf("embed", "nothing to embed: give --image and/or --text"); return CLI_USAGE; }
 
+    /* Under mpirun (build/mpi/vitamin) the rows (images, then texts) are split
+     * into contiguous ranges, one per rank; rank 0 gathers them in input order
+     * and writes the file. */
+    dist_ctx dist;
+    vt_error derr = {0};
+    if (dist_init(&dist, &derr)) { cli_error("embed", &derr); return CLI_FAIL; }
+    if (dist.world > 1 && patch_output) {
+        cli_errorf("embed", "--patch-features runs in one process; drop mpirun for it");
+        dist_finalize(&dist);
+        return CLI_USAGE;
+    }
     int rc = CLI_FAIL;
     vt_model *model = cli_load_model("embed", &mo);
     vt_tokenizer *tok = NULL;
     float *out = NULL;
+    size_t *range = NULL;
     if (!model) goto done;
     vt_model_info info;
     vt_model_get_info(model, &info);
@@ -90,19 +103,27 @@ int cmd_embed(int argc, char **argv) {
     out = malloc(rows * info.embed_dim * sizeof(float));
     if (!out) { cli_errorf("embed", "out of memory for %zu embeddings", rows); goto done; }
     vt_error err = {0};
+    range = calloc((size_t)dist.world + 1, sizeof *range);
+    if (!range) { cli_errorf("embed", "out of memory"); goto done; }
+    for (int r = 0; r <= dist.world; r++) range[r] = rows * (size_t)r / (size_t)dist.world;
+    size_t mine_begin = range[dist.rank], mine_end = range[dist.rank + 1];
     int batch = mo.batch ? mo.batch : 8;
     double started = cli_now();
-    for (size_t i = 0; i < images.count; i += batch) {
-        int n = images.count - i < (size_t)batch ? (int)(images.count - i) : batch;
+    size_t img_begin = mine_begin < images.count ? mine_begin : images.count;
+    size_t img_end = mine_end < images.count ? mine_end : images.count;
+    for (size_t i = img_begin; i < img_end; i += batch) {
+        int n = img_end - i < (size_t)batch ? (int)(img_end - i) : batch;
         if (vt_encode_image_files(model, (const char *const *)images.items + i, n, !raw, out + i * info.embed_dim, &err)) {
             cli_error("embed", &err);
             goto done;
         }
-        cli_progress("embed images", i + n, images.count, started);
+        if (dist.rank == 0) cli_progress("embed images", i + n - img_begin, img_end - img_begin, started);
     }
     batch = mo.batch ? mo.batch : 64;
-    for (size_t i = 0; i < texts.count; i += batch) {
-        int n = texts.count - i < (size_t)batch ? (int)(texts.count - i) : batch;
+    size_t txt_begin = mine_begin > images.count ? mine_begin - images.count : 0;
+    size_t txt_end = mine_end > images.count ? mine_end - images.count : 0;
+    for (size_t i = txt_begin; i < txt_end; i += batch) {
+        int n = txt_end - i < (size_t)batch ? (int)(txt_end - i) : batch;
         float *dst = out + (images.count + i) * info.embed_dim;
         if (vt_encode_texts(model, tok, (const char *const *)texts.items + i, n, !raw, dst, &err)) {
             cli_error("embed", &err);
@@ -113,13 +134,25 @@ int cmd_embed(int argc, char **argv) {
         cli_error("embed", &err);
         goto done;
     }
-    if (npy_write_f32(output, (int64_t)rows, info.embed_dim, out, &err)) {
-        cli_error("embed", &err);
-        goto done;
+    if (dist.world > 1) {
+        for (int r = 0; r <= dist.world; r++) range[r] *= (size_t)info.embed_dim;
+        dist_gatherv_to_root(&dist, out, range);
     }
-    fprintf(stderr, "embed: wrote %zu x %d to %s\n", rows, info.embed_dim, output);
+    if (dist.rank == 0) {
+        if (npy_write_f32(output, (int64_t)rows, info.embed_dim, out, &err)) {
+            cli_error("embed", &err);
+            goto done;
+        }
+        fprintf(stderr, "embed: wrote %zu x %d to %s%s\n", rows, info.embed_dim, output,
+                dist.world > 1 ? " (gathered from all ranks)" : "");
+    }
     rc = CLI_OK;
 done:
+    free(range);
+    /* A rank that failed takes the whole job down rather than leaving the
+     * others waiting in the gather. */
+    if (rc != CLI_OK && dist.world > 1) dist_abort(&dist, rc);
+    dist_finalize(&dist);
     free(out);
     vt_tokenizer_free(tok);
     vt_model_free(model);

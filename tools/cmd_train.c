@@ -23,7 +23,16 @@ static const char TRAIN_HELP[] =
     "      --drop-path R        stochastic depth of the transformer blocks (default 0.1, as\n"
     "                           open_clip's ViTamin configs)\n"
     "      --lock-image         freeze the image trunk (its head projection still trains)\n"
+    "      --lock-image-unlocked-groups N  with --lock-image: leave the last N trunk layer groups\n"
+    "                           trainable (timm's groups: fc_norm, then each transformer block,\n"
+    "                           then pos_embed + the conv stem/stages; default 0)\n"
     "      --lock-text          freeze the text tower\n"
+    "      --lock-text-unlocked-layers N  with --lock-text: leave the last N text groups trainable\n"
+    "                           (text_projection, then last block + ln_final, then each block,\n"
+    "                           then the embeddings; default 0)\n"
+    "      --grad-checkpointing re-run each block's forward in the backward instead of keeping\n"
+    "                           its activations (about half the memory, an extra forward of the\n"
+    "                           blocks, bit-identical results)\n"
     "Data\n"
     "      --train-data DATA    CSV/TSV table, or WebDataset shards (a.tar, dir/{000..009}.tar,\n"
     "                           several joined with ::)\n"
@@ -163,9 +172,14 @@ int cmd_train(int argc, char **argv) {
         else if (cli_int_option(argc, argv, &i, "--log-every", NULL, 1, 1 << 30, &o.log_every)) {}
         else if (cli_int_option(argc, argv, &i, "--workers", NULL, 0, 256, &ival)) o.data.workers = ival;
         else if (cli_int_option(argc, argv, &i, "--threads", "-t", 0, 1024, &threads)) {}
+        else if (cli_int_option(argc, argv, &i, "--lock-image-unlocked-groups", NULL, 0, 1 << 20,
+                                &o.lock_image_unlocked_groups)) {}
+        else if (cli_int_option(argc, argv, &i, "--lock-text-unlocked-layers", NULL, 0, 1 << 20,
+                                &o.lock_text_unlocked_layers)) {}
         else if (!strcmp(a, "--strict")) o.data.strict = 1;
         else if (!strcmp(a, "--lock-image")) o.lock_image = 1;
         else if (!strcmp(a, "--lock-text")) o.lock_text = 1;
+        else if (!strcmp(a, "--grad-checkpointing")) o.grad_checkpointing = 1;
         else {
             cli_errorf("train", "unknown option '%s' (see 'vitamin train --help')", a);
             return CLI_USAGE;
@@ -185,6 +199,15 @@ int cmd_train(int argc, char **argv) {
     }
     if (o.resume && !strcmp(o.resume, "latest") && !o.save_dir) {
         cli_errorf("train", "--resume latest needs --save-dir (where 'latest' lives)");
+        return CLI_USAGE;
+    }
+    /* open_clip ignores these without the lock flag; a silent no-op would hide a typo'd command line. */
+    if (o.lock_image_unlocked_groups && !o.lock_image) {
+        cli_errorf("train", "--lock-image-unlocked-groups only applies with --lock-image");
+        return CLI_USAGE;
+    }
+    if (o.lock_text_unlocked_layers && !o.lock_text) {
+        cli_errorf("train", "--lock-text-unlocked-layers only applies with --lock-text");
         return CLI_USAGE;
     }
     if (o.plot_path && !o.log_path) {

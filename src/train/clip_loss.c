@@ -90,6 +90,15 @@ double clip_loss_forward_backward(const float *image, const float *text, int n, 
 double clip_loss_rows_forward_backward(const float *image, const float *text, int n, int e, int row0, int rows,
                                        float logit_scale, float *dimage, float *dtext, float *dlogit_scale,
                                        float *logits_out) {
+    return clip_loss_general(image, text, n, e, row0, rows, 0, logit_scale, dimage, dtext, dlogit_scale, logits_out);
+}
+
+/* queries_only: the image rows get only the gradient of their own (image→text)
+ * cross-entropy terms and the text rows only that of theirs — open_clip's
+ * local_loss without gather_with_grad, where the gathered "all" features are
+ * constants and only the local query rows carry gradient. */
+double clip_loss_general(const float *image, const float *text, int n, int e, int row0, int rows, int queries_only,
+                         float logit_scale, float *dimage, float *dtext, float *dlogit_scale, float *logits_out) {
     size_t ne = (size_t)n * e, nn = (size_t)n * n;
     double *img = checked_malloc(sizeof(double) * ne), *txt = checked_malloc(sizeof(double) * ne);
     double *img_norm = checked_malloc(sizeof(double) * n), *txt_norm = checked_malloc(sizeof(double) * n);
@@ -119,17 +128,25 @@ double clip_loss_rows_forward_backward(const float *image, const float *text, in
     }
     loss /= 2.0 * rows;
 
-    /* dZ overwrites `logits`; the row partials of Σ dZ·L are summed in row order below. */
+    /* dZ overwrites `logits` (and with queries_only its row and column parts
+     * go to `cosine` and `dz_col`); the row partials of Σ dZ·L are summed in
+     * row order below. */
+    double *dz_col = queries_only ? checked_malloc(sizeof(double) * nn) : NULL;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int i = 0; i < n; i++) {
         double acc = 0;
         for (int j = 0; j < n; j++) {
             double z = logits[(size_t)i * n + j];
             int in_i = i >= row0 && i < row0 + rows, in_j = j >= row0 && j < row0 + rows;
-            double dz = ((in_i ? exp(z - lse_row[i]) - (i == j) : 0.0) + (in_j ? exp(z - lse_col[j]) - (i == j) : 0.0)) /
-                        (2.0 * rows);
+            double row_part = (in_i ? exp(z - lse_row[i]) - (i == j) : 0.0) / (2.0 * rows);
+            double col_part = (in_j ? exp(z - lse_col[j]) - (i == j) : 0.0) / (2.0 * rows);
+            double dz = row_part + col_part;
             logits[(size_t)i * n + j] = dz;
             acc += dz * cosine[(size_t)i * n + j];
+            if (queries_only) {
+                cosine[(size_t)i * n + j] = row_part;
+                dz_col[(size_t)i * n + j] = col_part;
+            }
         }
         scale_grad_row[i] = acc;
     }
@@ -137,13 +154,14 @@ double clip_loss_rows_forward_backward(const float *image, const float *text, in
     for (int i = 0; i < n; i++) ds += scale_grad_row[i];
     if (dlogit_scale) *dlogit_scale = (float)(ds * s);
     const double *dz = logits;
+    const double *dz_image = queries_only ? cosine : dz, *dz_text = queries_only ? dz_col : dz;
 
     if (dimage) {
 #pragma omp parallel for schedule(static) if (parallel)
         for (int i = 0; i < n; i++) {
             double *d = dunit + (size_t)i * e;
             for (int k = 0; k < e; k++) d[k] = 0;
-            for (int j = 0; j < n; j++) axpy_double(d, s * dz[(size_t)i * n + j], txt + (size_t)j * e, e);
+            for (int j = 0; j < n; j++) axpy_double(d, s * dz_image[(size_t)i * n + j], txt + (size_t)j * e, e);
             normalize_backward_row(dimage + (size_t)i * e, d, img + (size_t)i * e, img_norm[i], e);
         }
     }
@@ -152,11 +170,12 @@ double clip_loss_rows_forward_backward(const float *image, const float *text, in
         for (int j = 0; j < n; j++) {
             double *d = dunit + (size_t)j * e;
             for (int k = 0; k < e; k++) d[k] = 0;
-            for (int i = 0; i < n; i++) axpy_double(d, s * dz[(size_t)i * n + j], img + (size_t)i * e, e);
+            for (int i = 0; i < n; i++) axpy_double(d, s * dz_text[(size_t)i * n + j], img + (size_t)i * e, e);
             normalize_backward_row(dtext + (size_t)j * e, d, txt + (size_t)j * e, txt_norm[j], e);
         }
     }
     double *scratch[] = {img, txt, img_norm, txt_norm, cosine, logits, lse_row, lse_col, scale_grad_row, dunit};
     for (size_t k = 0; k < sizeof scratch / sizeof scratch[0]; k++) free(scratch[k]);
+    free(dz_col);
     return loss;
 }

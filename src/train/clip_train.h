@@ -21,6 +21,9 @@ typedef struct {
     float drop_path;    /* stochastic depth of the transformer blocks: rate i·r/(N_B−1) for block i
                            (timm linspace(0, r, depth)); open_clip's ViTamin configs use 0.1 */
     uint64_t seed;      /* keys the drop-path masks */
+    int recompute;      /* open_clip --grad-checkpointing: keep only each block's input (MBConv and
+                           transformer blocks, both towers) and re-run the block's forward right before
+                           its backward; same results bit for bit, a fraction of the activation memory */
 } clip_train_options;
 
 typedef struct image_train_state image_train_state;

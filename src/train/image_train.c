@@ -11,7 +11,17 @@
  *   tokens: LN out + stats of the 16× map, x (conv out + pos_embed)
  *   block:  LN1 out + stats, qkv, attention out + probs, x_mid, LN2 out + stats,
  *           mlp-LN out + stats, w0 out, w1 out, GeGLU out, x_out, drop-path scales
- *   head:   mean-pooled tokens, fc_norm out + stats */
+ *   head:   mean-pooled tokens, fc_norm out + stats
+ *
+ * With options.recompute (open_clip --grad-checkpointing) each MBConv keeps
+ * only its input, shortcut pool and output, and each transformer block its
+ * output (the next block's input) and drop-path scales; the rest lives in one
+ * shared set of buffers per kind, which the backward refills by re-running
+ * that block's forward (the same calls in the same order, so bit-identical)
+ * right before back-propagating through it.
+ *
+ * The backward stops below the lowest tensor that has a gradient (--lock-image
+ * with unlocked groups trains only the top of the trunk). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,16 +35,29 @@
 
 static const float EPS = 1e-6f; /* every LayerNorm of the image tower */
 
+/* What an MBConv's backward needs besides its input and output: per block,
+ * or one shared set (sized for the largest block) with recompute. */
+typedef struct {
+    float *ln, *mean, *rstd, *e, *d;
+} mbconv_acts;
+
 typedef struct {
     int cin, cout, mid, stride, h, w, ho, wo, has_expand, pool_shortcut;
     train_tensor pre_w, pre_b, c1_w, c1_b, dw_w, dw_b, c3_w, c3_b, ex_w, ex_b;
-    float *in, *ln, *mean, *rstd, *e, *d, *pooled, *out;
+    const mbconv_acts *a;
+    float *in, *pooled, *out;
 } mbconv_train;
+
+/* Likewise for a transformer block. */
+typedef struct {
+    float *ln1, *m1, *r1, *qkv, *att, *probs, *x_mid, *ln2, *m2, *r2, *u, *mm, *rm, *g, *l, *hid;
+} block_acts;
 
 typedef struct {
     train_tensor n1_w, n1_b, qkv_w, qkv_b, proj_w, proj_b, n2_w, n2_b, mn_w, mn_b, w0_w, w0_b, w1_w, w1_b,
         w2_w, w2_b;
-    float *ln1, *m1, *r1, *qkv, *att, *probs, *x_mid, *ln2, *m2, *r2, *u, *mm, *rm, *g, *l, *hid, *x_out;
+    const block_acts *a;
+    float *x_out;
     float *keep1, *keep2; /* [B] drop-path scale per sample: 0 or 1/(1-p) */
     float rate;
 } block_train;
@@ -46,17 +69,22 @@ struct image_train_state {
     train_tensor c1_w, c1_b, n1_w, n1_b, c2_w, c2_b;
     float *x0, *a1, *sm, *sr, *n1, *stem_out;
     mbconv_train mb[16];
+    mbconv_acts mb_acts[16];
     int mb_count;
     /* StridedConv + tokens */
     train_tensor pn_w, pn_b, pp_w, pp_b, pos;
     float *pool_ln, *pool_m, *pool_r, *x_tokens;
     block_train *blk;
+    block_acts *blk_acts;
     /* head */
     train_tensor fc_w, fc_b, head_w;
     float *pooled, *fc_out, *fc_m, *fc_r;
-    /* backward temporaries */
+    /* Temporaries: t[0], t[1] map-sized (gradients flowing between layers),
+     * t[2..4] for the 4×-wide MBConv intermediates and the blocks' MLP. */
     float *t[5];
-    size_t t_floats;
+    /* recompute: which block's activations the shared buffers hold (-1: none). */
+    int recompute, mb_resident, blk_resident;
+    int lowest; /* lowest level with a gradient (level_* below) */
     void **allocs;
     int alloc_count, alloc_cap;
 };
@@ -80,18 +108,56 @@ void image_train_free(image_train_state *st) {
     for (int i = 0; i < st->alloc_count; i++) free(st->allocs[i]);
     free(st->allocs);
     free(st->blk);
+    free(st->blk_acts);
     free(st);
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Backward levels, bottom to top: the stem, each MBConv, the tokens
+ * (StridedConv + pos_embed), each block, fc_norm; above them only the head. */
+static int level_mb(int i) { return 1 + i; }
+static int level_tokens(const image_train_state *st) { return 1 + st->mb_count; }
+static int level_block(const image_train_state *st, int bi) { return 2 + st->mb_count + bi; }
+static int level_fc(const image_train_state *st, int depth) { return 2 + st->mb_count + depth; }
+
+static int any_grad(const train_tensor *const *t, int n) {
+    for (int i = 0; i < n; i++)
+        if (t[i]->grad) return 1;
+    return 0;
+}
+#define ANY_GRAD(...) any_grad((const train_tensor *const[]){__VA_ARGS__}, \
+                               (int)(sizeof((const train_tensor *const[]){__VA_ARGS__}) / sizeof(void *)))
+
+static int lowest_level(const image_train_state *st, int depth) {
+    if (ANY_GRAD(&st->c1_w, &st->c1_b, &st->n1_w, &st->n1_b, &st->c2_w, &st->c2_b)) return 0;
+    for (int i = 0; i < st->mb_count; i++) {
+        const mbconv_train *m = &st->mb[i];
+        if (ANY_GRAD(&m->pre_w, &m->pre_b, &m->c1_w, &m->c1_b, &m->dw_w, &m->dw_b, &m->c3_w, &m->c3_b, &m->ex_w,
+                     &m->ex_b))
+            return level_mb(i);
+    }
+    if (ANY_GRAD(&st->pn_w, &st->pn_b, &st->pp_w, &st->pp_b, &st->pos)) return level_tokens(st);
+    for (int bi = 0; bi < depth; bi++) {
+        const block_train *b = &st->blk[bi];
+        if (ANY_GRAD(&b->n1_w, &b->n1_b, &b->qkv_w, &b->qkv_b, &b->proj_w, &b->proj_b, &b->n2_w, &b->n2_b,
+                     &b->mn_w, &b->mn_b, &b->w0_w, &b->w0_b, &b->w1_w, &b->w1_b, &b->w2_w, &b->w2_b))
+            return level_block(st, bi);
+    }
+    if (ANY_GRAD(&st->fc_w, &st->fc_b)) return level_fc(st, depth);
+    return level_fc(st, depth) + 1;
+}
 
 vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     const vt_model_config *c = &tr->params->cfg;
     image_train_state *st = calloc(1, sizeof *st);
     if (!st) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     tr->image = st;
+    st->recompute = tr->options.recompute;
+    st->mb_resident = st->blk_resident = -1;
     st->blk = calloc((size_t)c->depth, sizeof *st->blk);
-    if (!st->blk) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    st->blk_acts = calloc(st->recompute ? 1 : (size_t)c->depth, sizeof *st->blk_acts);
+    if (!st->blk || !st->blk_acts) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     size_t B = (size_t)tr->options.batch;
     st->batch = (int)B;
     st->s = c->image_size;
@@ -105,7 +171,9 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->sr = A(B * h1 * h1);
     st->n1 = A(B * h1 * h1 * c0);
     st->stem_out = A(B * h1 * h1 * c0);
-    size_t big = B * h1 * h1 * c0;
+    /* Temporary sizes (see the comment on t[] above); grown below. */
+    size_t map = B * h1 * h1 * c0, wide_in = 0, wide_out = 0;
+    size_t max_ln = 0, max_px = 0;
     int cin = c->stem_width, h = st->h1;
     float *prev = st->stem_out;
     st->mb_count = c->stage_depths[0] + c->stage_depths[1];
@@ -122,14 +190,22 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
         m->pool_shortcut = m->stride == 2;
         m->in = prev;
         size_t in_px = B * (size_t)h * h, out_px = B * (size_t)m->ho * m->wo;
-        m->ln = A(in_px * m->cin);
-        m->mean = A(in_px);
-        m->rstd = A(in_px);
-        m->e = A(in_px * m->mid);
-        m->d = A(out_px * m->mid);
         if (m->has_expand) m->pooled = A(out_px * m->cin);
         m->out = A(out_px * m->cout);
-        big = max_sz(big, in_px * m->mid);
+        if (!st->recompute) {
+            mbconv_acts *a = &st->mb_acts[i];
+            a->ln = A(in_px * m->cin);
+            a->mean = A(in_px);
+            a->rstd = A(in_px);
+            a->e = A(in_px * m->mid);
+            a->d = A(out_px * m->mid);
+        }
+        m->a = &st->mb_acts[st->recompute ? 0 : i];
+        max_ln = max_sz(max_ln, in_px * m->cin);
+        max_px = max_sz(max_px, in_px);
+        map = max_sz(map, max_sz(in_px * m->cin, out_px * m->cout));
+        wide_in = max_sz(wide_in, in_px * m->mid);
+        wide_out = max_sz(wide_out, max_sz(out_px * m->mid, out_px * m->cin));
         const char *pre = "visual.trunk.patch_embed.backbone.stages";
         m->pre_w = clip_trainer_tensor(tr, "%s.%d.%d.pre_norm.weight", pre, stage, idx);
         m->pre_b = clip_trainer_tensor(tr, "%s.%d.%d.pre_norm.bias", pre, stage, idx);
@@ -146,6 +222,14 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
         prev = m->out;
         cin = m->cout;
         h = m->ho;
+    }
+    if (st->recompute) {
+        mbconv_acts *a = &st->mb_acts[0];
+        a->ln = A(max_ln);
+        a->mean = A(max_px);
+        a->rstd = A(max_px);
+        a->e = A(wide_in);
+        a->d = A(wide_out);
     }
     st->grid = conv3x3_out(h, 2);
     st->tokens = st->grid * st->grid;
@@ -166,6 +250,26 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->pp_w = clip_trainer_tensor(tr, "%s.pool.proj.weight", bb);
     st->pp_b = clip_trainer_tensor(tr, "%s.pool.proj.bias", bb);
     if (c->has_pos_embed) st->pos = clip_trainer_tensor(tr, "visual.trunk.pos_embed");
+    size_t probs = B * (size_t)c->heads * st->tokens * st->tokens;
+    for (int i = 0; i < (st->recompute ? 1 : c->depth); i++) {
+        block_acts *a = &st->blk_acts[i];
+        a->ln1 = A(rows * d);
+        a->m1 = A(rows);
+        a->r1 = A(rows);
+        a->qkv = A(rows * 3 * d);
+        a->att = A(rows * d);
+        a->probs = A(probs);
+        a->x_mid = A(rows * d);
+        a->ln2 = A(rows * d);
+        a->m2 = A(rows);
+        a->r2 = A(rows);
+        a->u = A(rows * d);
+        a->mm = A(rows);
+        a->rm = A(rows);
+        a->g = A(rows * hid);
+        a->l = A(rows * hid);
+        a->hid = A(rows * hid);
+    }
     for (int i = 0; i < c->depth; i++) {
         block_train *b = &st->blk[i];
         const char *pre = "visual.trunk.blocks";
@@ -185,22 +289,7 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
         b->w1_b = clip_trainer_tensor(tr, "%s.%d.mlp.w1.bias", pre, i);
         b->w2_w = clip_trainer_tensor(tr, "%s.%d.mlp.w2.weight", pre, i);
         b->w2_b = clip_trainer_tensor(tr, "%s.%d.mlp.w2.bias", pre, i);
-        b->ln1 = A(rows * d);
-        b->m1 = A(rows);
-        b->r1 = A(rows);
-        b->qkv = A(rows * 3 * d);
-        b->att = A(rows * d);
-        b->probs = A(B * (size_t)c->heads * st->tokens * st->tokens);
-        b->x_mid = A(rows * d);
-        b->ln2 = A(rows * d);
-        b->m2 = A(rows);
-        b->r2 = A(rows);
-        b->u = A(rows * d);
-        b->mm = A(rows);
-        b->rm = A(rows);
-        b->g = A(rows * hid);
-        b->l = A(rows * hid);
-        b->hid = A(rows * hid);
+        b->a = &st->blk_acts[st->recompute ? 0 : i];
         b->x_out = A(rows * d);
         b->keep1 = A(B);
         b->keep2 = A(B);
@@ -213,22 +302,40 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->fc_out = A(B * d);
     st->fc_m = A(B);
     st->fc_r = A(B);
-    big = max_sz(big, rows * max_sz(3 * d, hid));
-    big = max_sz(big, B * s * s * 3);
-    st->t_floats = big;
-    for (int i = 0; i < 5; i++) st->t[i] = A(big);
+    /* t[0], t[1]: gradients between layers (and the forward's stem GELU and
+     * block branch); t[2]: gelu(e) / MBConv dln, block MLP; t[3]: gelu(d) /
+     * d mid-out / shortcut pool; t[4]: d mid-in / avgpool dx; each also a
+     * block-backward temporary (rows·max(3D, H)) and head temporary (B·D). */
+    size_t blk_tmp = max_sz(rows * max_sz(3 * d, hid), B * d);
+    map = max_sz(map, max_sz(rows * d, B * d));
+    size_t sizes[5] = {map, map, max_sz(wide_in, max_sz(blk_tmp, map)), max_sz(wide_out, blk_tmp),
+                       max_sz(wide_in, max_sz(blk_tmp, map))};
+    for (int i = 0; i < 5; i++) st->t[i] = A(sizes[i]);
 #undef A
     if (!ok) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the image tower's training activations "
                             "(batch %d); use a smaller --batch-size or --accum-freq", (int)B);
+    st->lowest = lowest_level(st, c->depth);
     return VT_OK;
 }
 
 /* ---- Forward ---- */
 
+/* The MBConv's main branch up to the depthwise conv: LN → ln, 1×1 expand → e,
+ * GELU → ge (a temporary), depthwise → d. The backward's recompute calls only
+ * this (the output and shortcut pool are kept per block). */
+static void mbconv_branch_forward(const mbconv_train *m, int n, float *ge) {
+    const mbconv_acts *a = m->a;
+    size_t in_px = (size_t)n * m->h * m->w;
+    layernorm_train_forward(a->ln, a->mean, a->rstd, m->in, m->pre_w.value, m->pre_b.value, in_px, m->cin, EPS);
+    linear_forward(a->e, a->ln, m->c1_w.value, m->c1_b.value, (int)in_px, m->cin, m->mid);
+    gelu_train_forward(ge, a->e, in_px * m->mid);
+    depthwise3x3_train_forward(a->d, ge, m->dw_w.value, m->dw_b.value, n, m->h, m->w, m->mid, m->stride);
+}
+
 /* One MbConvLNBlock; `ge` and `gd` are temporaries for gelu(e) and gelu(d),
  * which the backward recomputes instead of keeping. */
 static void mbconv_forward(const mbconv_train *m, int n, float *ge, float *gd) {
-    size_t in_px = (size_t)n * m->h * m->w, out_px = (size_t)n * m->ho * m->wo;
+    size_t out_px = (size_t)n * m->ho * m->wo;
     /* Shortcut into out; the projection adds onto it. */
     if (m->pool_shortcut) {
         if (m->has_expand) {
@@ -240,11 +347,8 @@ static void mbconv_forward(const mbconv_train *m, int n, float *ge, float *gd) {
     } else {
         memcpy(m->out, m->in, out_px * m->cout * sizeof(float));
     }
-    layernorm_train_forward(m->ln, m->mean, m->rstd, m->in, m->pre_w.value, m->pre_b.value, in_px, m->cin, EPS);
-    linear_forward(m->e, m->ln, m->c1_w.value, m->c1_b.value, (int)in_px, m->cin, m->mid);
-    gelu_train_forward(ge, m->e, in_px * m->mid);
-    depthwise3x3_train_forward(m->d, ge, m->dw_w.value, m->dw_b.value, n, m->h, m->w, m->mid, m->stride);
-    gelu_train_forward(gd, m->d, out_px * m->mid);
+    mbconv_branch_forward(m, n, ge);
+    gelu_train_forward(gd, m->a->d, out_px * m->mid);
     /* out += gd · W3ᵀ + b3 (the shortcut is already in out). */
     tmat_nt((int)out_px, m->cout, m->mid, gd, m->mid, m->c3_w.value, m->mid, m->out, m->cout, 1);
     for (size_t p = 0; p < out_px; p++)
@@ -272,12 +376,36 @@ static void residual_add(float *out, const float *in, const float *branch, const
     }
 }
 
+/* One transformer block from x [n·T, D]: its activations into b->a and, when
+ * `out` is not NULL, the MLP projection + residual into out (the backward's
+ * recompute passes NULL: it needs everything but that). `branch` is a
+ * [n·T, D] temporary. The drop-path scales b->keep* are drawn beforehand. */
+static void block_forward(const vt_model_config *c, const block_train *b, const float *x, float *out, int n, int T,
+                          float *branch) {
+    const block_acts *a = b->a;
+    int d = c->width, hid = c->mlp_hidden;
+    size_t rows = (size_t)n * T;
+    layernorm_train_forward(a->ln1, a->m1, a->r1, x, b->n1_w.value, b->n1_b.value, rows, d, EPS);
+    linear_forward(a->qkv, a->ln1, b->qkv_w.value, b->qkv_b.value, (int)rows, d, 3 * d);
+    attention_train_forward(a->att, a->probs, a->qkv, n, T, d, c->heads, 0);
+    linear_forward(branch, a->att, b->proj_w.value, b->proj_b.value, (int)rows, d, d);
+    residual_add(a->x_mid, x, branch, b->keep1, n, (size_t)T * d);
+    layernorm_train_forward(a->ln2, a->m2, a->r2, a->x_mid, b->n2_w.value, b->n2_b.value, rows, d, EPS);
+    layernorm_train_forward(a->u, a->mm, a->rm, a->ln2, b->mn_w.value, b->mn_b.value, rows, d, EPS);
+    linear_forward(a->g, a->u, b->w0_w.value, b->w0_b.value, (int)rows, d, hid);
+    linear_forward(a->l, a->u, b->w1_w.value, b->w1_b.value, (int)rows, d, hid);
+    geglu_train_forward(a->hid, a->g, a->l, rows, hid);
+    if (!out) return;
+    linear_forward(branch, a->hid, b->w2_w.value, b->w2_b.value, (int)rows, hid, d);
+    residual_add(out, a->x_mid, branch, b->keep2, n, (size_t)T * d);
+}
+
 void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t drop_key, int64_t first_sample,
                          float *features) {
     const vt_model_config *c = &tr->params->cfg;
     image_train_state *st = tr->image;
     st->n = n;
-    int s = st->s, h1 = st->h1, c0 = c->stem_width, d = c->width, hid = c->mlp_hidden, T = st->tokens;
+    int s = st->s, h1 = st->h1, c0 = c->stem_width, d = c->width, T = st->tokens;
     /* NCHW → NHWC. */
     for (int i = 0; i < n; i++)
         for (int y = 0; y < s; y++)
@@ -289,11 +417,10 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
     layernorm_train_forward(st->n1, st->sm, st->sr, st->a1, st->n1_w.value, st->n1_b.value, px1, c0, EPS);
     gelu_train_forward(st->t[0], st->n1, px1 * c0);
     conv3x3_train_forward(st->stem_out, st->t[0], st->c2_w.value, st->c2_b.value, n, h1, h1, c0, c0, 1);
-    for (int i = 0; i < st->mb_count; i++) {
-        mbconv_forward(&st->mb[i], n, st->t[0], st->t[1]);
-    }
+    for (int i = 0; i < st->mb_count; i++) mbconv_forward(&st->mb[i], n, st->t[2], st->t[3]);
+    st->mb_resident = st->mb_count - 1;
     const mbconv_train *last = &st->mb[st->mb_count - 1];
-    size_t px2 = (size_t)n * last->ho * last->wo, rows = (size_t)n * T;
+    size_t px2 = (size_t)n * last->ho * last->wo;
     layernorm_train_forward(st->pool_ln, st->pool_m, st->pool_r, last->out, st->pn_w.value, st->pn_b.value, px2,
                             last->cout, EPS);
     conv3x3_train_forward(st->x_tokens, st->pool_ln, st->pp_w.value, st->pp_b.value, n, last->ho, last->wo,
@@ -302,25 +429,14 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
         for (int i = 0; i < n; i++)
             for (size_t j = 0; j < (size_t)T * d; j++) st->x_tokens[(size_t)i * T * d + j] += st->pos.value[j];
     const float *x = st->x_tokens;
-    float *branch = st->t[0];
     for (int bi = 0; bi < c->depth; bi++) {
         block_train *b = &st->blk[bi];
         drop_path_scales(b->keep1, n, b->rate, rng_key(drop_key, (uint64_t)bi, 1), first_sample, 0);
         drop_path_scales(b->keep2, n, b->rate, rng_key(drop_key, (uint64_t)bi, 2), first_sample, 1);
-        layernorm_train_forward(b->ln1, b->m1, b->r1, x, b->n1_w.value, b->n1_b.value, rows, d, EPS);
-        linear_forward(b->qkv, b->ln1, b->qkv_w.value, b->qkv_b.value, (int)rows, d, 3 * d);
-        attention_train_forward(b->att, b->probs, b->qkv, n, T, d, c->heads, 0);
-        linear_forward(branch, b->att, b->proj_w.value, b->proj_b.value, (int)rows, d, d);
-        residual_add(b->x_mid, x, branch, b->keep1, n, (size_t)T * d);
-        layernorm_train_forward(b->ln2, b->m2, b->r2, b->x_mid, b->n2_w.value, b->n2_b.value, rows, d, EPS);
-        layernorm_train_forward(b->u, b->mm, b->rm, b->ln2, b->mn_w.value, b->mn_b.value, rows, d, EPS);
-        linear_forward(b->g, b->u, b->w0_w.value, b->w0_b.value, (int)rows, d, hid);
-        linear_forward(b->l, b->u, b->w1_w.value, b->w1_b.value, (int)rows, d, hid);
-        geglu_train_forward(b->hid, b->g, b->l, rows, hid);
-        linear_forward(branch, b->hid, b->w2_w.value, b->w2_b.value, (int)rows, hid, d);
-        residual_add(b->x_out, b->x_mid, branch, b->keep2, n, (size_t)T * d);
+        block_forward(c, b, x, b->x_out, n, T, st->t[0]);
         x = b->x_out;
     }
+    st->blk_resident = c->depth - 1;
     for (int i = 0; i < n; i++) {
         float *p = st->pooled + (size_t)i * d;
         for (int j = 0; j < d; j++) p[j] = 0.0f;
@@ -335,35 +451,32 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
 
 /* ---- Backward ---- */
 
-static int tower_needs_input_grad(const clip_trainer *tr) {
-    /* Any trainable image parameter below the head? (--lock-image freezes the trunk.) */
-    for (int i = 0; i < tr->params->count; i++)
-        if (tr->params->params[i].tower == TRAIN_TOWER_IMAGE && !tr->frozen[i] &&
-            !strstr(tr->params->params[i].name, "visual.head."))
-            return 1;
-    return 0;
-}
-
 static void add_into(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-/* dx_in (overwritten) from dout, through one MBConv block. Uses t[2..4]. */
-static void mbconv_backward(image_train_state *st, const mbconv_train *m, int n, const float *dout, float *dx) {
+/* dx_in (overwritten) from dout, through MBConv i. Uses t[2..4]. */
+static void mbconv_backward(image_train_state *st, int i, int n, const float *dout, float *dx) {
+    const mbconv_train *m = &st->mb[i];
+    const mbconv_acts *a = m->a;
     size_t in_px = (size_t)n * m->h * m->w, out_px = (size_t)n * m->ho * m->wo;
     float *g = st->t[2], *dmid_out = st->t[3], *dmid_in = st->t[4];
+    if (st->recompute && st->mb_resident != i) {
+        mbconv_branch_forward(m, n, g);
+        st->mb_resident = i;
+    }
     /* conv3: gd = gelu(d) recomputed. */
-    gelu_train_forward(g, m->d, out_px * m->mid);
+    gelu_train_forward(g, a->d, out_px * m->mid);
     linear_backward(dmid_out, m->c3_w.grad, m->c3_b.grad, dout, g, m->c3_w.value, (int)out_px, m->mid, m->cout);
-    gelu_train_backward(dmid_out, dmid_out, m->d, out_px * m->mid);
+    gelu_train_backward(dmid_out, dmid_out, a->d, out_px * m->mid);
     /* depthwise: ge = gelu(e) recomputed. */
-    gelu_train_forward(g, m->e, in_px * m->mid);
+    gelu_train_forward(g, a->e, in_px * m->mid);
     depthwise3x3_train_backward(dmid_in, m->dw_w.grad, m->dw_b.grad, dmid_out, g, m->dw_w.value, n, m->h, m->w,
                                 m->mid, m->stride);
-    gelu_train_backward(dmid_in, dmid_in, m->e, in_px * m->mid);
+    gelu_train_backward(dmid_in, dmid_in, a->e, in_px * m->mid);
     /* conv1 → dln (in g), then the pre-norm → dx. */
-    linear_backward(g, m->c1_w.grad, m->c1_b.grad, dmid_in, m->ln, m->c1_w.value, (int)in_px, m->cin, m->mid);
-    layernorm_train_backward(dx, m->pre_w.grad, m->pre_b.grad, g, m->in, m->mean, m->rstd, m->pre_w.value, in_px,
+    linear_backward(g, m->c1_w.grad, m->c1_b.grad, dmid_in, a->ln, m->c1_w.value, (int)in_px, m->cin, m->mid);
+    layernorm_train_backward(dx, m->pre_w.grad, m->pre_b.grad, g, m->in, a->mean, a->rstd, m->pre_w.value, in_px,
                              m->cin);
     /* Shortcut. */
     if (!m->pool_shortcut) {
@@ -385,46 +498,55 @@ static void scale_rows(float *dst, const float *src, const float *keep, int n, s
         for (size_t j = 0; j < per_sample; j++) dst[(size_t)i * per_sample + j] = keep[i] * src[(size_t)i * per_sample + j];
 }
 
+/* dx holds d x_out of block bi on entry, d x_in on return. Uses t[1..4]. */
+static void block_backward(const vt_model_config *c, image_train_state *st, int bi, float *dx) {
+    const block_train *b = &st->blk[bi];
+    const block_acts *a = b->a;
+    int n = st->n, d = c->width, hid = c->mlp_hidden, T = st->tokens;
+    size_t rows = (size_t)n * T;
+    const float *x_in = bi ? st->blk[bi - 1].x_out : st->x_tokens;
+    if (st->recompute && st->blk_resident != bi) {
+        block_forward(c, b, x_in, NULL, n, T, st->t[1]);
+        st->blk_resident = bi;
+    }
+    float *db = st->t[2], *dh = st->t[3], *dl = st->t[4];
+    /* MLP branch. */
+    scale_rows(db, dx, b->keep2, n, (size_t)T * d);
+    linear_backward(dh, b->w2_w.grad, b->w2_b.grad, db, a->hid, b->w2_w.value, (int)rows, hid, d);
+    float *dg = db; /* db is free now; rows·H fits (t sized rows·max(3D, H)) */
+    geglu_train_backward(dg, dl, dh, a->g, a->l, rows, hid);
+    linear_backward(dh, b->w0_w.grad, b->w0_b.grad, dg, a->u, b->w0_w.value, (int)rows, d, hid);
+    linear_backward(dg, b->w1_w.grad, b->w1_b.grad, dl, a->u, b->w1_w.value, (int)rows, d, hid);
+    add_into(dh, dg, rows * d); /* du */
+    layernorm_train_backward(dg, b->mn_w.grad, b->mn_b.grad, dh, a->ln2, a->mm, a->rm, b->mn_w.value, rows, d);
+    layernorm_train_backward(dh, b->n2_w.grad, b->n2_b.grad, dg, a->x_mid, a->m2, a->r2, b->n2_w.value, rows, d);
+    add_into(dx, dh, rows * d); /* dx = d x_mid */
+    /* Attention branch. */
+    scale_rows(db, dx, b->keep1, n, (size_t)T * d);
+    linear_backward(dh, b->proj_w.grad, b->proj_b.grad, db, a->att, b->proj_w.value, (int)rows, d, d);
+    attention_train_backward(dl, dh, a->qkv, a->probs, n, T, d, c->heads, 0);
+    linear_backward(db, b->qkv_w.grad, b->qkv_b.grad, dl, a->ln1, b->qkv_w.value, (int)rows, d, 3 * d);
+    layernorm_train_backward(dh, b->n1_w.grad, b->n1_b.grad, db, x_in, a->m1, a->r1, b->n1_w.value, rows, d);
+    add_into(dx, dh, rows * d); /* dx = d x_in */
+}
+
 void image_train_backward(clip_trainer *tr, const float *d_features) {
     const vt_model_config *c = &tr->params->cfg;
     image_train_state *st = tr->image;
-    int n = st->n, d = c->width, hid = c->mlp_hidden, T = st->tokens;
-    size_t rows = (size_t)n * T;
+    int n = st->n, d = c->width, T = st->tokens;
     float *dx = st->t[0], *dnext = st->t[1];
     /* Head: features = fc_out · Wᵀ. */
     float *dfc = st->t[2], *dpool = st->t[3];
     linear_backward(dfc, st->head_w.grad, NULL, d_features, st->fc_out, st->head_w.value, n, d, c->embed_dim);
-    if (!tower_needs_input_grad(tr)) return;
+    if (st->lowest > level_fc(st, c->depth)) return;
     layernorm_train_backward(dpool, st->fc_w.grad, st->fc_b.grad, dfc, st->pooled, st->fc_m, st->fc_r,
                              st->fc_w.value, (size_t)n, d);
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++)
             for (int j = 0; j < d; j++) dx[((size_t)i * T + t) * d + j] = dpool[(size_t)i * d + j] / (float)T;
-    /* Transformer blocks, last to first; dx holds d x_out. Temporaries: t[2] (rows·max(3D,H)),
-     * t[3], t[4]. */
-    for (int bi = c->depth - 1; bi >= 0; bi--) {
-        block_train *b = &st->blk[bi];
-        const float *x_in = bi ? st->blk[bi - 1].x_out : st->x_tokens;
-        float *db = st->t[2], *dh = st->t[3], *dl = st->t[4];
-        /* MLP branch. */
-        scale_rows(db, dx, b->keep2, n, (size_t)T * d);
-        linear_backward(dh, b->w2_w.grad, b->w2_b.grad, db, b->hid, b->w2_w.value, (int)rows, hid, d);
-        float *dg = db; /* db is free now; rows·H fits (t sized rows·max(3D, H)) */
-        geglu_train_backward(dg, dl, dh, b->g, b->l, rows, hid);
-        linear_backward(dh, b->w0_w.grad, b->w0_b.grad, dg, b->u, b->w0_w.value, (int)rows, d, hid);
-        linear_backward(dg, b->w1_w.grad, b->w1_b.grad, dl, b->u, b->w1_w.value, (int)rows, d, hid);
-        add_into(dh, dg, rows * d); /* du */
-        layernorm_train_backward(dg, b->mn_w.grad, b->mn_b.grad, dh, b->ln2, b->mm, b->rm, b->mn_w.value, rows, d);
-        layernorm_train_backward(dh, b->n2_w.grad, b->n2_b.grad, dg, b->x_mid, b->m2, b->r2, b->n2_w.value, rows, d);
-        add_into(dx, dh, rows * d); /* dx = d x_mid */
-        /* Attention branch. */
-        scale_rows(db, dx, b->keep1, n, (size_t)T * d);
-        linear_backward(dh, b->proj_w.grad, b->proj_b.grad, db, b->att, b->proj_w.value, (int)rows, d, d);
-        attention_train_backward(dl, dh, b->qkv, b->probs, n, T, d, c->heads, 0);
-        linear_backward(db, b->qkv_w.grad, b->qkv_b.grad, dl, b->ln1, b->qkv_w.value, (int)rows, d, 3 * d);
-        layernorm_train_backward(dh, b->n1_w.grad, b->n1_b.grad, db, x_in, b->m1, b->r1, b->n1_w.value, rows, d);
-        add_into(dx, dh, rows * d); /* dx = d x_in */
-    }
+    /* Transformer blocks, last to first, down to the lowest one with a gradient. */
+    for (int bi = c->depth - 1; bi >= 0 && level_block(st, bi) >= st->lowest; bi--) block_backward(c, st, bi, dx);
+    if (st->lowest > level_tokens(st)) return;
     /* Tokens: pos_embed, StridedConv (LN → conv3×3/2). */
     if (st->pos.grad)
         for (int i = 0; i < n; i++)
@@ -435,10 +557,11 @@ void image_train_backward(clip_trainer *tr, const float *d_features) {
                            last->wo, last->cout, d, 2);
     layernorm_train_backward(dx, st->pn_w.grad, st->pn_b.grad, dnext, last->out, st->pool_m, st->pool_r,
                              st->pn_w.value, px2, last->cout);
-    for (int i = st->mb_count - 1; i >= 0; i--) {
-        mbconv_backward(st, &st->mb[i], n, dx, dnext);
+    for (int i = st->mb_count - 1; i >= 0 && level_mb(i) >= st->lowest; i--) {
+        mbconv_backward(st, i, n, dx, dnext);
         float *tmp = dx; dx = dnext; dnext = tmp;
     }
+    if (st->lowest > 0) return;
     /* Stem: conv2 ← gelu(n1) ← LN ← conv1. */
     int s = st->s, h1 = st->h1, c0 = c->stem_width;
     size_t px1 = (size_t)n * h1 * h1;

@@ -110,5 +110,10 @@ double clip_loss_forward_backward(const float *image, const float *text, int n, 
 double clip_loss_rows_forward_backward(const float *image, const float *text, int n, int e, int row0, int rows,
                                        float logit_scale, float *dimage, float *dtext, float *dlogit_scale,
                                        float *logits_out);
+/* The general form: with queries_only, image rows receive only the gradient of
+ * their own image→text terms and text rows only that of their text→image
+ * terms (open_clip local_loss without gather_with_grad). */
+double clip_loss_general(const float *image, const float *text, int n, int e, int row0, int rows, int queries_only,
+                         float logit_scale, float *dimage, float *dtext, float *dlogit_scale, float *logits_out);
 
 #endif

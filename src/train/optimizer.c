@@ -120,7 +120,7 @@ VT_CLONES static void scale_span(float *x, size_t n, float factor) {
     for (size_t i = 0; i < n; i++) x[i] *= factor;
 }
 
-double clip_grad_global_norm(float *grad, size_t n, double max_norm) {
+double grad_sum_squares(const float *grad, size_t n) {
     size_t blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
     double *partial = malloc(sizeof(double) * (blocks ? blocks : 1));
     if (!partial) abort(); /* out of memory: nothing sensible to return */
@@ -133,21 +133,28 @@ double clip_grad_global_norm(float *grad, size_t n, double max_norm) {
     double total = 0;
     for (size_t b = 0; b < blocks; b++) total += partial[b];
     free(partial);
-    double norm = sqrt(total);
-    if (max_norm > 0) {
-        /* clip_grad_norm_ multiplies by min(max_norm / (norm + 1e-6), 1),
-         * computed on fp32 tensors as reciprocal(norm + 1e-6) · max_norm
-         * (Python's float / Tensor); repeating those roundings gives torch's
-         * coefficient bit for bit whenever the two norms round alike. A
-         * non-finite norm leaves the gradient alone: the caller checks it. */
-        float coef = (1.0f / ((float)norm + 1e-6f)) * (float)max_norm;
-        if (isfinite(norm) && coef < 1.0f) {
+    return total;
+}
+
+void grad_clip_to_norm(float *grad, size_t n, double norm, double max_norm) {
+    if (max_norm <= 0) return;
+    /* clip_grad_norm_ multiplies by min(max_norm / (norm + 1e-6), 1),
+     * computed on fp32 tensors as reciprocal(norm + 1e-6) · max_norm
+     * (Python's float / Tensor); repeating those roundings gives torch's
+     * coefficient bit for bit whenever the two norms round alike. A
+     * non-finite norm leaves the gradient alone: the caller checks it. */
+    float coef = (1.0f / ((float)norm + 1e-6f)) * (float)max_norm;
+    if (!isfinite(norm) || coef >= 1.0f) return;
+    size_t blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-            for (size_t b = 0; b < blocks; b++) {
-                size_t s = b * NORM_BLOCK, len = n - s < NORM_BLOCK ? n - s : NORM_BLOCK;
-                scale_span(grad + s, len, coef);
-            }
-        }
+    for (size_t b = 0; b < blocks; b++) {
+        size_t s = b * NORM_BLOCK, len = n - s < NORM_BLOCK ? n - s : NORM_BLOCK;
+        scale_span(grad + s, len, coef);
     }
+}
+
+double clip_grad_global_norm(float *grad, size_t n, double max_norm) {
+    double norm = sqrt(grad_sum_squares(grad, n));
+    grad_clip_to_norm(grad, n, norm, max_norm);
     return norm;
 }

@@ -32,4 +32,10 @@ double lr_const(double base_lr, int64_t warmup, int64_t step);
  * max_norm / (norm + 1e-6) as clip_grad_norm_ does. Returns the norm before clipping. */
 double clip_grad_global_norm(float *grad, size_t n, double max_norm);
 
+/* The two halves of clip_grad_global_norm, for gradients split across ranks
+ * (ZeRO-1): Σ g² over n values (double, fixed order), and the clipping scale
+ * applied for a given global norm. */
+double grad_sum_squares(const float *grad, size_t n);
+void grad_clip_to_norm(float *grad, size_t n, double norm, double max_norm);
+
 #endif

@@ -262,16 +262,23 @@ static void tn_tile(vt_isa isa, int i0, int i1, int p0, int p1, int n, int k, co
         }
 }
 
-static int tn_tiles_n(int n) { return (n + TN_NC - 1) / TN_NC; }
-static long tn_tiles(int m, int n) { return (long)((m + TN_MC - 1) / TN_MC) * tn_tiles_n(n); }
+/* Output tiles at full width: decides split-k, from the shape alone. */
+static long tn_tiles(int m, int n) { return (long)((m + TN_MC - 1) / TN_MC) * ((n + TN_NC - 1) / TN_NC); }
 
-/* One k-chunk: pack B [kc, n], then all tiles (in parallel outside a parallel region). */
+/* One k-chunk: pack B [kc, n], then all tiles (in parallel outside a parallel
+ * region). Tiles are narrowed below TN_NC when C has few rows (a conv weight
+ * gradient [64, 576] would otherwise be one 16-panel tile and one 2-panel
+ * tile); how C is tiled does not change any sum. */
 static void tn_chunk(vt_isa isa, int m, int n, int kc, const float *a, int lda, const float *b, int ldb,
                      float *c, int ldc, int accumulate) {
     float *packed = scratch_get(0, gemm_packed_floats(n, kc));
     pack_b_kn(packed, b, n, kc, ldb);
-    int ntiles = tn_tiles_n(n), panels = (n + GEMM_NR - 1) / GEMM_NR, per_tile = TN_NC / GEMM_NR;
-    long tiles = tn_tiles(m, n);
+    int panels = (n + GEMM_NR - 1) / GEMM_NR, mtiles = (m + TN_MC - 1) / TN_MC;
+    int want = omp_in_parallel() ? 1 : 4 * omp_get_max_threads(); /* tiles for load balance */
+    int per_tile = (panels * mtiles + want - 1) / want;
+    per_tile = per_tile < 1 ? 1 : per_tile > TN_NC / GEMM_NR ? TN_NC / GEMM_NR : per_tile;
+    int ntiles = (panels + per_tile - 1) / per_tile;
+    long tiles = (long)mtiles * ntiles;
 #pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
     for (long t = 0; t < tiles; t++) {
         int mt = (int)(t / ntiles), nt = (int)(t % ntiles);

@@ -15,6 +15,7 @@
 #include "eval/eval_metrics.h"
 #include "eval/zeroshot.h"
 #include "model/config.h"
+#include "train/lock.h"
 #include "train/optimizer.h"
 #include "train/params.h"
 #include "train/rng.h"
@@ -54,16 +55,6 @@ static void format_duration(double s, char *out, size_t cap) {
     if (t >= 3600) snprintf(out, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
     else if (t >= 60) snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
     else snprintf(out, cap, "%lds", t);
-}
-
-/* --lock-image freezes the image trunk (open_clip TimmModel.lock: the head
- * projection stays trainable); --lock-text freezes the whole text tower
- * (lock_text_tower with 0 unlocked layers). */
-static void apply_locks(clip_trainer *model, const train_params *p, int lock_image, int lock_text) {
-    for (int i = 0; i < p->count; i++) {
-        const char *n = p->params[i].name;
-        model->frozen[i] = (lock_image && !strncmp(n, "visual.trunk.", 13)) || (lock_text && !strncmp(n, "text.", 5));
-    }
 }
 
 typedef struct {
@@ -191,7 +182,8 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
     /* Model and optimizer. */
     clip_train_options copt = {.batch = o->batch_size / o->accum_freq,
                                .drop_path = o->drop_path < 0 ? 0.1f : o->drop_path,
-                               .seed = o->seed};
+                               .seed = o->seed,
+                               .recompute = o->grad_checkpointing};
     if ((st = trainer_create(&p, o->batch_size, o->batch_size / o->accum_freq, &copt, &t, err))) goto done;
     train_state state = {0};
     state.seed = o->seed;
@@ -209,7 +201,8 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
     } else {
         train_params_init(&p, o->seed);
     }
-    apply_locks(t->model, &p, o->lock_image, o->lock_text);
+    train_lock_apply(&p, t->model->frozen, o->lock_image, o->lock_image_unlocked_groups, o->lock_text,
+                     o->lock_text_unlocked_layers);
     if ((st = clip_trainer_update_frozen(t->model, err))) goto done;
     if (state.step >= total) {
         fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",

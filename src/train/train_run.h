@@ -25,7 +25,10 @@ typedef struct {
     double grad_clip_norm;       /* 0: off */
     uint64_t seed;
     float drop_path;             /* < 0: open_clip's config value (0.1) */
-    int lock_image, lock_text;
+    int lock_image, lock_text;   /* --lock-image / --lock-text (open_clip semantics, train/lock.h) */
+    int lock_image_unlocked_groups; /* --lock-image-unlocked-groups: last N trunk layer groups stay trainable */
+    int lock_text_unlocked_layers;  /* --lock-text-unlocked-layers: last N text layer groups stay trainable */
+    int grad_checkpointing;      /* --grad-checkpointing: recompute block activations in the backward */
     const char *save_dir;        /* NULL: no checkpoints */
     int64_t save_every;          /* steps between checkpoints (0: at the end of each epoch) */
     int keep_last;               /* checkpoints kept (0: all) */

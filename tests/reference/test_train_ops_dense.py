@@ -76,8 +76,10 @@ GEMM_CASES = [
     ("nn", 9, 300, 260, 0, 0),
     ("tn", 37, 45, 29, 2, 0),
     ("tn", 45, 37, 300, 0, 1),
-    ("tn", 20, 27, 9000, 1, 1),     # small C, k > one chunk: split-k
-    ("tn", 260, 390, 4200, 0, 0),   # 20 output tiles, k > one chunk: chunk after chunk
+    # tmat_tn cuts k into 4096-row chunks (train_gemm.c):
+    ("tn", 20, 27, 9000, 1, 1),     # small C (1 tile): chunks in parallel, split-k
+    ("tn", 3, 5, 70000, 0, 1),      # split-k over 18 chunks: two waves of partials
+    ("tn", 513, 520, 4200, 0, 0),   # 9 x 2 full-width tiles (>= 16): chunk after chunk
 ]
 
 
@@ -138,8 +140,11 @@ def test_linear(tool, tmp_path, rows, fin, fout, bias, need_dx, need_dw):
     (3, 9, 6, 4, 70, 2, 1, 1, 1),     # non-square, even width, Cout > 64
     (1, 8, 8, 3, 16, 2, 0, 0, 1),     # stem-like: no bias, no dx
     (2, 5, 6, 6, 4, 1, 1, 1, 0),      # no dweight
-    (2, 100, 100, 32, 8, 1, 1, 1, 1),  # two bands, the first ends inside image 2
-    (3, 150, 150, 32, 6, 2, 1, 1, 1),  # stride-2 bands crossing images
+    # Several bands of output rows (conv3x3_train.c: CONV_BAND_FLOATS = 2^20
+    # floats of im2col, i.e. 72 rows here), the second one starting in image 1:
+    (2, 50, 50, 32, 8, 1, 1, 1, 1),
+    # stride 2, 60-row bands over 3 images of 40 output rows: both cross images
+    (3, 80, 80, 48, 6, 2, 1, 1, 1),
 ])
 def test_conv3x3(tool, tmp_path, batch, h, w, cin, cout, stride, bias, need_dx, need_dw):
     g = torch.Generator().manual_seed(batch * h * w + cin * cout + stride)

@@ -9,7 +9,8 @@
  *        x, w, [b], dy, dw0, [db0] → y, [dx], [dw], [db]
  *   attn DIR BATCH T WIDTH HEADS CAUSAL       qkv, dout → out, probs, dqkv
  *
- *   train_ops_dense bench   prints timings at ViTamin-S training shapes. */
+ *   train_ops_dense bench [gemm|linear|attn|conv]   prints timings at
+ *   ViTamin-S training shapes (batch 32). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,24 +201,33 @@ static void bench_attn(const char *name, int batch, int t, int width, int heads,
     free(qkv), free(dout), free(out), free(probs), free(dqkv);
 }
 
-static int run_bench(void) {
+/* `only` (NULL = all) picks one group: gemm, linear, attn or conv. */
+static int run_bench(const char *only) {
     printf("threads: %d\n", omp_get_max_threads());
-    bench_gemms(32 * 196, 1152, 384);
-    bench_gemms(32 * 196, 384, 1152);
-    bench_gemms(1152, 384, 32 * 196); /* tn here is the qkv weight gradient */
-    bench_linear("qkv", 32 * 196, 384, 1152);
-    bench_linear("mlp w2", 32 * 196, 768, 384);
-    bench_linear("expand s1", 32 * 56 * 56, 64, 256);
-    bench_attn("image", 32, 196, 384, 6, 0);
-    bench_attn("text", 32, 77, 384, 6, 1);
-    bench_conv("stem1", 32, 224, 224, 3, 64, 2);
-    bench_conv("stem2", 32, 112, 112, 64, 64, 1);
-    bench_conv("strided", 32, 28, 28, 128, 384, 2);
+    if (!only || !strcmp(only, "gemm")) {
+        bench_gemms(32 * 196, 1152, 384);
+        bench_gemms(32 * 196, 384, 1152);
+        bench_gemms(1152, 384, 32 * 196); /* tn here is the qkv weight gradient */
+    }
+    if (!only || !strcmp(only, "linear")) {
+        bench_linear("qkv", 32 * 196, 384, 1152);
+        bench_linear("mlp w2", 32 * 196, 768, 384);
+        bench_linear("expand s1", 32 * 56 * 56, 64, 256);
+    }
+    if (!only || !strcmp(only, "attn")) {
+        bench_attn("image", 32, 196, 384, 6, 0);
+        bench_attn("text", 32, 77, 384, 6, 1);
+    }
+    if (!only || !strcmp(only, "conv")) {
+        bench_conv("stem1", 32, 224, 224, 3, 64, 2);
+        bench_conv("stem2", 32, 112, 112, 64, 64, 1);
+        bench_conv("strided", 32, 28, 28, 128, 384, 2);
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "bench")) return run_bench();
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return run_bench(argc > 2 ? argv[2] : NULL);
     if (argc < 3) goto usage;
     dir = argv[2];
     if (!strcmp(argv[1], "gemm") && argc == 11) return run_gemm(argv + 3);

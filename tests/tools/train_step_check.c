@@ -5,7 +5,13 @@
  *   OUT/features.npy         [2n, E] image then text features of the first step
  *   OUT/losses.npy           [steps] loss of every step
  *   OUT/final.safetensors    weights after the last step
- * usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM] */
+ * usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM]
+ *                         [--recompute] [--lock-image N] [--lock-text N] [--drop-path R]
+ *   CKPT "-": open_clip's fresh init (seed 0) instead of a checkpoint;
+ *   --recompute: clip_train_options.recompute (--grad-checkpointing);
+ *   --lock-image N / --lock-text N: lock the tower with N unlocked groups / layers (train/lock.h);
+ *   --drop-path R: stochastic depth (default 0, as open_clip in eval mode; for recompute checks);
+ * and prints the peak resident memory (VmHWM) on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/npy.h"
 #include "model/config.h"
+#include "train/lock.h"
 #include "train/trainer.h"
 
 static int fail(const vt_error *err) {
@@ -36,20 +43,49 @@ static vt_status write_tensors(const char *path, const train_params *p, const fl
     return st;
 }
 
+/* The weights: a checkpoint, or "-" for a fresh init. */
+static vt_status load_weights(train_params *p, const char *ckpt, vt_error *err) {
+    if (strcmp(ckpt, "-")) return train_params_load_checkpoint(p, ckpt, err);
+    train_params_init(p, 0);
+    return VT_OK;
+}
+
+static void print_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) fprintf(stderr, "peak_rss_kb %ld\n", strtol(line + 6, NULL, 10));
+    if (f) fclose(f);
+}
+
 int main(int argc, char **argv) {
     if (argc < 11) {
-        fprintf(stderr, "usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM]\n");
+        fprintf(stderr, "usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH "
+                        "[CLIP_NORM] [--recompute] [--lock-image N] [--lock-text N] [--drop-path R]\n");
         return 2;
     }
     const char *out = argv[5];
     int steps = atoi(argv[6]), warmup = atoi(argv[9]), micro = atoi(argv[10]);
-    double lr = atof(argv[7]), clip_norm = argc > 11 ? atof(argv[11]) : 0.0;
+    double lr = atof(argv[7]), clip_norm = 0.0;
+    float drop_path = 0.0f;
+    int recompute = 0, lock_image = 0, image_groups = 0, lock_text = 0, text_layers = 0;
+    for (int i = 11; i < argc; i++) {
+        if (!strcmp(argv[i], "--recompute")) recompute = 1;
+        else if (!strcmp(argv[i], "--lock-image") && i + 1 < argc) lock_image = 1, image_groups = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lock-text") && i + 1 < argc) lock_text = 1, text_layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--drop-path") && i + 1 < argc) drop_path = (float)atof(argv[++i]);
+        else if (argv[i][0] != '-' || (argv[i][1] >= '0' && argv[i][1] <= '9')) clip_norm = atof(argv[i]);
+        else {
+            fprintf(stderr, "train_step_check: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
     adamw_hparams adam = {0.9f, 0.98f, 1e-6f, (float)atof(argv[8])};
     vt_error err;
     vt_model_config cfg;
     train_params p;
     if (vt_config_lookup(argv[1], &cfg, &err) || train_params_create(&cfg, &p, &err) ||
-        train_params_load_checkpoint(&p, argv[2], &err))
+        load_weights(&p, argv[2], &err))
         return fail(&err);
     float *pixels, *tok_f;
     int64_t n, px, n2, ctx;
@@ -61,8 +97,10 @@ int main(int argc, char **argv) {
     int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(n * ctx));
     for (int64_t i = 0; i < n * ctx; i++) tokens[i] = (int32_t)tok_f[i];
     trainer *t;
-    clip_train_options opt = {.batch = (int)n, .drop_path = 0.0f, .seed = 0};
+    clip_train_options opt = {.batch = (int)n, .drop_path = drop_path, .seed = 0, .recompute = recompute};
     if (trainer_create(&p, (int)n, micro > 0 ? micro : (int)n, &opt, &t, &err)) return fail(&err);
+    train_lock_apply(&p, t->model->frozen, lock_image, image_groups, lock_text, text_layers);
+    if (clip_trainer_update_frozen(t->model, &err)) return fail(&err);
     float *losses = calloc((size_t)steps, sizeof(float));
     char path[4096];
     for (int s = 0; s < steps; s++) {
@@ -76,7 +114,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/final.safetensors", out);
     if (write_tensors(path, &p, p.values, &err)) return fail(&err);
     /* Raw gradients and features at the initial weights: reload and run the gradient pass only. */
-    if (train_params_load_checkpoint(&p, argv[2], &err)) return fail(&err);
+    if (load_weights(&p, argv[2], &err)) return fail(&err);
     size_t e = (size_t)cfg.embed_dim;
     trainer_gradients(t, pixels, tokens, (int)n, 0, NULL);
     snprintf(path, sizeof path, "%s/grads.safetensors", out);
@@ -87,6 +125,7 @@ int main(int argc, char **argv) {
     memcpy(feats + (size_t)n * e, t->text_features, sizeof(float) * (size_t)n * e);
     snprintf(path, sizeof path, "%s/features.npy", out);
     if (npy_write_f32(path, 2 * n, (int64_t)e, feats, &err)) return fail(&err);
+    print_peak_rss();
     printf("ok\n");
     trainer_free(t);
     train_params_free(&p);
