@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "train/dist.h"
 #include "train/train_run.h"
 
 static const char TRAIN_HELP[] =
@@ -67,6 +68,11 @@ static const char TRAIN_HELP[] =
     "      --zeroshot-classnames F  one class name per line\n"
     "      --zeroshot-templates F   one template per line with {} (default open_clip's)\n"
     "      --eval-every N       steps between evaluations (default: only at the end)\n"
+    "Data parallel (run build/mpi/vitamin under mpirun / srun; --batch-size is per rank)\n"
+    "      --gather-with-grad   back-propagate through the feature all-gather (exact global-batch\n"
+    "                           gradients; ViTamin's recipe)\n"
+    "      --local-loss         each rank's rows against all columns (ViTamin's recipe)\n"
+    "      --zero1              shard the AdamW moments over ranks (ZeRO stage 1)\n"
     "Other\n"
     "  -t, --threads N          compute threads (default: all cores)\n"
     "      --vocab FILE         BPE vocabulary (default: the installed one)\n";
@@ -177,6 +183,9 @@ int cmd_train(int argc, char **argv) {
         else if (cli_int_option(argc, argv, &i, "--lock-text-unlocked-layers", NULL, 0, 1 << 20,
                                 &o.lock_text_unlocked_layers)) {}
         else if (!strcmp(a, "--strict")) o.data.strict = 1;
+        else if (!strcmp(a, "--local-loss")) o.local_loss = 1;
+        else if (!strcmp(a, "--gather-with-grad")) o.gather_with_grad = 1;
+        else if (!strcmp(a, "--zero1")) o.zero1 = 1;
         else if (!strcmp(a, "--lock-image")) o.lock_image = 1;
         else if (!strcmp(a, "--lock-text")) o.lock_text = 1;
         else if (!strcmp(a, "--grad-checkpointing")) o.grad_checkpointing = 1;
@@ -218,11 +227,20 @@ int cmd_train(int argc, char **argv) {
     char *args = args_as_json(argc, argv);
     o.args_json = args;
     vt_error err = {0};
-    vt_status st = train_run(&o, &err);
+    dist_ctx dist;
+    vt_status st = dist_init(&dist, &err);
+    if (!st) {
+        o.dist = &dist;
+        st = train_run(&o, &err);
+    }
     free(args);
     if (st) {
-        cli_error("train", &err);
+        if (dist.rank == 0 || dist.world == 1) cli_error("train", &err);
+        else fprintf(stderr, "vitamin train (rank %d): %s\n", dist.rank, err.message);
+        /* One failing rank ends the job instead of leaving the others in a collective. */
+        if (dist.world > 1) dist_abort(&dist, CLI_FAIL);
         return CLI_FAIL;
     }
+    dist_finalize(&dist);
     return CLI_OK;
 }

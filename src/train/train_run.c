@@ -142,6 +142,56 @@ static void draw_plot(const char *log_path, const char *png, int have_eval) {
     unlink(path);
 }
 
+/* Messages from rank 0 only (every rank runs the same loop). */
+static int is_root(const train_run_options *o) { return !o->dist || o->dist->rank == 0; }
+
+/* Full-size AdamW moments for saving/loading: the trainer's own buffers, or
+ * with ZeRO-1 temporaries that the shards are gathered into / copied from. */
+static vt_status full_moments(trainer *t, float **m, float **v, vt_error *err) {
+    if (!t->dist.zero1) {
+        *m = t->exp_avg;
+        *v = t->exp_avg_sq;
+        return VT_OK;
+    }
+    *m = calloc(t->params->total, sizeof(float));
+    *v = calloc(t->params->total, sizeof(float));
+    if (!*m || !*v) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the optimizer state");
+    return VT_OK;
+}
+
+static void free_full_moments(trainer *t, float *m, float *v) {
+    if (t->dist.zero1) {
+        free(m);
+        free(v);
+    }
+}
+
+static void copy_shard_out(trainer *t, float *m, float *v) {
+    size_t n = t->moment_end - t->moment_begin;
+    memcpy(t->exp_avg, m + t->moment_begin, n * sizeof(float));
+    memcpy(t->exp_avg_sq, v + t->moment_begin, n * sizeof(float));
+}
+
+static vt_status save_checkpoint(const train_run_options *o, trainer *t, train_state *state, vt_error *err) {
+    float *m = NULL, *v = NULL;
+    vt_status st = full_moments(t, &m, &v, err);
+    if (!st && t->dist.zero1) {
+        size_t n = t->moment_end - t->moment_begin;
+        memcpy(m + t->moment_begin, t->exp_avg, n * sizeof(float));
+        memcpy(v + t->moment_begin, t->exp_avg_sq, n * sizeof(float));
+        dist_gatherv_to_root(o->dist, m, t->shard);
+        dist_gatherv_to_root(o->dist, v, t->shard);
+    }
+    if (!st && is_root(o)) {
+        char saved[4096];
+        state->args_json = o->args_json;
+        st = train_checkpoint_save(o->save_dir, t->params, m, v, state, o->keep_last, saved, sizeof saved, err);
+        if (!st) fprintf(stderr, "vitamin train: saved %s\n", saved);
+    }
+    if (m) free_full_moments(t, m, v);
+    return st;
+}
+
 vt_status train_run(const train_run_options *o, vt_error *err) {
     vt_status st;
     vt_model_config cfg;
@@ -168,13 +218,15 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
     dopt.context_length = cfg.context_length;
     dopt.tokenizer = tok;
     dopt.seed = o->seed;
-    dopt.global_batch = o->batch_size;
-    if (dopt.world < 1) dopt.world = 1;
+    int world = o->dist ? o->dist->world : 1;
+    dopt.rank = o->dist ? o->dist->rank : 0;
+    dopt.world = world;
+    dopt.global_batch = o->batch_size * world;
     if ((st = data_loader_open(&dopt, &loader, err))) goto done;
     int64_t per_epoch = data_loader_steps_per_epoch(loader);
     if (per_epoch < 1) {
         st = vt_fail(err, VT_ERR_ARGUMENT, "%s has %lld samples, fewer than one batch of %d: lower --batch-size",
-                     o->data.train_data, (long long)data_loader_samples(loader), o->batch_size);
+                     o->data.train_data, (long long)data_loader_samples(loader), o->batch_size * world);
         goto done;
     }
     int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * per_epoch;
@@ -185,17 +237,36 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
                                .seed = o->seed,
                                .recompute = o->grad_checkpointing};
     if ((st = trainer_create(&p, o->batch_size, o->batch_size / o->accum_freq, &copt, &t, err))) goto done;
+    if (world > 1 || o->zero1) {
+        trainer_dist_options dto = {o->dist, o->local_loss, o->gather_with_grad, o->zero1};
+        if ((st = trainer_set_distributed(t, &dto, err))) goto done;
+    }
     train_state state = {0};
     state.seed = o->seed;
     if (o->resume) {
         char resolved[4096];
+        float *m = NULL, *v = NULL;
         if ((st = train_checkpoint_resolve(o->resume, o->save_dir, resolved, sizeof resolved, err))) goto done;
-        if ((st = train_checkpoint_load(resolved, &p, t->exp_avg, t->exp_avg_sq, &state, err))) goto done;
+        if ((st = full_moments(t, &m, &v, err))) goto done;
+        st = train_checkpoint_load(resolved, &p, m, v, &state, err);
+        if (!st && t->dist.zero1) copy_shard_out(t, m, v);
+        free_full_moments(t, m, v);
+        if (st) goto done;
         free(state.loaded_args_json);
         state.loaded_args_json = NULL;
-        if (state.warning[0]) fprintf(stderr, "vitamin train: %s\n", state.warning);
+        if (state.warning[0] && is_root(o)) fprintf(stderr, "vitamin train: %s\n", state.warning);
+        /* Checkpoints move across world sizes as long as the global batch (and
+         * so the data order and step meaning) stays the same. */
+        if (state.step > 0 && state.samples_seen != state.step * (int64_t)o->batch_size * world) {
+            st = vt_fail(err, VT_ERR_ARGUMENT, "%s was trained with a global batch of %lld; this run has %d (%d ranks "
+                         "x --batch-size %d): choose --batch-size so that ranks x batch-size = %lld",
+                         resolved, (long long)(state.samples_seen / state.step), o->batch_size * world, world,
+                         o->batch_size, (long long)(state.samples_seen / state.step));
+            goto done;
+        }
         t->step = state.step;
-        fprintf(stderr, "vitamin train: resumed from %s at step %lld\n", resolved, (long long)state.step);
+        if (is_root(o))
+            fprintf(stderr, "vitamin train: resumed from %s at step %lld\n", resolved, (long long)state.step);
     } else if (o->pretrained) {
         if ((st = train_params_load_checkpoint(&p, o->pretrained, err))) goto done;
     } else {
@@ -205,16 +276,16 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
                      o->lock_text_unlocked_layers);
     if ((st = clip_trainer_update_frozen(t->model, err))) goto done;
     if (state.step >= total) {
-        fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",
+        if (is_root(o)) fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",
                 (long long)state.step, (long long)total);
         goto done;
     }
     if ((st = data_loader_seek(loader, state.step, err))) goto done;
-    if (o->zeroshot_data) {
+    if (o->zeroshot_data && is_root(o)) {
         if ((st = zeroshot_open(o, tok, &zs, err))) goto done;
         have_zs = 1;
     }
-    if (o->log_path) {
+    if (o->log_path && is_root(o)) {
         log = fopen(o->log_path, state.step ? "a" : "w");
         if (!log) {
             st = vt_fail(err, VT_ERR_IO, "cannot write the log %s", o->log_path);
@@ -222,9 +293,11 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
         }
     }
     adamw_hparams adam = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd};
-    fprintf(stderr, "vitamin train: %s, %lld samples, batch %d (%d per micro-batch), %lld steps (%lld per epoch), "
-            "%d threads\n", cfg.name, (long long)data_loader_samples(loader), o->batch_size,
-            o->batch_size / o->accum_freq, (long long)total, (long long)per_epoch, omp_get_max_threads());
+    if (is_root(o))
+        fprintf(stderr, "vitamin train: %s, %lld samples, batch %d (%d ranks x %d, %d per micro-batch), %lld steps "
+                "(%lld per epoch), %d threads per rank\n", cfg.name, (long long)data_loader_samples(loader),
+                o->batch_size * world, world, o->batch_size, o->batch_size / o->accum_freq, (long long)total,
+                (long long)per_epoch, omp_get_max_threads());
 
     double t_start = now_seconds(), t_window = t_start;
     int64_t window_steps = 0, first_step = state.step;
@@ -248,12 +321,12 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
             goto done;
         }
         state.step = step + 1;
-        state.samples_seen += o->batch_size;
+        state.samples_seen += (int64_t)o->batch_size * world;
         state.skipped = batch.skipped_total;
         state.last_loss = r.loss;
         window_steps++;
         double now = now_seconds();
-        double ips = (double)(state.step - first_step) * o->batch_size / (now - t_start);
+        double ips = (double)(state.step - first_step) * o->batch_size * world / (now - t_start);
         int eval_now = have_zs && ((o->eval_every > 0 && state.step % o->eval_every == 0) || state.step == total);
         zeroshot_metrics zm;
         if (eval_now) {
@@ -271,26 +344,23 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
             fprintf(log, "}\n");
             fflush(log);
         }
-        if (state.step % (o->log_every > 0 ? o->log_every : 1) == 0 || state.step == total) {
+        if (is_root(o) && (state.step % (o->log_every > 0 ? o->log_every : 1) == 0 || state.step == total)) {
             char eta[32];
             format_duration((double)(total - state.step) * (now - t_start) / (double)(state.step - first_step), eta,
                             sizeof eta);
             fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.4f  logit_scale %.2f  lr %.3e  %.1f img/s  ETA %s\n",
                     (long long)state.step, (long long)total, (long long)batch.epoch, r.loss, r.logit_scale, r.lr,
-                    window_steps * o->batch_size / (now - t_window), eta);
+                    (double)window_steps * o->batch_size * world / (now - t_window), eta);
             t_window = now;
             window_steps = 0;
         }
         if (o->save_dir && (state.step % save_every == 0 || state.step == total)) {
-            char saved[4096];
-            state.args_json = o->args_json;
-            if ((st = train_checkpoint_save(o->save_dir, &p, t->exp_avg, t->exp_avg_sq, &state, o->keep_last, saved,
-                                            sizeof saved, err)))
-                goto done;
-            fprintf(stderr, "vitamin train: saved %s\n", saved);
+            if ((st = save_checkpoint(o, t, &state, err))) goto done;
         }
     }
-    if (o->plot_path && o->log_path) {
+    if (o->dist && o->dist->world > 1 && is_root(o))
+        fprintf(stderr, "vitamin train: rank 0 spent %.1f s in communication\n", o->dist->comm_seconds);
+    if (o->plot_path && o->log_path && is_root(o)) {
         if (log) fflush(log);
         draw_plot(o->log_path, o->plot_path, have_zs);
     }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "train/data.h"
+#include "train/dist.h"
 #include "vitamin.h"
 
 typedef struct {
@@ -40,6 +41,10 @@ typedef struct {
     int64_t eval_every;          /* steps (0: only at the end) */
     const char *plot_path;       /* PNG of loss and zero-shot accuracy (needs gnuplot) */
     const char *args_json;       /* the command line as JSON, stored in checkpoints */
+    /* Data parallel (mpirun): --batch-size is per rank, as in open_clip, so the
+     * global batch is batch_size × world. */
+    dist_ctx *dist;              /* NULL: one process */
+    int local_loss, gather_with_grad, zero1;
 } train_run_options;
 
 /* Fills open_clip's defaults (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6,
