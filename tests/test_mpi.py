@@ -232,3 +232,92 @@ def test_killed_rank_stops_the_job_and_checkpoint_resumes(mpi_build, tmp_path_fa
                "--batch-size", 8, "--steps", step + 2, "--lr", "1e-3", "--save-dir", save, "--save-every", 2,
                "--threads", 1, "--workers", 1, "--resume", "latest")
     assert "resumed from" in p.stdout + p.stderr
+
+
+# ------------------------------------------------------ two hosts, real links
+
+def _ip(*args, ns=None):
+    cmd = ["ip"] + (["-n", ns] if ns else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def _tx_bytes(ns, dev):
+    # `ip netns exec` remounts /sys for the namespace, so this is the counter
+    # of the device inside it (it is invisible from the root namespace).
+    p = subprocess.run(["ip", "netns", "exec", ns, "cat", f"/sys/class/net/{dev}/statistics/tx_bytes"],
+                       capture_output=True, text=True, check=True)
+    return int(p.stdout)
+
+
+def test_two_hosts_over_veth(mpi_build, build_dir, tmp_path_factory, tmp_path, monkeypatch):
+    """Ranks on two "hosts" (network namespaces joined by a veth pair) that can
+    reach each other only over TCP on that link, as on a real cluster: no
+    shared-memory transport, no loopback between ranks, and mpirun starting the
+    second daemon through an rsh agent (tests/tools/netns_rsh.sh in place of
+    ssh). The training must equal the single-process run."""
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (`ip`) is not installed")
+    # Names are per process (netns names are global to the machine; a device
+    # name has at most 15 characters), so concurrent runs do not collide.
+    tag = f"vt{os.getpid() % 100000}"
+    ns_a, ns_b, dev_a, dev_b = f"{tag}a", f"{tag}b", f"{tag}va", f"{tag}vb"
+    net = f"10.77.{os.getpid() % 250}"
+    addr_a, addr_b = f"{net}.1", f"{net}.2"
+    p = _ip("netns", "add", ns_a)
+    if p.returncode != 0:
+        pytest.skip(f"cannot create network namespaces (needs root / CAP_NET_ADMIN): {p.stderr.strip()}")
+    try:
+        for step in (["netns", "add", ns_b],
+                     ["link", "add", dev_a, "type", "veth", "peer", "name", dev_b],
+                     ["link", "set", dev_a, "netns", ns_a],
+                     ["link", "set", dev_b, "netns", ns_b]):
+            p = _ip(*step)
+            assert p.returncode == 0, f"ip {' '.join(step)}: {p.stderr}"
+        for ns, dev, addr in ((ns_a, dev_a, addr_a), (ns_b, dev_b, addr_b)):
+            for step in (["addr", "add", f"{addr}/24", "dev", dev], ["link", "set", dev, "up"],
+                         ["link", "set", "lo", "up"]):
+                p = _ip(*step, ns=ns)
+                assert p.returncode == 0, f"ip -n {ns} {' '.join(step)}: {p.stderr}"
+        hostfile = tmp_path / "hosts"
+        hostfile.write_text(f"{addr_a} slots=1\n{addr_b} slots=1\n")
+        agent = os.path.join(os.path.dirname(__file__), "tools", "netns_rsh.sh")
+        launches = []
+
+        def netns_mpirun(n, *cmd, check=True, timeout=120):
+            # mpirun runs in namespace A, so the hostfile's first address is
+            # local (rank 0 runs under mpirun's own daemon) and the second is
+            # "remote": the agent starts its orted in namespace B, which must
+            # connect back to mpirun over the veth (out-of-band channel), as
+            # must the ranks (TCP BTL). --map-by node: one rank per "host".
+            argv = ["ip", "netns", "exec", ns_a, MPIRUN, "-np", str(n), "--hostfile", str(hostfile),
+                    "--map-by", "node", "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self",
+                    "--mca", "btl_tcp_if_include", f"{net}.0/24", "--mca", "oob_tcp_if_include", f"{net}.0/24",
+                    "-x", "OMP_NUM_THREADS", "-x", "OMP_WAIT_POLICY", *map(str, cmd)]
+            p = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout)
+            launches.append(p)
+            if check:
+                assert p.returncode == 0, p.stdout + p.stderr
+            return p
+
+        data = _shapes(tmp_path_factory)
+        flags = ["--gather-with-grad", "--local-loss"]
+        (tmp_path / "one").mkdir()
+        single = run_train(None, build_dir / "vitamin", data, tmp_path / "one", 16, *flags)
+        before = _tx_bytes(ns_a, dev_a), _tx_bytes(ns_b, dev_b)
+        # run_train launches through this module's mpirun(): point it at the namespaces.
+        monkeypatch.setattr(sys.modules[__name__], "mpirun", netns_mpirun)
+        (tmp_path / "two").mkdir()
+        two = run_train(2, mpi_build / "vitamin", data, tmp_path / "two", 8, *flags)
+        after = _tx_bytes(ns_a, dev_a), _tx_bytes(ns_b, dev_b)
+        assert len(launches) == 1
+        assert_same(two, single)
+        # Every step all-reduces the whole gradient, so each side must have
+        # sent at least one gradient's worth over the veth (each rank sends
+        # about half of it per all-reduce, STEPS times over).
+        grad_bytes = 4 * sum(w.size for w in single[1].values())
+        sent = after[0] - before[0], after[1] - before[1]
+        assert min(sent) >= grad_bytes, f"veth tx bytes {sent} < one gradient ({grad_bytes} B): ranks did not talk over it"
+    finally:
+        # Deleting a namespace destroys the veth end inside it (and so the pair).
+        for ns in (ns_a, ns_b):
+            _ip("netns", "del", ns)

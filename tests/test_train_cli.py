@@ -90,7 +90,7 @@ def test_log_checkpoint_and_open_clip_round_trip(vitamin_cli, dataset, tmp_path)
 
     save, log = tmp_path / "ckpt", tmp_path / "log.jsonl"
     p = train(vitamin_cli, dataset, "--steps", 6, "--save-dir", save, "--save-every", 3, "--log", log,
-              "--log-every", 2)
+              "--log-every", 2, "--retrieval-data", dataset / "train.csv", "--eval-every", 3)
     assert "step 6/6" in p.stderr and "img/s" in p.stderr and "ETA" in p.stderr
     lines = [json.loads(l) for l in log.read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2, 3, 4, 5, 6]
@@ -99,6 +99,11 @@ def test_log_checkpoint_and_open_clip_round_trip(vitamin_cli, dataset, tmp_path)
             assert key in l
         assert np.isfinite(l["loss"])
     assert lines[-1]["loss"] < lines[0]["loss"], "6 steps on 48 images should lower the loss"
+    # Retrieval recall every 3 steps (48 pairs, 12 distinct captions: chance R@1 is ~1/48).
+    evals = [l for l in lines if "image_to_text_r1" in l]
+    assert [l["step"] for l in evals] == [3, 6]
+    assert all(0.0 <= l[k] <= 1.0 for l in evals for k in ("image_to_text_r1", "text_to_image_r5"))
+    assert "retrieval image->text R@1/5/10" in p.stderr
     ckpt = latest(save)
     assert ckpt.name == "step_00000006"
     assert sorted(os.listdir(ckpt)) == ["open_clip_config.json", "open_clip_model.safetensors",

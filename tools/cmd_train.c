@@ -67,6 +67,7 @@ static const char TRAIN_HELP[] =
     "      --zeroshot-data D    ImageFolder directory or CSV (columns filepath, label)\n"
     "      --zeroshot-classnames F  one class name per line\n"
     "      --zeroshot-templates F   one template per line with {} (default open_clip's)\n"
+    "      --retrieval-data F   CSV of image paths and captions (same --csv-* columns): recall@1/5/10\n"
     "      --eval-every N       steps between evaluations (default: only at the end)\n"
     "Data parallel (run build/mpi/vitamin under mpirun / srun; --batch-size is per rank)\n"
     "      --gather-with-grad   back-propagate through the feature all-gather (exact global-batch\n"
@@ -148,6 +149,7 @@ int cmd_train(int argc, char **argv) {
         STR("--log", log_path)
         STR("--plot", plot_path)
         STR("--zeroshot-data", zeroshot_data)
+        STR("--retrieval-data", retrieval_data)
         STR("--zeroshot-classnames", zeroshot_classnames)
         STR("--zeroshot-templates", zeroshot_templates)
         STR("--vocab", vocab_path)

@@ -108,6 +108,17 @@ static vt_status zeroshot_run(const train_params *p, zeroshot_setup *z, zeroshot
     return st;
 }
 
+static vt_status retrieval_run(const train_params *p, const vt_tokenizer *tok, const eval_dataset *set,
+                               retrieval_metrics *m, vt_error *err) {
+    vt_model *model = NULL;
+    vt_status st = train_params_build_model(p, &model, err);
+    if (st) return st;
+    st = eval_retrieval(model, tok, (const char *const *)set->paths, (const char *const *)set->captions, set->n, NULL,
+                        m, err);
+    vt_model_free(model);
+    return st;
+}
+
 /* Draws the loss (and zero-shot top-1) curves from the JSON log with gnuplot,
  * if it is installed. */
 static void draw_plot(const char *log_path, const char *png, int have_eval) {
@@ -201,7 +212,9 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
     trainer *t = NULL;
     FILE *log = NULL;
     zeroshot_setup zs;
-    int have_zs = 0;
+    int have_zs = 0, have_rt = 0;
+    eval_dataset rt;
+    memset(&rt, 0, sizeof rt);
     memset(&zs, 0, sizeof zs);
 
     if ((st = vt_config_lookup(o->model_name, &cfg, err))) return st;
@@ -281,6 +294,11 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
         goto done;
     }
     if ((st = data_loader_seek(loader, state.step, err))) goto done;
+    if (o->retrieval_data && is_root(o)) {
+        eval_csv_options co = {o->data.csv_separator, o->data.csv_img_key, "label", o->data.csv_caption_key};
+        if ((st = eval_load_retrieval_csv(o->retrieval_data, &co, &rt, err))) goto done;
+        have_rt = 1;
+    }
     if (o->zeroshot_data && is_root(o)) {
         if ((st = zeroshot_open(o, tok, &zs, err))) goto done;
         have_zs = 1;
@@ -327,8 +345,17 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
         window_steps++;
         double now = now_seconds();
         double ips = (double)(state.step - first_step) * o->batch_size * world / (now - t_start);
-        int eval_now = have_zs && ((o->eval_every > 0 && state.step % o->eval_every == 0) || state.step == total);
+        int eval_step = (o->eval_every > 0 && state.step % o->eval_every == 0) || state.step == total;
+        int eval_now = have_zs && eval_step, retrieval_now = have_rt && eval_step;
         zeroshot_metrics zm;
+        retrieval_metrics rm;
+        if (retrieval_now) {
+            if ((st = retrieval_run(&p, tok, &rt, &rm, err))) goto done;
+            fprintf(stderr, "vitamin train: step %lld retrieval image->text R@1/5/10 %.2f/%.2f/%.2f%%, text->image "
+                    "%.2f/%.2f/%.2f%%\n", (long long)state.step, 100 * rm.image_to_text[0], 100 * rm.image_to_text[1],
+                    100 * rm.image_to_text[2], 100 * rm.text_to_image[0], 100 * rm.text_to_image[1],
+                    100 * rm.text_to_image[2]);
+        }
         if (eval_now) {
             if ((st = zeroshot_run(&p, &zs, &zm, err))) goto done;
             last_top1 = zm.top1;
@@ -341,6 +368,10 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
                     (long long)state.step, (long long)batch.epoch, r.loss, r.lr, r.logit_scale, r.grad_norm, ips,
                     (long long)batch.skipped_total);
             if (eval_now) fprintf(log, ", \"zeroshot_top1\": %.5f, \"zeroshot_top5\": %.5f", zm.top1, zm.top5);
+            if (retrieval_now)
+                fprintf(log, ", \"image_to_text_r1\": %.5f, \"image_to_text_r5\": %.5f, \"text_to_image_r1\": %.5f, "
+                        "\"text_to_image_r5\": %.5f", rm.image_to_text[0], rm.image_to_text[1], rm.text_to_image[0],
+                        rm.text_to_image[1]);
             fprintf(log, "}\n");
             fflush(log);
         }
@@ -368,6 +399,7 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
 done:
     if (log) fclose(log);
     if (have_zs) zeroshot_close(&zs);
+    if (have_rt) eval_dataset_free(&rt);
     trainer_free(t);
     data_loader_close(loader);
     vt_tokenizer_free(tok);

@@ -38,6 +38,7 @@ typedef struct {
     int log_every;               /* progress line every N steps */
     /* Zero-shot evaluation during training (all NULL: none). */
     const char *zeroshot_data, *zeroshot_classnames, *zeroshot_templates;
+    const char *retrieval_data;  /* --retrieval-data: CSV of image paths and captions (recall@K) */
     int64_t eval_every;          /* steps (0: only at the end) */
     const char *plot_path;       /* PNG of loss and zero-shot accuracy (needs gnuplot) */
     const char *args_json;       /* the command line as JSON, stored in checkpoints */
