@@ -17,7 +17,11 @@ What is measured, and why that way:
 - the communication share is train_run's "rank 0 spent X s in communication"
   (wall time inside collectives, waiting for the slower rank included) over
   the training loop's wall time t_N;
-- both runs use --gather-with-grad --local-loss (ViTamin's recipe; no-ops for
+- OMP_WAIT_POLICY=PASSIVE by default (as tests/conftest.py): with libgomp's
+  default spinning, 2 threads on 2 cores that other processes also use ran
+  Tiny 16x slower than 1 thread (45 vs 732 img/s measured at load 4.7), because
+  a spinning thread burns the time slice its partner needs;
+- all runs use --gather-with-grad --local-loss (ViTamin's recipe; no-ops for
   one process) and --workers 1 per process (decode threads share the cores);
 - the all-reduce is in place on float32, like dist_allreduce_sum; with 2 ranks
   the bus bandwidth (NCCL-tests' 2(n-1)/n factor) equals bytes / time.
@@ -63,7 +67,7 @@ def make_dataset(d, n, size):
     return os.path.join(d, "train.csv")
 
 
-def train(model, csv, ranks, threads, global_batch, steps, btl, tmp):
+def train(model, csv, ranks, threads, global_batch, steps, btl, env, tmp):
     log = os.path.join(tmp, f"log_{model}_{ranks}x{threads}.jsonl")
     args = ["train", "--model", model, "--train-data", csv, "--batch-size", str(global_batch // ranks),
             "--steps", str(steps), "--warmup", "1", "--lr", "1e-4", "--seed", "0", "--log", log,
@@ -77,7 +81,7 @@ def train(model, csv, ranks, threads, global_batch, steps, btl, tmp):
                os.path.join(BUILD, "mpi", "vitamin"), *args]
     load = loadavg()
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=3600)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     wall = time.perf_counter() - t0
     if p.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}{p.stderr[-3000:]}")
@@ -121,8 +125,6 @@ def allreduce_worker(sizes_mb):
 
 
 def allreduce(btl):
-    import mpi4py  # noqa: F401  fail here, not under mpirun, if it is missing
-
     cmd = [shutil.which("mpirun"), "-np", "2", "--bind-to", "core", "--mca", "btl", btl, sys.executable,
            os.path.abspath(__file__), "--allreduce-worker"]
     load = loadavg()
@@ -155,15 +157,16 @@ def versions():
             "commit": first_line(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])}
 
 
-def report(v, runs, ar, args):
+def report(v, runs, ar, args, wait_policy):
     lines = [f"# Data-parallel training: 1 process vs 2 MPI ranks", "",
              f"Machine: {v['cpu']}, {v['cores']} cores (shared with other work: load average before each run "
              f"in the tables), Linux {v['kernel']}. {v['mpi']}, mpi4py {v['mpi4py']}, {v['cc']}, "
              f"commit {v['commit']}.",
-             f"Command: `.venv/bin/python bench/dist_bench.py {' '.join(args)}`. "
+             f"Command: `{' '.join(['.venv/bin/python bench/dist_bench.py', *args])}`. "
              "1 process: `build/vitamin train --threads 1|2`; 2 ranks: `mpirun -np 2 --bind-to core --mca btl "
              f"{runs[0]['btl'] if runs else '?'} build/mpi/vitamin train --threads 1` with half the batch each; "
-             "both --gather-with-grad --local-loss --workers 1, random-noise JPEGs. img/s is the steady state "
+             f"all --gather-with-grad --local-loss --workers 1, OMP_WAIT_POLICY={wait_policy or '(unset)'}, "
+             "random-noise JPEGs. img/s is the steady state "
              "(steps 2..N); comm share = rank 0's time inside collectives / training-loop time.", "",
              "| model | processes x threads | global batch | steps | img/s | vs 1 x 1 | s/step | comm s (rank 0) "
              "| comm share | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -176,6 +179,13 @@ def report(v, runs, ar, args):
         share = "-" if r["comm_s"] is None else f"{100 * r['comm_s'] / r['loop_s']:.0f}%"
         lines.append(f"| {r['model']} | {r['ranks']} x {r['threads']} | {r['batch']} | {r['steps']} | "
                      f"{r['ips']:.2f} | {speed:.2f}x | {r['step_s']:.2f} | {comm} | {share} | {r['load']:.1f} |")
+    loads = [r["load"] for r in runs] + [ar[b][1] for b in ar]
+    if loads and max(loads) > 0.5 * (os.cpu_count() or 1):
+        lines += ["", f"**Loaded machine**: the 1-minute load average was up to {max(loads):.1f} on "
+                  f"{os.cpu_count()} cores during these runs (other processes), so the configurations that use "
+                  "both cores competed for them and every synchronisation (OpenMP barrier, MPI collective) waited "
+                  "for a descheduled partner: treat the ratios as this machine's state at the time, and rerun on "
+                  "an idle machine for scaling numbers."]
     if ar:
         lines += ["", "Raw MPI all-reduce (in place, float32 sum, 2 ranks bound to the 2 cores, mpi4py, best of "
                   "N calls); GB/s = message bytes / time (= bus bandwidth for 2 ranks):", "",
@@ -199,6 +209,8 @@ def main():
     ap.add_argument("--btl", default="vader,self",
                     help="Open MPI transport for the training runs (vader = shared memory, Open MPI's own "
                          "choice on one host; tcp,self is what tests/test_mpi.py uses)")
+    ap.add_argument("--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for the training runs "
+                    "('' = libgomp's default)")
     ap.add_argument("--no-allreduce", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "dist_results.md"))
     ap.add_argument("--allreduce-worker", action="store_true", help=argparse.SUPPRESS)
@@ -211,7 +223,15 @@ def main():
             sys.exit(f"{exe} missing: run `make -j2 all mpi`")
     if shutil.which("mpirun") is None:
         sys.exit("mpirun not found (scripts/setup.sh installs Open MPI)")
+    if not a.no_allreduce:
+        try:
+            import mpi4py  # noqa: F401  checked before minutes of training, not under mpirun after them
+        except ImportError:
+            sys.exit("mpi4py is missing: `.venv/bin/pip install mpi4py`, or pass --no-allreduce")
     argv = sys.argv[1:]
+    env = dict(MPI_ENV, OMP_WAIT_POLICY=a.omp_wait_policy)
+    if not a.omp_wait_policy:
+        del env["OMP_WAIT_POLICY"]
     runs = []
     with tempfile.TemporaryDirectory(prefix="dist_bench_") as tmp:
         for model in a.models.split(","):
@@ -220,7 +240,7 @@ def main():
             csv = make_dataset(d, max(2 * a.batch, min(steps * a.batch, 512)), IMAGE_SIZE.get(model, 224))
             # 1 x 1 is the scaling reference; 1 x 2 vs 2 x 1 is the comparison (same cores, same global batch).
             for ranks, threads in ((1, 1), (1, 2), (2, 1)):
-                r = train(model, csv, ranks, threads, a.batch, steps, a.btl, tmp)
+                r = train(model, csv, ranks, threads, a.batch, steps, a.btl, env, tmp)
                 r["btl"] = a.btl
                 runs.append(r)
                 print(f"{model} {ranks} x {r['threads']}: {r['ips']:.2f} img/s, {r['step_s']:.2f} s/step, "
@@ -231,7 +251,7 @@ def main():
             ar[btl] = allreduce(btl)
             print(f"all-reduce {btl}: " + ", ".join(f"{mb} MiB {1e3 * t:.2f} ms" for mb, t in ar[btl][0].items()),
                   file=sys.stderr)
-    text = report(versions(), runs, ar, argv)
+    text = report(versions(), runs, ar, argv, a.omp_wait_policy)
     with open(a.out, "w") as f:
         f.write(text)
     print(text)
