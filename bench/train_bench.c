@@ -1,13 +1,15 @@
 /* Training-step throughput of vitamin.c for bench/train_bench.py: a fresh
  * open_clip-initialised model, one random batch (pixels N(0,1), captions of
  * 12 tokens), `steps` full AdamW steps after one warm-up step. Prints one JSON
- * line: images per second, seconds per step, peak RSS.
+ * line: images per second, seconds per step, peak RSS. OpenMP threads wait
+ * passively (OMP_WAIT_POLICY=PASSIVE) unless the environment says otherwise.
  * usage: train_bench MODEL BATCH STEPS [ACCUM_FREQ] */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/config.h"
 #include "train/rng.h"
@@ -33,6 +35,15 @@ int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: train_bench MODEL BATCH STEPS [ACCUM_FREQ]\n");
         return 2;
+    }
+    /* The same OpenMP wait policy as `vitamin train` (tools/vitamin.c), and as
+     * train_ref_bench.py gives PyTorch: libgomp's default spin-waiting makes
+     * a step 1.5-2x slower whenever anything else shares the cores. libgomp
+     * reads the policy when it loads: set it and restart once, unless chosen. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        execv("/proc/self/exe", argv);
+        /* exec failed (no /proc): carry on with the default policy */
     }
     int batch = atoi(argv[2]), steps = atoi(argv[3]), accum = argc > 4 ? atoi(argv[4]) : 1;
     vt_error err;

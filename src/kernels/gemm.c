@@ -53,8 +53,6 @@ VT_CLONES static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1,
     }
 }
 
-/* One MC×NC output tile, all of K. With `onto_c` the product is added to what C
- * already holds (a residual that aliases C) instead of overwriting it. */
 size_t gemm_packed_bf16_elems(int n, int k) {
     size_t panels = ((size_t)n + GEMM_NR - 1) / GEMM_NR, pairs = ((size_t)k + 1) / 2;
     return panels * pairs * GEMM_NR * 2;
@@ -109,7 +107,10 @@ static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int l
     }
 }
 
-static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a, int lda,
+/* One MC×NC output tile, all of K. With `onto_c` the product is added to what C
+ * already holds (a residual that aliases C) instead of overwriting it. Rows
+ * [m1, m_total) of A exist (the next tiles'), so they may be prefetched. */
+static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, const float *a, int lda,
                       const gemm_packed_b *b, float *c, int ldc, int onto_c) {
     int k = b->k;
     if (b->bf16 && k > 0) {
@@ -125,8 +126,12 @@ static void gemm_tile(vt_isa isa, int m0, int m1, int p0, int p1, const float *a
                 int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
                 const float *ap = a + (size_t)i * lda + k0;
                 float *cp = c + (size_t)i * ldc + j0;
+                /* The first panel is the tile's first pass over this block of A,
+                 * which then comes from memory: prefetch the next 8 rows'
+                 * (the next tile's first rows after the last group). */
+                const float *pf = p == p0 && i + GEMM_MR < m_total ? ap + (size_t)GEMM_MR * lda : NULL;
                 if (isa == VT_ISA_AVX512)
-                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
+                    gemm_micro_avx512_pf(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf);
                 else
                     gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
             }
@@ -157,12 +162,18 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     }
     epi = &local;
     int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
+    /* Tile order. Row-major (all column tiles of a row block, then the next)
+     * keeps the A block in L2 but streams all of B once per row block; when B
+     * is larger than L2 that is the larger traffic, so go column-major: each
+     * thread's B slice stays in L2 while A streams past it. */
+    size_t b_bytes = (size_t)b->panels * b->k * GEMM_NR * (b->bf16 ? 2 : 4);
+    int b_major = b_bytes > (1u << 20) && ntiles > 1;
 #pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
     for (int t = 0; t < tiles; t++) {
-        int mt = t / ntiles, nt = t % ntiles;
+        int mt = b_major ? t % mtiles : t / ntiles, nt = b_major ? t / mtiles : t % ntiles;
         int m0 = mt * GEMM_MC, m1 = m0 + GEMM_MC < m ? m0 + GEMM_MC : m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
-        gemm_tile(isa, m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
+        gemm_tile(isa, m0, m1, m, p0, p1, a, lda, b, c, ldc, onto_c);
         if (need_epilogue) {
             int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
             apply_epilogue(isa, m0, m1, n0, n1, c, ldc, epi);

@@ -69,5 +69,9 @@ void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, floa
                        int mr, int nr, int accumulate);
 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
+/* The same, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
+ * next call while this one runs; pf NULL: none. */
+void gemm_micro_avx512_pf(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr, int nr,
+                          int accumulate, const float *pf);
 
 #endif

@@ -84,44 +84,85 @@ static inline void normal_cdf_pdf(float x, float *cdf, float *pdf) {
     *pdf = 0.39894228040143267794f * e;
 }
 
+/* Software prefetch for the streaming loops below. Each element costs ~40
+ * vector operations, so the out-of-order window holds only a few cache lines
+ * of each stream in flight, and on the machines measured the hardware
+ * prefetcher did not make up for it: a span streaming from memory ran at
+ * 2.5 ns/element against 0.65 in cache. The spans therefore walk blocks of
+ * PF_BLOCK elements and prefetch every stream PF_AHEAD elements ahead. */
+enum { PF_BLOCK = 64, PF_AHEAD = 1024 };
+
+#define PREFETCH_BLOCK(p, i, rw)                                           \
+    do {                                                                   \
+        for (int l_ = 0; l_ < PF_BLOCK; l_ += 16)                          \
+            __builtin_prefetch((p) + (i) + PF_AHEAD + l_, (rw), 3);        \
+    } while (0)
+
+static size_t block_end(size_t b, size_t n) { return n - b < PF_BLOCK ? n : b + PF_BLOCK; }
+
 VT_CLONES static void gelu_forward_span(float *y, const float *x, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(x, b, 0);
+        PREFETCH_BLOCK(y, b, 1);
+        size_t e = block_end(b, n);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float cdf, pdf;
-        normal_cdf_pdf(x[i], &cdf, &pdf);
-        y[i] = x[i] * cdf;
+        for (size_t i = b; i < e; i++) {
+            float cdf, pdf;
+            normal_cdf_pdf(x[i], &cdf, &pdf);
+            y[i] = x[i] * cdf;
+        }
     }
 }
 
 /* d gelu / dx = Φ(x) + x·φ(x). */
 VT_CLONES static void gelu_backward_span(float *dx, const float *dy, const float *x, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(x, b, 0);
+        PREFETCH_BLOCK(dy, b, 0);
+        if (dx != dy) PREFETCH_BLOCK(dx, b, 1);
+        size_t e = block_end(b, n);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float cdf, pdf;
-        normal_cdf_pdf(x[i], &cdf, &pdf);
-        dx[i] = dy[i] * (cdf + x[i] * pdf);
+        for (size_t i = b; i < e; i++) {
+            float cdf, pdf;
+            normal_cdf_pdf(x[i], &cdf, &pdf);
+            dx[i] = dy[i] * (cdf + x[i] * pdf);
+        }
     }
 }
 
 VT_CLONES static void geglu_forward_span(float *y, const float *gate, const float *lin, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(gate, b, 0);
+        PREFETCH_BLOCK(lin, b, 0);
+        PREFETCH_BLOCK(y, b, 1);
+        size_t e = block_end(b, n);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float cdf, pdf;
-        normal_cdf_pdf(gate[i], &cdf, &pdf);
-        y[i] = gate[i] * cdf * lin[i];
+        for (size_t i = b; i < e; i++) {
+            float cdf, pdf;
+            normal_cdf_pdf(gate[i], &cdf, &pdf);
+            y[i] = gate[i] * cdf * lin[i];
+        }
     }
 }
 
 /* y = gelu(g)·l: dgate = dy·l·gelu'(g), dlin = dy·gelu(g). */
 VT_CLONES static void geglu_backward_span(float *dgate, float *dlin, const float *dy, const float *gate,
                                           const float *lin, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(gate, b, 0);
+        PREFETCH_BLOCK(lin, b, 0);
+        PREFETCH_BLOCK(dy, b, 0);
+        PREFETCH_BLOCK(dgate, b, 1);
+        PREFETCH_BLOCK(dlin, b, 1);
+        size_t e = block_end(b, n);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float cdf, pdf;
-        normal_cdf_pdf(gate[i], &cdf, &pdf);
-        float g = gate[i], d = dy[i];
-        dgate[i] = d * lin[i] * (cdf + g * pdf);
-        dlin[i] = d * (g * cdf);
+        for (size_t i = b; i < e; i++) {
+            float cdf, pdf;
+            normal_cdf_pdf(gate[i], &cdf, &pdf);
+            float g = gate[i], d = dy[i];
+            dgate[i] = d * lin[i] * (cdf + g * pdf);
+            dlin[i] = d * (g * cdf);
+        }
     }
 }
 
@@ -135,6 +176,12 @@ void gelu_train_forward(float *y, const float *x, size_t n) {
 void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (run_parallel(n))
     for (size_t s = 0; s < n; s += GELU_CHUNK) gelu_backward_span(dx + s, dy + s, x + s, chunk_len(s, n));
+}
+
+void gelu_train_forward_serial(float *y, const float *x, size_t n) { gelu_forward_span(y, x, n); }
+
+void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size_t n) {
+    gelu_backward_span(dx, dy, x, n);
 }
 
 /* gate, lin, y: [rows, hidden], contiguous, so the pair is one flat loop. */

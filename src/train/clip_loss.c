@@ -17,16 +17,13 @@
 
 #include "kernels/simd.h"
 #include "train/ops.h"
+#include "train/scratch.h"
 
 static const double NORMALIZE_EPS = 1e-12; /* F.normalize's default */
 
 static int run_parallel(size_t work) { return work >= 65536 && !omp_in_parallel(); }
 
-static void *checked_malloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) abort(); /* out of memory inside a kernel: nothing sensible to return */
-    return p;
-}
+static _Thread_local train_scratch loss_scratch;
 
 VT_CLONES static double dot_double(const double *a, const double *b, int n) {
     double lane[8] = {0};
@@ -100,12 +97,13 @@ double clip_loss_rows_forward_backward(const float *image, const float *text, in
 double clip_loss_general(const float *image, const float *text, int n, int e, int row0, int rows, int queries_only,
                          float logit_scale, float *dimage, float *dtext, float *dlogit_scale, float *logits_out) {
     size_t ne = (size_t)n * e, nn = (size_t)n * n;
-    double *img = checked_malloc(sizeof(double) * ne), *txt = checked_malloc(sizeof(double) * ne);
-    double *img_norm = checked_malloc(sizeof(double) * n), *txt_norm = checked_malloc(sizeof(double) * n);
-    double *cosine = checked_malloc(sizeof(double) * nn), *logits = checked_malloc(sizeof(double) * nn);
-    double *lse_row = checked_malloc(sizeof(double) * n), *lse_col = checked_malloc(sizeof(double) * n);
-    double *scale_grad_row = checked_malloc(sizeof(double) * n);
-    double *dunit = checked_malloc(sizeof(double) * ne);
+    /* One grow-only block for all temporaries (n·n doubles each for the
+     * logits: 130 MB at a global batch of 4096, faulted in afresh every step
+     * if taken from malloc). */
+    double *block = train_scratch_get(&loss_scratch, sizeof(double) * (3 * ne + 3 * nn + 5 * (size_t)n));
+    double *img = block, *txt = img + ne, *dunit = txt + ne, *cosine = dunit + ne, *logits = cosine + nn;
+    double *dz_col_block = logits + nn, *img_norm = dz_col_block + nn, *txt_norm = img_norm + n;
+    double *lse_row = txt_norm + n, *lse_col = lse_row + n, *scale_grad_row = lse_col + n;
     int parallel = run_parallel(nn * e);
     double s = exp((double)logit_scale);
 
@@ -131,7 +129,7 @@ double clip_loss_general(const float *image, const float *text, int n, int e, in
     /* dZ overwrites `logits` (and with queries_only its row and column parts
      * go to `cosine` and `dz_col`); the row partials of Σ dZ·L are summed in
      * row order below. */
-    double *dz_col = queries_only ? checked_malloc(sizeof(double) * nn) : NULL;
+    double *dz_col = queries_only ? dz_col_block : NULL;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int i = 0; i < n; i++) {
         double acc = 0;
@@ -174,8 +172,5 @@ double clip_loss_general(const float *image, const float *text, int n, int e, in
             normalize_backward_row(dtext + (size_t)j * e, d, txt + (size_t)j * e, txt_norm[j], e);
         }
     }
-    double *scratch[] = {img, txt, img_norm, txt_norm, cosine, logits, lse_row, lse_col, scale_grad_row, dunit};
-    for (size_t k = 0; k < sizeof scratch / sizeof scratch[0]; k++) free(scratch[k]);
-    free(dz_col);
     return loss;
 }

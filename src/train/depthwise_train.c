@@ -16,21 +16,19 @@
 #include "kernels/conv.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
+#include "train/scratch.h"
 
 /* Output rows (over the flattened [batch · Ho] row index) per weight-gradient block. */
 enum { DW_ROWS_PER_BLOCK = 4 };
 
 static int run_parallel(size_t work) { return work >= 32768 && !omp_in_parallel(); }
 
-static void *checked_malloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) abort(); /* out of memory inside a kernel: nothing sensible to return */
-    return p;
-}
+/* Grow-only scratch (train/scratch.h): reordered taps, parameter-gradient partials. */
+static _Thread_local train_scratch dw_taps, dw_partials;
 
 /* PyTorch [C, 1, 3, 3] → [9][C], so a tap's weights are contiguous over channels. */
 static float *weight_to_taps(const float *weight, int c) {
-    float *taps = checked_malloc(sizeof(float) * 9 * (size_t)c);
+    float *taps = train_scratch_get(&dw_taps, sizeof(float) * 9 * (size_t)c);
     for (int ch = 0; ch < c; ch++)
         for (int k = 0; k < 9; k++) taps[(size_t)k * c + ch] = weight[(size_t)ch * 9 + k];
     return taps;
@@ -67,17 +65,23 @@ static void forward_row(float *y_row, const float *x_img, const float *taps, con
     }
 }
 
-void depthwise3x3_train_forward(float *y, const float *x, const float *weight, const float *bias, int batch,
-                                int h, int w, int c, int stride) {
+void depthwise3x3_gelu_train_forward(float *y, float *y_gelu, const float *x, const float *weight,
+                                     const float *bias, int batch, int h, int w, int c, int stride) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
-    float *taps = weight_to_taps(weight, c);
-    size_t rows = (size_t)batch * ho;
-#pragma omp parallel for schedule(static) if (run_parallel(rows * wo * c))
+    const float *taps = weight_to_taps(weight, c);
+    size_t rows = (size_t)batch * ho, row_len = (size_t)wo * c;
+#pragma omp parallel for schedule(static) if (run_parallel(rows * row_len))
     for (size_t r = 0; r < rows; r++) {
         int b = (int)(r / ho), oy = (int)(r % ho);
-        forward_row(y + r * wo * c, x + (size_t)b * h * w * c, taps, bias, h, w, c, stride, oy);
+        forward_row(y + r * row_len, x + (size_t)b * h * w * c, taps, bias, h, w, c, stride, oy);
+        /* The row is still in cache: activating it here saves a pass over the map. */
+        if (y_gelu) gelu_train_forward_serial(y_gelu + r * row_len, y + r * row_len, row_len);
     }
-    free(taps);
+}
+
+void depthwise3x3_train_forward(float *y, const float *x, const float *weight, const float *bias, int batch,
+                                int h, int w, int c, int stride) {
+    depthwise3x3_gelu_train_forward(y, NULL, x, weight, bias, batch, h, w, c, stride);
 }
 
 /* Output index o that input index i sees through tap k (i = o·stride + k − 1),
@@ -136,51 +140,59 @@ static void param_grad_block(float *part_w, float *part_b, const float *dy, cons
     }
 }
 
-/* dweight [C,1,3,3] += Σ blocks (in block order) of part_w [9][C]; dbias [C] likewise. */
+/* dweight [C,1,3,3] += Σ blocks (in block order) of part_w [9][C]; dbias [C]
+ * likewise. Summed block by block into double totals: the same per-element
+ * order as an element-outer loop, but reading the partials sequentially. */
 static void reduce_param_partials(float *dweight, float *dbias, const float *partials, size_t blocks, int c) {
     size_t stride = 10 * (size_t)c;
+    double *total = calloc(stride, sizeof(double));
+    if (!total) abort(); /* out of memory inside a kernel: nothing sensible to return */
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const float *p = partials + blk * stride;
+        for (size_t j = 0; j < stride; j++) total[j] += p[j];
+    }
     for (int ch = 0; ch < c; ch++) {
         if (dweight)
-            for (int k = 0; k < 9; k++) {
-                double s = 0;
-                for (size_t blk = 0; blk < blocks; blk++) s += partials[blk * stride + (size_t)k * c + ch];
-                dweight[(size_t)ch * 9 + k] += (float)s;
-            }
-        if (dbias) {
-            double s = 0;
-            for (size_t blk = 0; blk < blocks; blk++) s += partials[blk * stride + 9 * (size_t)c + ch];
-            dbias[ch] += (float)s;
+            for (int k = 0; k < 9; k++) dweight[(size_t)ch * 9 + k] += (float)total[(size_t)k * c + ch];
+        if (dbias) dbias[ch] += (float)total[9 * (size_t)c + ch];
+    }
+    free(total);
+}
+
+void depthwise3x3_gelu_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                      const float *pre, const float *weight, int batch, int h, int w, int c,
+                                      int stride) {
+    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
+    /* Parameter gradients first: they read x, which dx may overwrite. */
+    if (dweight || dbias) {
+        size_t rows = (size_t)batch * ho, blocks = (rows + DW_ROWS_PER_BLOCK - 1) / DW_ROWS_PER_BLOCK;
+        /* Per block: [9][C] weight partials then [C] bias partials. */
+        float *partials = train_scratch_get(&dw_partials, sizeof(float) * 10 * (size_t)c * blocks);
+#pragma omp parallel for schedule(static) if (run_parallel(rows * wo * c))
+        for (size_t blk = 0; blk < blocks; blk++) {
+            float *part = partials + blk * 10 * (size_t)c;
+            memset(part, 0, sizeof(float) * 10 * (size_t)c);
+            size_t r0 = blk * DW_ROWS_PER_BLOCK, r1 = r0 + DW_ROWS_PER_BLOCK < rows ? r0 + DW_ROWS_PER_BLOCK : rows;
+            param_grad_block(dweight ? part : NULL, dbias ? part + 9 * (size_t)c : NULL, dy, x, h, w, c, stride,
+                             r0, r1);
         }
+        reduce_param_partials(dweight, dbias, partials, blocks, c);
+    }
+    if (!dx) return;
+    const float *taps = weight_to_taps(weight, c);
+    size_t rows = (size_t)batch * h, row_len = (size_t)w * c;
+#pragma omp parallel for schedule(static) if (run_parallel(rows * row_len))
+    for (size_t r = 0; r < rows; r++) {
+        int b = (int)(r / h), iy = (int)(r % h);
+        input_grad_row(dx + r * row_len, dy + (size_t)b * ho * wo * c, taps, h, w, c, stride, iy);
+        /* Through the GELU that produced x, while the row is in cache. */
+        if (pre) gelu_train_backward_serial(dx + r * row_len, dx + r * row_len, pre + r * row_len, row_len);
     }
 }
 
 void depthwise3x3_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                                  const float *weight, int batch, int h, int w, int c, int stride) {
-    int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
-    if (dx) {
-        float *taps = weight_to_taps(weight, c);
-        size_t rows = (size_t)batch * h;
-#pragma omp parallel for schedule(static) if (run_parallel(rows * w * c))
-        for (size_t r = 0; r < rows; r++) {
-            int b = (int)(r / h), iy = (int)(r % h);
-            input_grad_row(dx + r * w * c, dy + (size_t)b * ho * wo * c, taps, h, w, c, stride, iy);
-        }
-        free(taps);
-    }
-    if (!dweight && !dbias) return;
-    size_t rows = (size_t)batch * ho, blocks = (rows + DW_ROWS_PER_BLOCK - 1) / DW_ROWS_PER_BLOCK;
-    /* Per block: [9][C] weight partials then [C] bias partials. */
-    float *partials = checked_malloc(sizeof(float) * 10 * (size_t)c * blocks);
-#pragma omp parallel for schedule(static) if (run_parallel(rows * wo * c))
-    for (size_t blk = 0; blk < blocks; blk++) {
-        float *part = partials + blk * 10 * (size_t)c;
-        memset(part, 0, sizeof(float) * 10 * (size_t)c);
-        size_t r0 = blk * DW_ROWS_PER_BLOCK, r1 = r0 + DW_ROWS_PER_BLOCK < rows ? r0 + DW_ROWS_PER_BLOCK : rows;
-        param_grad_block(dweight ? part : NULL, dbias ? part + 9 * (size_t)c : NULL, dy, x, h, w, c, stride, r0,
-                         r1);
-    }
-    reduce_param_partials(dweight, dbias, partials, blocks, c);
-    free(partials);
+    depthwise3x3_gelu_train_backward(dx, dweight, dbias, dy, x, NULL, weight, batch, h, w, c, stride);
 }
 
 /* Number of valid taps of pooling window o along an axis of `size` (window 2o−1 .. 2o+1). */

@@ -1,13 +1,18 @@
 /* ViTamin image tower for training: the same network as model/image_tower.c
  * (vitamin-spec §1), written as plain layer calls on NHWC maps that keep every
- * activation the backward needs. Post-GELU tensors are not kept: the backward
- * recomputes them from the pre-activation (one erf per element is cheaper than
- * the memory traffic of keeping them).
+ * activation the backward needs. The conv part keeps both sides of each GELU:
+ * the backward needs the pre-activation for GELU's derivative and the
+ * post-activation as the next layer's input for its weight gradient, and
+ * recomputing the latter was a full pass over the biggest maps of the network
+ * (read e, erf, write) for each of them — 15% of a step. The GELUs of the
+ * depthwise conv run inside it, row by row (depthwise3x3_gelu_train_*).
  *
  * Saved per layer (B = micro-batch):
- *   stem:   x0 (NHWC input), a1 (conv1 out), LN stats, n1 (LN out, pre-GELU), out (conv2)
- *   MBConv: in (previous out), LN out + stats, e (1×1 expand, pre-GELU),
- *           d (depthwise, pre-GELU), pooled (shortcut pool, when it has a 1×1), out
+ *   stem:   x0 (NHWC input), a1 (conv1 out), LN stats, n1 (LN out, pre-GELU),
+ *           gelu(n1), out (conv2)
+ *   MBConv: in (previous out), LN out + stats, e (1×1 expand, pre-GELU), gelu(e),
+ *           d (depthwise, pre-GELU), gelu(d), pooled (shortcut pool, when it
+ *           has a 1×1), out
  *   tokens: LN out + stats of the 16× map, x (conv out + pos_embed)
  *   block:  LN1 out + stats, qkv, attention out + probs, x_mid, LN2 out + stats,
  *           mlp-LN out + stats, w0 out, w1 out, GeGLU out, x_out, drop-path scales
@@ -18,11 +23,14 @@
  * output (the next block's input) and drop-path scales; the rest lives in one
  * shared set of buffers per kind, which the backward refills by re-running
  * that block's forward (the same calls in the same order, so bit-identical)
- * right before back-propagating through it.
+ * right before back-propagating through it. There the MBConv's gelu(e) and
+ * gelu(d) live in the temporaries t[4] and t[3] (the backward's gradient of e
+ * overwrites gelu(e) in place), and the stem's gelu(n1) is recomputed.
  *
  * The backward stops below the lowest tensor that has a gradient (--lock-image
  * with unlocked groups trains only the top of the trunk). */
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +46,7 @@ static const float EPS = 1e-6f; /* every LayerNorm of the image tower */
 /* What an MBConv's backward needs besides its input and output: per block,
  * or one shared set (sized for the largest block) with recompute. */
 typedef struct {
-    float *ln, *mean, *rstd, *e, *d;
+    float *ln, *mean, *rstd, *e, *ge, *d, *gd; /* ge = gelu(e), gd = gelu(d) */
 } mbconv_acts;
 
 typedef struct {
@@ -68,6 +76,7 @@ struct image_train_state {
     /* stem */
     train_tensor c1_w, c1_b, n1_w, n1_b, c2_w, c2_b;
     float *x0, *a1, *sm, *sr, *n1, *stem_out;
+    float *stem_g; /* gelu(n1); NULL with recompute (then recomputed in the backward) */
     mbconv_train mb[16];
     mbconv_acts mb_acts[16];
     int mb_count;
@@ -170,6 +179,7 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->sm = A(B * h1 * h1);
     st->sr = A(B * h1 * h1);
     st->n1 = A(B * h1 * h1 * c0);
+    if (!st->recompute) st->stem_g = A(B * h1 * h1 * c0);
     st->stem_out = A(B * h1 * h1 * c0);
     /* Temporary sizes (see the comment on t[] above); grown below. */
     size_t map = B * h1 * h1 * c0, wide_in = 0, wide_out = 0;
@@ -198,7 +208,9 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
             a->mean = A(in_px);
             a->rstd = A(in_px);
             a->e = A(in_px * m->mid);
+            a->ge = A(in_px * m->mid);
             a->d = A(out_px * m->mid);
+            a->gd = A(out_px * m->mid);
         }
         m->a = &st->mb_acts[st->recompute ? 0 : i];
         max_ln = max_sz(max_ln, in_px * m->cin);
@@ -302,16 +314,21 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->fc_out = A(B * d);
     st->fc_m = A(B);
     st->fc_r = A(B);
-    /* t[0], t[1]: gradients between layers (and the forward's stem GELU and
-     * block branch); t[2]: gelu(e) / MBConv dln, block MLP; t[3]: gelu(d) /
-     * d mid-out / shortcut pool; t[4]: d mid-in / avgpool dx; each also a
-     * block-backward temporary (rows·max(3D, H)) and head temporary (B·D). */
+    /* t[0], t[1]: gradients between layers (and the forward's stem GELU with
+     * recompute, and the block branch); t[2]: MBConv d mid-out / dln, stem
+     * gelu(n1) recomputed, block MLP; t[3]: d shortcut pool (and gelu(d) with
+     * recompute); t[4]: MBConv d mid-in (and gelu(e) with recompute); each
+     * also a block-backward temporary (rows·max(3D, H)) and head temporary (B·D). */
     size_t blk_tmp = max_sz(rows * max_sz(3 * d, hid), B * d);
     map = max_sz(map, max_sz(rows * d, B * d));
     size_t sizes[5] = {map, map, max_sz(wide_in, max_sz(blk_tmp, map)), max_sz(wide_out, blk_tmp),
                        max_sz(wide_in, max_sz(blk_tmp, map))};
     for (int i = 0; i < 5; i++) st->t[i] = A(sizes[i]);
 #undef A
+    if (st->recompute && ok) { /* sizes: t[4] >= wide_in, t[3] >= wide_out */
+        st->mb_acts[0].ge = st->t[4];
+        st->mb_acts[0].gd = st->t[3];
+    }
     if (!ok) return vt_fail(err, VT_ERR_NOMEM, "out of memory for the image tower's training activations "
                             "(batch %d); use a smaller --batch-size or --accum-freq", (int)B);
     st->lowest = lowest_level(st, c->depth);
@@ -320,23 +337,54 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
 
 /* ---- Forward ---- */
 
+/* Elementwise loops over whole maps run in parallel chunks: serial, they left
+ * the other threads spinning (a few MB each, dozens per step). Chunks are
+ * fixed, and every element is computed alone, so any thread count gives the
+ * same bits. */
+enum { EW_CHUNK = 1 << 14 };
+
+static int ew_parallel(size_t n) { return n >= 2 * EW_CHUNK && !omp_in_parallel(); }
+
+/* out[r, j] = in[r, j] + bias[j] (in may be NULL: out[r, j] += bias[j]). */
+static void add_bias_rows(float *out, const float *in, const float *bias, size_t rows, int cols) {
+    size_t per = EW_CHUNK / (size_t)cols + 1;
+#pragma omp parallel for schedule(static) if (ew_parallel(rows * cols))
+    for (size_t r0 = 0; r0 < rows; r0 += per) {
+        size_t r1 = r0 + per < rows ? r0 + per : rows;
+        for (size_t r = r0; r < r1; r++) {
+            float *o = out + r * cols;
+            const float *x = in ? in + r * cols : o;
+            for (int j = 0; j < cols; j++) o[j] = x[j] + bias[j];
+        }
+    }
+}
+
+/* dst[i] += src[i] */
+static void add_into(float *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (ew_parallel(n))
+    for (size_t s = 0; s < n; s += EW_CHUNK) {
+        size_t e = s + EW_CHUNK < n ? s + EW_CHUNK : n;
+        for (size_t i = s; i < e; i++) dst[i] += src[i];
+    }
+}
+
 /* The MBConv's main branch up to the depthwise conv: LN → ln, 1×1 expand → e,
- * GELU → ge (a temporary), depthwise → d. The backward's recompute calls only
- * this (the output and shortcut pool are kept per block). */
-static void mbconv_branch_forward(const mbconv_train *m, int n, float *ge) {
+ * GELU → ge, depthwise → d and its GELU → gd. The backward's recompute calls
+ * only this (the output and shortcut pool are kept per block). */
+static void mbconv_branch_forward(const mbconv_train *m, int n) {
     const mbconv_acts *a = m->a;
     size_t in_px = (size_t)n * m->h * m->w;
     layernorm_train_forward(a->ln, a->mean, a->rstd, m->in, m->pre_w.value, m->pre_b.value, in_px, m->cin, EPS);
     linear_forward(a->e, a->ln, m->c1_w.value, m->c1_b.value, (int)in_px, m->cin, m->mid);
-    gelu_train_forward(ge, a->e, in_px * m->mid);
-    depthwise3x3_train_forward(a->d, ge, m->dw_w.value, m->dw_b.value, n, m->h, m->w, m->mid, m->stride);
+    gelu_train_forward(a->ge, a->e, in_px * m->mid);
+    depthwise3x3_gelu_train_forward(a->d, a->gd, a->ge, m->dw_w.value, m->dw_b.value, n, m->h, m->w, m->mid,
+                                    m->stride);
 }
 
-/* One MbConvLNBlock; `ge` and `gd` are temporaries for gelu(e) and gelu(d),
- * which the backward recomputes instead of keeping. */
-static void mbconv_forward(const mbconv_train *m, int n, float *ge, float *gd) {
+/* One MbConvLNBlock. */
+static void mbconv_forward(const mbconv_train *m, int n) {
     size_t out_px = (size_t)n * m->ho * m->wo;
-    /* Shortcut into out; the projection adds onto it. */
+    /* Shortcut + the projection's bias into out; the projection adds onto it. */
     if (m->pool_shortcut) {
         if (m->has_expand) {
             avgpool3x3s2_forward(m->pooled, m->in, n, m->h, m->w, m->cin);
@@ -344,15 +392,13 @@ static void mbconv_forward(const mbconv_train *m, int n, float *ge, float *gd) {
         } else {
             avgpool3x3s2_forward(m->out, m->in, n, m->h, m->w, m->cin);
         }
+        add_bias_rows(m->out, NULL, m->c3_b.value, out_px, m->cout);
     } else {
-        memcpy(m->out, m->in, out_px * m->cout * sizeof(float));
+        add_bias_rows(m->out, m->in, m->c3_b.value, out_px, m->cout);
     }
-    mbconv_branch_forward(m, n, ge);
-    gelu_train_forward(gd, m->a->d, out_px * m->mid);
-    /* out += gd · W3ᵀ + b3 (the shortcut is already in out). */
-    tmat_nt((int)out_px, m->cout, m->mid, gd, m->mid, m->c3_w.value, m->mid, m->out, m->cout, 1);
-    for (size_t p = 0; p < out_px; p++)
-        for (int j = 0; j < m->cout; j++) m->out[p * m->cout + j] += m->c3_b.value[j];
+    mbconv_branch_forward(m, n);
+    /* out += gd · W3ᵀ (shortcut and bias are already in out). */
+    tmat_nt((int)out_px, m->cout, m->mid, m->a->gd, m->mid, m->c3_w.value, m->mid, m->out, m->cout, 1);
 }
 
 static void drop_path_scales(float *keep, int n, float rate, uint64_t key, int64_t first_sample, int which) {
@@ -367,12 +413,17 @@ static void drop_path_scales(float *keep, int n, float rate, uint64_t key, int64
     }
 }
 
-/* x_out = x_in + keep · branch, row by row of each sample. */
+/* x_out = x_in + keep · branch, keep per sample. */
 static void residual_add(float *out, const float *in, const float *branch, const float *keep, int n, size_t per_sample) {
-    for (int i = 0; i < n; i++) {
-        const float *a = in + (size_t)i * per_sample, *b = branch + (size_t)i * per_sample;
-        float *o = out + (size_t)i * per_sample, k = keep[i];
-        for (size_t j = 0; j < per_sample; j++) o[j] = a[j] + k * b[j];
+    size_t total = (size_t)n * per_sample;
+#pragma omp parallel for schedule(static) if (ew_parallel(total))
+    for (size_t s = 0; s < total; s += EW_CHUNK) {
+        size_t e = s + EW_CHUNK < total ? s + EW_CHUNK : total;
+        for (size_t j = s; j < e;) { /* split at sample boundaries */
+            size_t i = j / per_sample, stop = (i + 1) * per_sample < e ? (i + 1) * per_sample : e;
+            float k = keep[i];
+            for (; j < stop; j++) out[j] = in[j] + k * branch[j];
+        }
     }
 }
 
@@ -406,28 +457,34 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
     image_train_state *st = tr->image;
     st->n = n;
     int s = st->s, h1 = st->h1, c0 = c->stem_width, d = c->width, T = st->tokens;
-    /* NCHW → NHWC. */
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < s; y++)
-            for (int x = 0; x < s; x++)
-                for (int ch = 0; ch < 3; ch++)
-                    st->x0[(((size_t)i * s + y) * s + x) * 3 + ch] = pixels[(((size_t)i * 3 + ch) * s + y) * s + x];
+    /* NCHW → NHWC, one (image, row) per task. */
+#pragma omp parallel for schedule(static) if (ew_parallel((size_t)n * s * s * 3))
+    for (int iy = 0; iy < n * s; iy++) {
+        int i = iy / s, y = iy % s;
+        float *dst = st->x0 + (size_t)iy * s * 3;
+        for (int ch = 0; ch < 3; ch++) {
+            const float *src = pixels + (((size_t)i * 3 + ch) * s + y) * s;
+            for (int x = 0; x < s; x++) dst[(size_t)x * 3 + ch] = src[x];
+        }
+    }
     size_t px1 = (size_t)n * h1 * h1;
     conv3x3_train_forward(st->a1, st->x0, st->c1_w.value, st->c1_b.value, n, s, s, 3, c0, 2);
     layernorm_train_forward(st->n1, st->sm, st->sr, st->a1, st->n1_w.value, st->n1_b.value, px1, c0, EPS);
-    gelu_train_forward(st->t[0], st->n1, px1 * c0);
-    conv3x3_train_forward(st->stem_out, st->t[0], st->c2_w.value, st->c2_b.value, n, h1, h1, c0, c0, 1);
-    for (int i = 0; i < st->mb_count; i++) mbconv_forward(&st->mb[i], n, st->t[2], st->t[3]);
-    st->mb_resident = st->mb_count - 1;
+    float *g = st->stem_g ? st->stem_g : st->t[0];
+    gelu_train_forward(g, st->n1, px1 * c0);
+    conv3x3_train_forward(st->stem_out, g, st->c2_w.value, st->c2_b.value, n, h1, h1, c0, c0, 1);
+    for (int i = 0; i < st->mb_count; i++) mbconv_forward(&st->mb[i], n);
+    /* With recompute the last MBConv's gelu(e), gelu(d) live in temporaries
+     * that the blocks' backward overwrites: it is recomputed like the rest. */
+    st->mb_resident = st->recompute ? -1 : st->mb_count - 1;
     const mbconv_train *last = &st->mb[st->mb_count - 1];
     size_t px2 = (size_t)n * last->ho * last->wo;
     layernorm_train_forward(st->pool_ln, st->pool_m, st->pool_r, last->out, st->pn_w.value, st->pn_b.value, px2,
                             last->cout, EPS);
     conv3x3_train_forward(st->x_tokens, st->pool_ln, st->pp_w.value, st->pp_b.value, n, last->ho, last->wo,
                           last->cout, d, 2);
-    if (st->pos.value)
-        for (int i = 0; i < n; i++)
-            for (size_t j = 0; j < (size_t)T * d; j++) st->x_tokens[(size_t)i * T * d + j] += st->pos.value[j];
+    if (st->pos.value) /* pos_embed [T·D] added to each image's tokens */
+        add_bias_rows(st->x_tokens, NULL, st->pos.value, (size_t)n, T * d);
     const float *x = st->x_tokens;
     for (int bi = 0; bi < c->depth; bi++) {
         block_train *b = &st->blk[bi];
@@ -437,6 +494,7 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
         x = b->x_out;
     }
     st->blk_resident = c->depth - 1;
+#pragma omp parallel for schedule(static) if (ew_parallel((size_t)n * T * d))
     for (int i = 0; i < n; i++) {
         float *p = st->pooled + (size_t)i * d;
         for (int j = 0; j < d; j++) p[j] = 0.0f;
@@ -451,51 +509,53 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
 
 /* ---- Backward ---- */
 
-static void add_into(float *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 /* dx_in (overwritten) from dout, through MBConv i. Uses t[2..4]. */
 static void mbconv_backward(image_train_state *st, int i, int n, const float *dout, float *dx) {
     const mbconv_train *m = &st->mb[i];
     const mbconv_acts *a = m->a;
     size_t in_px = (size_t)n * m->h * m->w, out_px = (size_t)n * m->ho * m->wo;
-    float *g = st->t[2], *dmid_out = st->t[3], *dmid_in = st->t[4];
+    /* dmid_in may be a->ge itself (recompute): the depthwise backward allows it. */
+    float *dmid_out = st->t[2], *dmid_in = st->t[4], *dln = st->t[2], *dshort = st->t[3];
     if (st->recompute && st->mb_resident != i) {
-        mbconv_branch_forward(m, n, g);
+        mbconv_branch_forward(m, n);
         st->mb_resident = i;
     }
-    /* conv3: gd = gelu(d) recomputed. */
-    gelu_train_forward(g, a->d, out_px * m->mid);
-    linear_backward(dmid_out, m->c3_w.grad, m->c3_b.grad, dout, g, m->c3_w.value, (int)out_px, m->mid, m->cout);
+    /* conv3 (input gd), then the GELU of d. */
+    linear_backward(dmid_out, m->c3_w.grad, m->c3_b.grad, dout, a->gd, m->c3_w.value, (int)out_px, m->mid,
+                    m->cout);
     gelu_train_backward(dmid_out, dmid_out, a->d, out_px * m->mid);
-    /* depthwise: ge = gelu(e) recomputed. */
-    gelu_train_forward(g, a->e, in_px * m->mid);
-    depthwise3x3_train_backward(dmid_in, m->dw_w.grad, m->dw_b.grad, dmid_out, g, m->dw_w.value, n, m->h, m->w,
-                                m->mid, m->stride);
-    gelu_train_backward(dmid_in, dmid_in, a->e, in_px * m->mid);
-    /* conv1 → dln (in g), then the pre-norm → dx. */
-    linear_backward(g, m->c1_w.grad, m->c1_b.grad, dmid_in, a->ln, m->c1_w.value, (int)in_px, m->cin, m->mid);
-    layernorm_train_backward(dx, m->pre_w.grad, m->pre_b.grad, g, m->in, a->mean, a->rstd, m->pre_w.value, in_px,
-                             m->cin);
-    /* Shortcut. */
-    if (!m->pool_shortcut) {
-        add_into(dx, dout, in_px * m->cin);
-    } else {
+    /* depthwise (input ge) and the GELU of e, fused. */
+    depthwise3x3_gelu_train_backward(dmid_in, m->dw_w.grad, m->dw_b.grad, dmid_out, a->ge, a->e, m->dw_w.value, n,
+                                     m->h, m->w, m->mid, m->stride);
+    /* conv1 → dln (dmid_out is dead), then the pre-norm → dx plus the shortcut's
+     * gradient, added in the LayerNorm backward's pass. */
+    linear_backward(dln, m->c1_w.grad, m->c1_b.grad, dmid_in, a->ln, m->c1_w.value, (int)in_px, m->cin, m->mid);
+    const float *dshortcut = dout;
+    if (m->pool_shortcut) {
         const float *dpool = dout;
         if (m->has_expand) {
-            linear_backward(dmid_out, m->ex_w.grad, m->ex_b.grad, dout, m->pooled, m->ex_w.value, (int)out_px,
+            linear_backward(dshort, m->ex_w.grad, m->ex_b.grad, dout, m->pooled, m->ex_w.value, (int)out_px,
                             m->cin, m->cout);
-            dpool = dmid_out;
+            dpool = dshort;
         }
-        avgpool3x3s2_backward(dmid_in, dpool, n, m->h, m->w, m->cin);
-        add_into(dx, dmid_in, in_px * m->cin);
+        avgpool3x3s2_backward(dx, dpool, n, m->h, m->w, m->cin);
+        dshortcut = dx;
     }
+    layernorm_train_backward_add(dx, dshortcut, m->pre_w.grad, m->pre_b.grad, dln, m->in, a->mean, a->rstd,
+                                 m->pre_w.value, in_px, m->cin);
 }
 
 static void scale_rows(float *dst, const float *src, const float *keep, int n, size_t per_sample) {
-    for (int i = 0; i < n; i++)
-        for (size_t j = 0; j < per_sample; j++) dst[(size_t)i * per_sample + j] = keep[i] * src[(size_t)i * per_sample + j];
+    size_t total = (size_t)n * per_sample;
+#pragma omp parallel for schedule(static) if (ew_parallel(total))
+    for (size_t s = 0; s < total; s += EW_CHUNK) {
+        size_t e = s + EW_CHUNK < total ? s + EW_CHUNK : total;
+        for (size_t j = s; j < e;) { /* split at sample boundaries */
+            size_t i = j / per_sample, stop = (i + 1) * per_sample < e ? (i + 1) * per_sample : e;
+            float k = keep[i];
+            for (; j < stop; j++) dst[j] = k * src[j];
+        }
+    }
 }
 
 /* dx holds d x_out of block bi on entry, d x_in on return. Uses t[1..4]. */
@@ -519,15 +579,17 @@ static void block_backward(const vt_model_config *c, image_train_state *st, int 
     linear_backward(dg, b->w1_w.grad, b->w1_b.grad, dl, a->u, b->w1_w.value, (int)rows, d, hid);
     add_into(dh, dg, rows * d); /* du */
     layernorm_train_backward(dg, b->mn_w.grad, b->mn_b.grad, dh, a->ln2, a->mm, a->rm, b->mn_w.value, rows, d);
-    layernorm_train_backward(dh, b->n2_w.grad, b->n2_b.grad, dg, a->x_mid, a->m2, a->r2, b->n2_w.value, rows, d);
-    add_into(dx, dh, rows * d); /* dx = d x_mid */
+    /* dx = d x_mid = dx + LN2 backward */
+    layernorm_train_backward_add(dx, dx, b->n2_w.grad, b->n2_b.grad, dg, a->x_mid, a->m2, a->r2, b->n2_w.value,
+                                 rows, d);
     /* Attention branch. */
     scale_rows(db, dx, b->keep1, n, (size_t)T * d);
     linear_backward(dh, b->proj_w.grad, b->proj_b.grad, db, a->att, b->proj_w.value, (int)rows, d, d);
     attention_train_backward(dl, dh, a->qkv, a->probs, n, T, d, c->heads, 0);
     linear_backward(db, b->qkv_w.grad, b->qkv_b.grad, dl, a->ln1, b->qkv_w.value, (int)rows, d, 3 * d);
-    layernorm_train_backward(dh, b->n1_w.grad, b->n1_b.grad, db, x_in, a->m1, a->r1, b->n1_w.value, rows, d);
-    add_into(dx, dh, rows * d); /* dx = d x_in */
+    /* dx = d x_in = dx + LN1 backward */
+    layernorm_train_backward_add(dx, dx, b->n1_w.grad, b->n1_b.grad, db, x_in, a->m1, a->r1, b->n1_w.value, rows,
+                                 d);
 }
 
 void image_train_backward(clip_trainer *tr, const float *d_features) {
@@ -541,16 +603,24 @@ void image_train_backward(clip_trainer *tr, const float *d_features) {
     if (st->lowest > level_fc(st, c->depth)) return;
     layernorm_train_backward(dpool, st->fc_w.grad, st->fc_b.grad, dfc, st->pooled, st->fc_m, st->fc_r,
                              st->fc_w.value, (size_t)n, d);
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < d; j++) dx[((size_t)i * T + t) * d + j] = dpool[(size_t)i * d + j] / (float)T;
+#pragma omp parallel for schedule(static) if (ew_parallel((size_t)n * T * d))
+    for (int r = 0; r < n * T; r++) {
+        const float *g = dpool + (size_t)(r / T) * d;
+        for (int j = 0; j < d; j++) dx[(size_t)r * d + j] = g[j] / (float)T;
+    }
     /* Transformer blocks, last to first, down to the lowest one with a gradient. */
     for (int bi = c->depth - 1; bi >= 0 && level_block(st, bi) >= st->lowest; bi--) block_backward(c, st, bi, dx);
     if (st->lowest > level_tokens(st)) return;
     /* Tokens: pos_embed, StridedConv (LN → conv3×3/2). */
-    if (st->pos.grad)
-        for (int i = 0; i < n; i++)
-            for (size_t j = 0; j < (size_t)T * d; j++) st->pos.grad[j] += dx[(size_t)i * T * d + j];
+    if (st->pos.grad) { /* each element sums the images in order: any thread count, same bits */
+        size_t per = (size_t)T * d;
+#pragma omp parallel for schedule(static) if (ew_parallel((size_t)n * per))
+        for (size_t s = 0; s < per; s += EW_CHUNK) {
+            size_t e = s + EW_CHUNK < per ? s + EW_CHUNK : per;
+            for (int i = 0; i < n; i++)
+                for (size_t j = s; j < e; j++) st->pos.grad[j] += dx[(size_t)i * per + j];
+        }
+    }
     const mbconv_train *last = &st->mb[st->mb_count - 1];
     size_t px2 = (size_t)n * last->ho * last->wo;
     conv3x3_train_backward(dnext, st->pp_w.grad, st->pp_b.grad, dx, st->pool_ln, st->pp_w.value, n, last->ho,
@@ -565,8 +635,11 @@ void image_train_backward(clip_trainer *tr, const float *d_features) {
     /* Stem: conv2 ← gelu(n1) ← LN ← conv1. */
     int s = st->s, h1 = st->h1, c0 = c->stem_width;
     size_t px1 = (size_t)n * h1 * h1;
-    float *g = st->t[2];
-    gelu_train_forward(g, st->n1, px1 * c0);
+    float *g = st->stem_g;
+    if (!g) { /* recompute */
+        g = st->t[2];
+        gelu_train_forward(g, st->n1, px1 * c0);
+    }
     conv3x3_train_backward(dnext, st->c2_w.grad, st->c2_b.grad, dx, g, st->c2_w.value, n, h1, h1, c0, c0, 1);
     gelu_train_backward(dnext, dnext, st->n1, px1 * c0);
     layernorm_train_backward(dnext, st->n1_w.grad, st->n1_b.grad, dnext, st->a1, st->sm, st->sr, st->n1_w.value,

@@ -2,11 +2,11 @@
  * backward with deterministic weight/bias gradients (see train/ops.h). */
 #include <math.h>
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/simd.h"
 #include "train/ops.h"
+#include "train/scratch.h"
 
 /* Rows per block of the parameter-gradient reduction. Fixed (not derived from
  * the thread count) so that the summation order never depends on it. */
@@ -88,12 +88,24 @@ VT_CLONES static void row_sums(const float *dy, const float *x, const float *wei
     *sum_g_xhat = sb;
 }
 
-/* dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)), elementwise; dx may alias dy. */
-VT_CLONES static void row_input_grad(float *dx, const float *dy, const float *x, const float *weight, int dim,
-                                     float mean, float rstd, float mean_g, float mean_g_xhat) {
-    for (int i = 0; i < dim; i++) {
-        float xhat = (x[i] - mean) * rstd;
-        dx[i] = rstd * (dy[i] * weight[i] - mean_g - xhat * mean_g_xhat);
+/* dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) (+ add), elementwise; dx may alias
+ * dy or add (`omp simd`: element-for-element aliasing carries no dependence,
+ * but would send the compiler's own overlap check to its scalar loop). */
+VT_CLONES static void row_input_grad(float *dx, const float *dy, const float *add, const float *x,
+                                     const float *weight, int dim, float mean, float rstd, float mean_g,
+                                     float mean_g_xhat) {
+    if (add) {
+#pragma omp simd
+        for (int i = 0; i < dim; i++) {
+            float xhat = (x[i] - mean) * rstd;
+            dx[i] = rstd * (dy[i] * weight[i] - mean_g - xhat * mean_g_xhat) + add[i];
+        }
+    } else {
+#pragma omp simd
+        for (int i = 0; i < dim; i++) {
+            float xhat = (x[i] - mean) * rstd;
+            dx[i] = rstd * (dy[i] * weight[i] - mean_g - xhat * mean_g_xhat);
+        }
     }
 }
 
@@ -109,44 +121,61 @@ VT_CLONES static void row_param_grads(double *part_w, double *part_b, const floa
 
 /* Rows [r0, r1): parameter-gradient partials first (they read dy, which dx may
  * overwrite), then dx row by row. */
-static void backward_block(float *dx, double *part_w, double *part_b, const float *dy, const float *x,
-                           const float *mean, const float *rstd, const float *weight, size_t r0, size_t r1,
-                           int dim) {
+static void backward_block(float *dx, const float *add, double *part_w, double *part_b, const float *dy,
+                           const float *x, const float *mean, const float *rstd, const float *weight, size_t r0,
+                           size_t r1, int dim) {
     for (size_t r = r0; r < r1; r++) {
         const float *dyr = dy + r * dim, *xr = x + r * dim;
         if (part_w || part_b) row_param_grads(part_w, part_b, dyr, xr, dim, mean[r], rstd[r]);
         if (dx) {
             double sum_g, sum_g_xhat;
             row_sums(dyr, xr, weight, dim, mean[r], rstd[r], &sum_g, &sum_g_xhat);
-            row_input_grad(dx + r * dim, dyr, xr, weight, dim, mean[r], rstd[r], (float)(sum_g / dim),
-                           (float)(sum_g_xhat / dim));
+            row_input_grad(dx + r * dim, dyr, add ? add + r * dim : NULL, xr, weight, dim, mean[r], rstd[r],
+                           (float)(sum_g / dim), (float)(sum_g_xhat / dim));
         }
     }
 }
 
-void layernorm_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
-                              const float *mean, const float *rstd, const float *weight, size_t rows, int dim) {
+/* Per-call scratch, grow-only (train/scratch.h): the block partials are
+ * 6 MB for the first MBConv at batch 32. */
+static _Thread_local train_scratch ln_partials, ln_totals;
+
+void layernorm_train_backward_add(float *dx, const float *add, float *dweight, float *dbias, const float *dy,
+                                  const float *x, const float *mean, const float *rstd, const float *weight,
+                                  size_t rows, int dim) {
     size_t blocks = (rows + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK;
     int want_params = (dweight || dbias) && rows > 0;
     /* One double partial per block and parameter element; block order fixes the sum order. */
-    double *partials = want_params ? calloc(blocks * 2 * (size_t)dim, sizeof(double)) : NULL;
-    if (want_params && !partials) abort(); /* out of memory: nothing sensible to return */
+    double *partials = want_params ? train_scratch_get(&ln_partials, blocks * 2 * (size_t)dim * sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static) if (run_parallel(rows * (size_t)dim))
     for (size_t blk = 0; blk < blocks; blk++) {
         size_t r0 = blk * LN_ROWS_PER_BLOCK, r1 = r0 + LN_ROWS_PER_BLOCK < rows ? r0 + LN_ROWS_PER_BLOCK : rows;
         double *part_w = dweight ? partials + blk * 2 * dim : NULL;
         double *part_b = dbias ? partials + blk * 2 * dim + dim : NULL;
-        backward_block(dx, part_w, part_b, dy, x, mean, rstd, weight, r0, r1, dim);
+        /* The scratch is reused: each block clears its own partials. */
+        if (part_w) memset(part_w, 0, sizeof(double) * dim);
+        if (part_b) memset(part_b, 0, sizeof(double) * dim);
+        backward_block(dx, add, part_w, part_b, dy, x, mean, rstd, weight, r0, r1, dim);
     }
     if (!want_params) return;
-    for (int i = 0; i < dim; i++) {
-        double sw = 0, sb = 0;
-        for (size_t blk = 0; blk < blocks; blk++) {
-            sw += partials[blk * 2 * dim + i];
-            sb += partials[blk * 2 * dim + dim + i];
-        }
-        if (dweight) dweight[i] += (float)sw;
-        if (dbias) dbias[i] += (float)sb;
+    /* Blocks in order, each added to all elements: the same per-element order
+     * as an element-outer loop, but reading the partials sequentially. */
+    double *total = train_scratch_get(&ln_totals, 2 * (size_t)dim * sizeof(double));
+    memset(total, 0, 2 * (size_t)dim * sizeof(double));
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const double *p = partials + blk * 2 * dim;
+        if (dweight)
+            for (int i = 0; i < dim; i++) total[i] += p[i];
+        if (dbias)
+            for (int i = 0; i < dim; i++) total[dim + i] += p[dim + i];
     }
-    free(partials);
+    for (int i = 0; i < dim; i++) {
+        if (dweight) dweight[i] += (float)total[i];
+        if (dbias) dbias[i] += (float)total[dim + i];
+    }
+}
+
+void layernorm_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                              const float *mean, const float *rstd, const float *weight, size_t rows, int dim) {
+    layernorm_train_backward_add(dx, NULL, dweight, dbias, dy, x, mean, rstd, weight, rows, dim);
 }

@@ -14,7 +14,7 @@ void linear_forward(float *y, const float *x, const float *weight, const float *
 /* Column sums in fixed blocks: 64 columns per task (parallel), rows summed in
  * blocks of 256 in float (vectorised, short chains), block sums accumulated in
  * double in row order. Nothing depends on the thread count. */
-enum { DBIAS_COLS = 64, DBIAS_ROWS = 256 };
+enum { DBIAS_COLS = 64, DBIAS_ROWS = TRAIN_COLSUM_ROWS };
 
 VT_CLONES static void column_sums_block(float *dbias, const float *dy, int rows, int cols, int c0, int width) {
     double total[DBIAS_COLS] = {0};
@@ -46,6 +46,9 @@ static void bias_gradient(float *dbias, const float *dy, int rows, int cols) {
 void linear_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                      const float *weight, int rows, int in, int out) {
     if (dx) tmat_nn(rows, in, out, dy, out, weight, in, dx, in, 0);
-    if (dweight) tmat_tn(out, in, rows, dy, out, x, in, dweight, in, 1);
-    if (dbias) bias_gradient(dbias, dy, rows, out);
+    /* The weight gradient's pass over dy also yields the bias gradient when
+     * the GEMM takes its large-C path (same bits as bias_gradient). */
+    int bias_done = 0;
+    if (dweight) bias_done = tmat_tn_colsum(out, in, rows, dy, out, x, in, dweight, in, 1, dbias);
+    if (dbias && !bias_done) bias_gradient(dbias, dy, rows, out);
 }

@@ -19,8 +19,9 @@
  *    reduction order depends on the number of threads (parameter-gradient sums
  *    are split over fixed-size row blocks whose partial sums are added in block
  *    order).
- *  - Scratch: functions needing temporary memory allocate it themselves
- *    (thread-local growable buffers are fine); callers do not pass scratch. */
+ *  - Scratch: functions needing temporary memory allocate it themselves, in
+ *    thread-local grow-only buffers (train/scratch.h), so steady-state steps
+ *    allocate nothing; callers do not pass scratch. */
 #ifndef VT_TRAIN_OPS_H
 #define VT_TRAIN_OPS_H
 
@@ -59,6 +60,17 @@ void depthwise3x3_train_forward(float *y, const float *x, const float *weight, c
                                 int h, int w, int c, int stride);
 void depthwise3x3_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                                  const float *weight, int batch, int h, int w, int c, int stride);
+/* The MBConv pair depthwise ∘ GELU, with the activation applied to each row
+ * while it is in cache instead of in a pass of its own over the map.
+ * Forward: y = depthwise(x) (the pre-activation, kept for the backward) and
+ * y_gelu = gelu(y). Backward of depthwise(gelu(pre)), x = gelu(pre): dx is
+ * the gradient w.r.t. pre, (depthwise input gradient) ⊙ gelu'(pre); dx may
+ * alias x (the parameter gradients, which read x, come first). */
+void depthwise3x3_gelu_train_forward(float *y, float *y_gelu, const float *x, const float *weight,
+                                     const float *bias, int batch, int h, int w, int c, int stride);
+void depthwise3x3_gelu_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                      const float *pre, const float *weight, int batch, int h, int w, int c,
+                                      int stride);
 
 /* ---- AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC ----
  * (forward: kernels/conv.h avgpool3x3s2_forward). dx [B, H, W, C] is overwritten. */
@@ -72,12 +84,21 @@ void layernorm_train_forward(float *y, float *mean, float *rstd, const float *x,
 /* dx may alias dy. */
 void layernorm_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
                               const float *mean, const float *rstd, const float *weight, size_t rows, int dim);
+/* The same with a residual gradient added to dx in the same pass: dx = LN
+ * backward + add[rows, dim] (add may be NULL, or alias dx to accumulate). */
+void layernorm_train_backward_add(float *dx, const float *add, float *dweight, float *dbias, const float *dy,
+                                  const float *x, const float *mean, const float *rstd, const float *weight,
+                                  size_t rows, int dim);
 
 /* ---- Exact-erf GELU ----
  * Forward: kernels/activation.h (gelu_inplace) or gelu_train_forward (y may alias x).
  * Backward from the pre-activation x: dx = dy · (Φ(x) + x·φ(x)); dx may alias dy. */
 void gelu_train_forward(float *y, const float *x, size_t n);
 void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n);
+/* The same on the calling thread only (no OpenMP region), for kernels that
+ * apply GELU to a row they have just computed, while it is in cache. */
+void gelu_train_forward_serial(float *y, const float *x, size_t n);
+void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size_t n);
 
 /* ---- GeGLU gate over the [w0 | w1] pair ----
  * gate [rows, hidden] (w0 output), lin [rows, hidden] (w1 output):

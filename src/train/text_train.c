@@ -15,6 +15,7 @@
  *
  * The backward stops below the lowest tensor that has a gradient
  * (--lock-text with unlocked layers trains only the top of the tower). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,8 +153,19 @@ vt_status text_train_create(clip_trainer *tr, vt_error *err) {
     return VT_OK;
 }
 
-static void add_into(float *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+/* Elementwise loops in parallel chunks above a size where the fork pays
+ * (fixed chunks, each element alone: same bits for any thread count). */
+enum { EW_CHUNK = 1 << 14 };
+
+static int ew_parallel(size_t n) { return n >= 2 * EW_CHUNK && !omp_in_parallel(); }
+
+/* out[i] = a[i] + b[i] (out may alias a) */
+static void add_arrays(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (ew_parallel(n))
+    for (size_t s = 0; s < n; s += EW_CHUNK) {
+        size_t e = s + EW_CHUNK < n ? s + EW_CHUNK : n;
+        for (size_t i = s; i < e; i++) out[i] = a[i] + b[i];
+    }
 }
 
 /* One block from x [n·T, W]: activations into b->a and, when `out` is not
@@ -168,13 +180,13 @@ static void block_forward(const vt_model_config *c, const text_block_train *b, c
     linear_forward(a->qkv, a->ln1, b->in_w.value, b->in_b.value, (int)rows, w, 3 * w);
     attention_train_forward(a->att, a->probs, a->qkv, n, T, w, c->text_heads, 1);
     linear_forward(branch, a->att, b->out_w.value, b->out_b.value, (int)rows, w, w);
-    for (size_t k = 0; k < rows * w; k++) a->x_mid[k] = x[k] + branch[k];
+    add_arrays(a->x_mid, x, branch, rows * w);
     layernorm_train_forward(a->ln2, a->m2, a->r2, a->x_mid, b->ln2_w.value, b->ln2_b.value, rows, w, EPS);
     linear_forward(a->f, a->ln2, b->fc_w.value, b->fc_b.value, (int)rows, w, 4 * w);
     if (!out) return;
     gelu_train_forward(gelu, a->f, rows * 4 * w);
     linear_forward(branch, gelu, b->proj_w.value, b->proj_b.value, (int)rows, 4 * w, w);
-    for (size_t k = 0; k < rows * w; k++) out[k] = a->x_mid[k] + branch[k];
+    add_arrays(out, a->x_mid, branch, rows * w);
 }
 
 void text_train_forward(clip_trainer *tr, const int32_t *tokens, int n, float *features) {
@@ -193,6 +205,7 @@ void text_train_forward(clip_trainer *tr, const int32_t *tokens, int n, float *f
         if (best + 1 > st->t_run) st->t_run = best + 1;
     }
     int T = st->t_run;
+#pragma omp parallel for collapse(2) schedule(static) if (ew_parallel((size_t)n * T * w))
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++) {
             const float *e = st->tok.value + (size_t)tokens[(size_t)i * ctx + t] * w, *p = st->pos.value + (size_t)t * w;
@@ -238,14 +251,15 @@ void text_train_backward(clip_trainer *tr, const float *d_features) {
         linear_backward(d1, b->proj_w.grad, b->proj_b.grad, dx, d3, b->proj_w.value, (int)rows, 4 * w, w);
         gelu_train_backward(d1, d1, a->f, rows * 4 * w);
         linear_backward(d2, b->fc_w.grad, b->fc_b.grad, d1, a->ln2, b->fc_w.value, (int)rows, w, 4 * w);
-        layernorm_train_backward(d1, b->ln2_w.grad, b->ln2_b.grad, d2, a->x_mid, a->m2, a->r2, b->ln2_w.value, rows, w);
-        add_into(dx, d1, rows * w);
+        /* dx += LN2 backward, in the LayerNorm's own pass */
+        layernorm_train_backward_add(dx, dx, b->ln2_w.grad, b->ln2_b.grad, d2, a->x_mid, a->m2, a->r2,
+                                     b->ln2_w.value, rows, w);
         /* Attention: x_mid = x_in + out_proj(attn(in_proj(LN1 x_in))). */
         linear_backward(d1, b->out_w.grad, b->out_b.grad, dx, a->att, b->out_w.value, (int)rows, w, w);
         attention_train_backward(d2, d1, a->qkv, a->probs, n, T, w, c->text_heads, 1);
         linear_backward(d1, b->in_w.grad, b->in_b.grad, d2, a->ln1, b->in_w.value, (int)rows, w, 3 * w);
-        layernorm_train_backward(d2, b->ln1_w.grad, b->ln1_b.grad, d1, x_in, a->m1, a->r1, b->ln1_w.value, rows, w);
-        add_into(dx, d2, rows * w);
+        layernorm_train_backward_add(dx, dx, b->ln1_w.grad, b->ln1_b.grad, d1, x_in, a->m1, a->r1,
+                                     b->ln1_w.value, rows, w);
     }
     if (st->lowest > 0) return;
     /* Embeddings: serial over samples and positions, so the token-embedding
@@ -253,7 +267,10 @@ void text_train_backward(clip_trainer *tr, const float *d_features) {
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++) {
             const float *g = dx + ((size_t)i * T + t) * w;
-            if (st->pos.grad) add_into(st->pos.grad + (size_t)t * w, g, (size_t)w);
-            if (st->tok.grad) add_into(st->tok.grad + (size_t)st->ids[(size_t)i * ctx + t] * w, g, (size_t)w);
+            if (st->pos.grad) add_arrays(st->pos.grad + (size_t)t * w, st->pos.grad + (size_t)t * w, g, (size_t)w);
+            if (st->tok.grad) {
+                float *row = st->tok.grad + (size_t)st->ids[(size_t)i * ctx + t] * w;
+                add_arrays(row, row, g, (size_t)w);
+            }
         }
 }

@@ -124,6 +124,8 @@ static void pack_b_nk(vt_isa isa, float *dst, const float *b, int n, int k, int 
     }
 }
 
+enum { PACK_B_PREFETCH = 4 };
+
 /* B [k, n] (stride ldb) → panels: each panel row is a 32-float slice of a B
  * row. Walks B row by row (sequential reads the hardware prefetcher follows),
  * scattering each row over the panels; tasks are blocks of 64 rows. */
@@ -134,6 +136,10 @@ static void pack_b_kn(float *dst, const float *b, int n, int k, int ldb) {
         int k1 = blk * 64 + 64 < k ? blk * 64 + 64 : k;
         for (int kk = blk * 64; kk < k1; kk++) {
             const float *src = b + (size_t)kk * ldb;
+            /* B rows from memory (tmat_tn streams activations through here):
+             * prefetch a few rows ahead, as in pack_a_kmajor below. */
+            if (kk + PACK_B_PREFETCH < k)
+                for (int j = 0; j < n; j += 16) __builtin_prefetch(src + (size_t)PACK_B_PREFETCH * ldb + j);
             for (int p = 0; p < panels; p++) {
                 float *row = dst + ((size_t)p * k + kk) * GEMM_NR;
                 int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
@@ -197,8 +203,8 @@ void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int l
  * parallel into their own partial products, which are then added to C in chunk
  * order (split-k). Which of the two runs depends only on the shape, never on
  * the thread count. */
-enum { TN_MC = 64, TN_NC = 16 * GEMM_NR, TN_KC = 256 };
-enum { TN_K_CHUNK = 4096, TN_SPLIT_BELOW_TILES = 16, TN_WAVE = 16 };
+enum { TN_MC = 64, TN_NC = 16 * GEMM_NR, TN_KC = TRAIN_COLSUM_ROWS };
+enum { TN_K_CHUNK = 4096, TN_SPLIT_BELOW_TILES = 4, TN_WAVE = 16 };
 
 /* apack[g][k][r] = A[k0 + k][i0 + 8g + r] for the tile's rows [i0, i1), zero
  * past i1 (the micro-kernel then computes rows it does not store). Walks A row
@@ -262,6 +268,98 @@ static void tn_tile(vt_isa isa, int i0, int i1, int p0, int p1, int n, int k, co
         }
 }
 
+/* totals[0..width) += float column sums of a packed A block (k-major groups of
+ * GEMM_MR columns, kc rows), each summed over k in order. */
+static void colsum_block(double *totals, const float *apack, int kc, int width) {
+    for (int g = 0; g * GEMM_MR < width; g++) {
+        float part[GEMM_MR] = {0};
+        const float *ap = apack + (size_t)g * kc * GEMM_MR;
+        for (int kk = 0; kk < kc; kk++)
+            for (int r = 0; r < GEMM_MR; r++) part[r] += ap[(size_t)kk * GEMM_MR + r];
+        for (int r = 0; r < GEMM_MR && g * GEMM_MR + r < width; r++) totals[g * GEMM_MR + r] += part[r];
+    }
+}
+
+/* A large C (>= TN_SPLIT_BELOW_TILES tiles: the transformer's weight
+ * gradients, [1152, 384] for qkv): one parallel region; each thread owns a
+ * fixed run of C's tiles and walks all of k in TN_KC blocks, packing the B
+ * block its tiles need into its own scratch and each A block k-major, and
+ * adding every block's product onto its tiles. Its part of C stays in its L2
+ * for the whole k walk, and A and B stream past once (per thread, for B).
+ * Walking k in 4096-row chunks with all tiles in parallel per chunk instead
+ * re-read the packed B chunk (6 MB for qkv) from memory once per row block of
+ * C, 18 times per chunk, and ran at ~20% below the in-cache rate. Each
+ * element still sums its k blocks in order, so the result is the same for
+ * any thread count. */
+/* With colsum (a Linear's bias gradient, Σ_k A[k, i]): also summed here, from
+ * the packed A blocks, by the thread holding column tile 0 of each row block:
+ * float sums over each TN_KC = TRAIN_COLSUM_ROWS block in row order, added in
+ * double in block order, then to colsum — the bits of linear_train.c's
+ * bias_gradient, without its separate pass over A. */
+static void tn_large(vt_isa isa, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                     int ldc, int accumulate, float *colsum) {
+    int panels = (n + GEMM_NR - 1) / GEMM_NR, mtiles = (m + TN_MC - 1) / TN_MC;
+    int per_tile = TN_NC / GEMM_NR, ntiles = (panels + per_tile - 1) / per_tile;
+    long tiles = (long)mtiles * ntiles;
+#pragma omp parallel if (!omp_in_parallel())
+    {
+        int threads = omp_get_num_threads(), me = omp_get_thread_num();
+        long t0 = tiles * me / threads, t1 = tiles * (me + 1) / threads;
+        /* Panels this thread's tiles cover: all of them once it spans two row blocks. */
+        int pmin = 0, pmax = panels;
+        if (t0 < t1 && t0 / ntiles == (t1 - 1) / ntiles) {
+            pmin = (int)(t0 % ntiles) * per_tile;
+            pmax = (int)((t1 - 1) % ntiles) * per_tile + per_tile;
+            pmax = pmax < panels ? pmax : panels;
+        }
+        int width = n - pmin * GEMM_NR < (pmax - pmin) * GEMM_NR ? n - pmin * GEMM_NR : (pmax - pmin) * GEMM_NR;
+        float *bpack = t0 < t1 ? scratch_get(0, (size_t)(pmax - pmin) * TN_KC * GEMM_NR) : NULL;
+        float *apack = t0 < t1 ? scratch_get(1, (size_t)TN_MC * TN_KC) : NULL;
+        /* Row blocks whose column sums this thread owns: those whose tile 0 it holds. */
+        int own0 = (int)((t0 + ntiles - 1) / ntiles), own1 = (int)((t1 + ntiles - 1) / ntiles);
+        double *totals = NULL;
+        if (colsum && own0 < own1) {
+            totals = (double *)scratch_get(2, 2 * (size_t)(own1 - own0) * TN_MC);
+            memset(totals, 0, sizeof(double) * (size_t)(own1 - own0) * TN_MC);
+        }
+        for (int k0 = 0; k0 < k && t0 < t1; k0 += TN_KC) {
+            int kc = k - k0 < TN_KC ? k - k0 : TN_KC;
+            pack_b_kn(bpack, b + (size_t)k0 * ldb + (size_t)pmin * GEMM_NR, width, kc, ldb);
+            int packed_mt = -1;
+            for (long t = t0; t < t1; t++) {
+                int mt = (int)(t / ntiles), nt = (int)(t % ntiles);
+                int i0 = mt * TN_MC, i1 = i0 + TN_MC < m ? i0 + TN_MC : m;
+                if (mt != packed_mt) {
+                    pack_a_kmajor(isa, apack, a, lda, k0, kc, i0, i1);
+                    packed_mt = mt;
+                    if (totals && mt >= own0 && mt < own1)
+                        colsum_block(totals + (size_t)(mt - own0) * TN_MC, apack, kc, i1 - i0);
+                }
+                int p0 = nt * per_tile, p1 = p0 + per_tile < panels ? p0 + per_tile : panels;
+                for (int p = p0; p < p1; p++) {
+                    const float *panel = bpack + (size_t)(p - pmin) * kc * GEMM_NR;
+                    int j0 = p * GEMM_NR, nr = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+                    for (int i = i0; i < i1; i += GEMM_MR) {
+                        int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
+                        const float *ap = apack + (size_t)(i - i0) * kc;
+                        float *cp = c + (size_t)i * ldc + j0;
+                        if (isa == VT_ISA_AVX512)
+                            gemm_micro_kmajor_avx512(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
+                        else
+                            gemm_micro_kmajor_scalar(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
+                    }
+                }
+            }
+        }
+        if (totals) /* each row block's sums belong to one thread: no two write the same element */
+            for (int mt = own0; mt < own1; mt++)
+                for (int i = mt * TN_MC; i < m && i < mt * TN_MC + TN_MC; i++)
+                    colsum[i] += (float)totals[(size_t)(mt - own0) * TN_MC + (i - mt * TN_MC)];
+    }
+    if (k == 0 && !accumulate) /* empty sum */
+        for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * n);
+}
+
 /* Output tiles at full width: decides split-k, from the shape alone. */
 static long tn_tiles(int m, int n) { return (long)((m + TN_MC - 1) / TN_MC) * ((n + TN_NC - 1) / TN_NC); }
 
@@ -288,12 +386,26 @@ static void tn_chunk(vt_isa isa, int m, int n, int kc, const float *a, int lda, 
     }
 }
 
+int tmat_tn_colsum(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                   int accumulate, float *colsum) {
+    if (m <= 0 || n <= 0 || tn_tiles(m, n) < TN_SPLIT_BELOW_TILES) {
+        tmat_tn(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return 0;
+    }
+    tn_large(train_isa(), m, n, k, a, lda, b, ldb, c, ldc, accumulate, colsum);
+    return 1;
+}
+
 void tmat_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
              int accumulate) {
     if (m <= 0 || n <= 0) return;
     vt_isa isa = train_isa();
     int chunks = k <= TN_K_CHUNK ? 1 : (k + TN_K_CHUNK - 1) / TN_K_CHUNK;
-    if (chunks == 1 || tn_tiles(m, n) >= TN_SPLIT_BELOW_TILES) {
+    if (tn_tiles(m, n) >= TN_SPLIT_BELOW_TILES) {
+        tn_large(isa, m, n, k, a, lda, b, ldb, c, ldc, accumulate, NULL);
+        return;
+    }
+    if (chunks == 1) {
         for (int ch = 0; ch < chunks; ch++) {
             int k0 = ch * TN_K_CHUNK, kc = k - k0 < TN_K_CHUNK ? k - k0 : TN_K_CHUNK;
             tn_chunk(isa, m, n, kc, a + (size_t)k0 * lda, lda, b + (size_t)k0 * ldb, ldb, c, ldc,
