@@ -195,14 +195,17 @@ void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int l
  * copies, no transpose — for gemm_micro_kmajor_*. Tiles are MC rows × up to
  * NC columns of C, so one packed A block serves 16 panels.
  *
- * k is the long axis here (pixels or tokens of a whole batch, up to ~400K), so
- * it is cut into chunks of TN_K_CHUNK: the packed B chunk stays bounded and is
- * still in cache when multiplied. A large C is computed chunk after chunk, each
- * chunk parallel over C's tiles. A small C (few tiles: conv weight gradients,
- * [64, 27] for the stem) would leave threads idle, so there the chunks run in
+ * k is the long axis here (pixels or tokens of a whole batch, up to ~400K). A
+ * C of TN_SPLIT_BELOW_TILES tiles or more is split between the threads, each
+ * walking all of k over its own tiles (tn_large). A smaller C (conv weight
+ * gradients, [64, 27] for the stem; the MBConv's [64, 256]) would leave
+ * threads idle, so there k is cut into chunks of TN_K_CHUNK that run in
  * parallel into their own partial products, which are then added to C in chunk
- * order (split-k). Which of the two runs depends only on the shape, never on
- * the thread count. */
+ * order (split-k); a single chunk runs parallel over C's (narrowed) tiles. The
+ * threshold is low (4 tiles: enough for the 2-core machines this was tuned on,
+ * where tn_large beat split-k on every ViTamin-S shape it covers; on many
+ * cores a C of few tiles leaves some idle). Which runs depends only on the
+ * shape, never on the thread count. */
 enum { TN_MC = 64, TN_NC = 16 * GEMM_NR, TN_KC = TRAIN_COLSUM_ROWS };
 enum { TN_K_CHUNK = 4096, TN_SPLIT_BELOW_TILES = 4, TN_WAVE = 16 };
 
