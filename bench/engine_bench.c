@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "peak_rss.h"
+
 #include "vitamin.h"
 
 static double now(void) {
@@ -27,18 +29,6 @@ static int parse_list(const char *s, int *out, int max) {
         s = c + 1;
     }
     return n;
-}
-
-/* VmHWM, not getrusage's ru_maxrss: the latter survives exec, so a process
- * started from a big parent (the Python driver) would report the parent's size. */
-static long peak_rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb;
 }
 
 int main(int argc, char **argv) {

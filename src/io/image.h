@@ -62,6 +62,14 @@ vt_status image_preprocess_rgb8(const uint8_t *rgb, int width, int height, int s
 vt_status image_resize_crop_rgb8(const decoded_image *image, int size, uint8_t *out_hwc,
                                  vt_error *err);
 
+/* Pieces of the transform the training crop (train/augment.c) reuses:
+ * Pillow's convert("RGB") of one pixel in the image's mode (I;16 and I clipped,
+ * not scaled), and Convert.c's premultiplied-alpha round trip ("RGBA" <->
+ * "RGBa", "LA" <-> "La") that Image.resize goes through. */
+void image_pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *rgb);
+void image_premultiply_alpha(uint8_t *pixels, size_t count, int channels);
+void image_unpremultiply_alpha(uint8_t *pixels, size_t count, int channels);
+
 /* Pillow's name for a mode: "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "1". */
 const char *image_mode_name(image_mode mode);
 

@@ -109,7 +109,7 @@ static inline uint8_t multiply_divide_255(unsigned a, unsigned b) {
 }
 
 /* Convert.c rgbA2rgba / lA2la: every colour channel times alpha / 255. */
-static void premultiply_alpha(uint8_t *pixels, size_t count, int channels) {
+void image_premultiply_alpha(uint8_t *pixels, size_t count, int channels) {
     for (size_t i = 0; i < count; i++) {
         uint8_t *p = pixels + i * channels;
         unsigned alpha = p[channels - 1];
@@ -119,7 +119,7 @@ static void premultiply_alpha(uint8_t *pixels, size_t count, int channels) {
 
 /* Convert.c rgba2rgbA / la2lA: back to straight alpha, truncating the division;
  * alpha 0 and 255 keep the colour as is. */
-static void unpremultiply_alpha(uint8_t *pixels, size_t count, int channels) {
+void image_unpremultiply_alpha(uint8_t *pixels, size_t count, int channels) {
     for (size_t i = 0; i < count; i++) {
         uint8_t *p = pixels + i * channels;
         unsigned alpha = p[channels - 1];
@@ -158,12 +158,12 @@ static vt_status resize_window_in_mode(const decoded_image *image, const image_c
         return vt_fail(err, VT_ERR_NOMEM, "out of memory for a %dx%d premultiplied copy",
                        image->width, image->height);
     memcpy(premultiplied, image->pixels, count * image->channels);
-    premultiply_alpha(premultiplied, count, image->channels);
+    image_premultiply_alpha(premultiplied, count, image->channels);
     in.pixels = premultiplied;
     vt_status st = pillow_resize_bicubic(&in, plan->resized_width, plan->resized_height, window,
                                          &out, err);
     free(premultiplied);
-    if (st == VT_OK) unpremultiply_alpha(window_pixels, (size_t)size * size, image->channels);
+    if (st == VT_OK) image_unpremultiply_alpha(window_pixels, (size_t)size * size, image->channels);
     return st;
 }
 
@@ -199,7 +199,7 @@ static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb) {
 
 /* One pixel of `image`'s mode to RGB. I;16 and I are clipped to 0..255, not
  * scaled (Pillow 13: I;16 -> RGB gives 255 for every value >= 255). */
-static void pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *rgb) {
+void image_pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *rgb) {
     switch (image->mode) {
     case IMAGE_MODE_RGB:
     case IMAGE_MODE_RGBA: /* alpha dropped, colour not composited */
@@ -232,7 +232,7 @@ static void pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *
 static void window_to_rgb(const decoded_image *image, const uint8_t *window_pixels,
                           size_t count, uint8_t *rgb) {
     size_t pixel = (size_t)image->channels * image->bytes_per_channel;
-    for (size_t i = 0; i < count; i++) pixel_to_rgb(image, window_pixels + i * pixel, rgb + 3 * i);
+    for (size_t i = 0; i < count; i++) image_pixel_to_rgb(image, window_pixels + i * pixel, rgb + 3 * i);
 }
 
 /* ------------------------------------------------------------------------- */

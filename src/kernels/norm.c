@@ -36,8 +36,8 @@ VT_CLONES static void normalize_affine(float *y, const float *x, int n, float me
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
 }
 
-void layernorm_forward(float *y, const float *x, size_t rows, int dim, const float *weight,
-                       const float *bias, float eps) {
+void layernorm_forward_stats(float *y, float *mean_out, float *rstd_out, const float *x, size_t rows, int dim,
+                             const float *weight, const float *bias, float eps) {
 #pragma omp parallel for schedule(static) if (rows * dim > 32768)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * dim;
@@ -45,8 +45,16 @@ void layernorm_forward(float *y, const float *x, size_t rows, int dim, const flo
          * we sit as close to PyTorch as any fp32 summation order can. */
         double mean = sum_double(xr, dim) / dim;
         double var = sum_squared_deviation(xr, dim, mean) / dim;
-        normalize_affine(y + r * dim, xr, dim, (float)mean, (float)(1.0 / sqrt(var + eps)), weight, bias);
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(var + eps));
+        if (mean_out) mean_out[r] = m;
+        if (rstd_out) rstd_out[r] = rstd;
+        normalize_affine(y + r * dim, xr, dim, m, rstd, weight, bias);
     }
+}
+
+void layernorm_forward(float *y, const float *x, size_t rows, int dim, const float *weight,
+                       const float *bias, float eps) {
+    layernorm_forward_stats(y, NULL, NULL, x, rows, dim, weight, bias, eps);
 }
 
 void l2_normalize_rows(float *y, const float *x, size_t rows, int dim) {

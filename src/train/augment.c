@@ -74,41 +74,6 @@ void data_crop_params(uint64_t seed, int64_t epoch, int64_t sample, int width, i
 /* same formulas as image_preprocess.c's pixel_to_rgb)                        */
 /* ------------------------------------------------------------------------- */
 
-static inline uint8_t clamp_to_byte(long long v) { return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v; }
-
-static inline uint8_t multiply_divide_255(unsigned a, unsigned b) {
-    unsigned t = a * b + 128;
-    return (uint8_t)(((t >> 8) + t) >> 8);
-}
-
-static void pixel_to_rgb(const decoded_image *image, const uint8_t *p, uint8_t *rgb) {
-    switch (image->mode) {
-    case IMAGE_MODE_RGB:
-    case IMAGE_MODE_RGBA: memcpy(rgb, p, 3); return;
-    case IMAGE_MODE_CMYK: {
-        unsigned nk = 255u - p[3];
-        for (int c = 0; c < 3; c++) rgb[c] = clamp_to_byte((int)nk - (int)multiply_divide_255(p[c], nk));
-        return;
-    }
-    case IMAGE_MODE_P: memcpy(rgb, image->palette + 4 * p[0], 3); return;
-    case IMAGE_MODE_I16: {
-        uint16_t v;
-        memcpy(&v, p, sizeof v);
-        rgb[0] = rgb[1] = rgb[2] = clamp_to_byte(v);
-        return;
-    }
-    case IMAGE_MODE_I32: {
-        int32_t v;
-        memcpy(&v, p, sizeof v);
-        rgb[0] = rgb[1] = rgb[2] = clamp_to_byte(v);
-        return;
-    }
-    case IMAGE_MODE_1: rgb[0] = rgb[1] = rgb[2] = p[0] ? 255 : 0; return;
-    case IMAGE_MODE_L:
-    case IMAGE_MODE_LA: rgb[0] = rgb[1] = rgb[2] = p[0]; return;
-    }
-}
-
 static size_t pixel_bytes(const decoded_image *image) {
     return (size_t)image->channels * (size_t)image->bytes_per_channel;
 }
@@ -123,33 +88,13 @@ static void copy_box(const decoded_image *image, crop_box box, int to_rgb, uint8
             continue;
         }
         uint8_t *dst = out + (size_t)y * box.width * 3;
-        for (int x = 0; x < box.width; x++) pixel_to_rgb(image, row + x * pixel, dst + 3 * x);
+        for (int x = 0; x < box.width; x++) image_pixel_to_rgb(image, row + x * pixel, dst + 3 * x);
     }
 }
 
 /* ------------------------------------------------------------------------- */
 /* Image.resize in the crop's mode                                            */
 /* ------------------------------------------------------------------------- */
-
-/* Convert.c rgbA2rgba / lA2la and back (see image_preprocess.c). */
-static void premultiply_alpha(uint8_t *pixels, size_t count, int channels) {
-    for (size_t i = 0; i < count; i++) {
-        uint8_t *p = pixels + i * channels;
-        for (int c = 0; c < channels - 1; c++) p[c] = multiply_divide_255(p[c], p[channels - 1]);
-    }
-}
-
-static void unpremultiply_alpha(uint8_t *pixels, size_t count, int channels) {
-    for (size_t i = 0; i < count; i++) {
-        uint8_t *p = pixels + i * channels;
-        unsigned alpha = p[channels - 1];
-        if (alpha == 0 || alpha == 255) continue;
-        for (int c = 0; c < channels - 1; c++) {
-            unsigned v = 255u * p[c] / alpha;
-            p[c] = (uint8_t)(v > 255 ? 255 : v);
-        }
-    }
-}
 
 /* `crop` (a decoded_image of the crop box, own mode or RGB) resized to
  * size x size into `out` (same mode). Image.resize: same size = copy; "1"
@@ -170,9 +115,9 @@ static vt_status resize_crop(decoded_image *crop, int size, uint8_t *out, vt_err
     if (crop->mode == IMAGE_MODE_1 || crop->mode == IMAGE_MODE_P)
         return pillow_resize_nearest(&in, size, size, window, &result, err);
     int alpha = crop->mode == IMAGE_MODE_LA || crop->mode == IMAGE_MODE_RGBA;
-    if (alpha) premultiply_alpha(crop->pixels, (size_t)crop->width * crop->height, crop->channels);
+    if (alpha) image_premultiply_alpha(crop->pixels, (size_t)crop->width * crop->height, crop->channels);
     vt_status st = pillow_resize_bicubic(&in, size, size, window, &result, err);
-    if (st == VT_OK && alpha) unpremultiply_alpha(out, (size_t)size * size, crop->channels);
+    if (st == VT_OK && alpha) image_unpremultiply_alpha(out, (size_t)size * size, crop->channels);
     return st;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/simd.h"
+#include "kernels/norm.h"
 #include "train/ops.h"
 #include "train/scratch.h"
 
@@ -14,51 +15,11 @@ enum { LN_ROWS_PER_BLOCK = 64 };
 
 static int run_parallel(size_t work) { return work >= 32768 && !omp_in_parallel(); }
 
-/* Σ x[0..n) in double, 8 lanes (the compiler vectorises the lanes). */
-VT_CLONES static double sum_double(const float *x, int n) {
-    double lane[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) lane[l] += x[i + l];
-    double s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int l = 0; l < 8; l++) s += lane[l];
-    return s;
-}
-
-/* Σ (x − mean)² in double, 8 lanes. */
-VT_CLONES static double sum_squared_deviation(const float *x, int n, double mean) {
-    double lane[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) {
-            double d = x[i + l] - mean;
-            lane[l] += d * d;
-        }
-    double s = 0;
-    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    for (int l = 0; l < 8; l++) s += lane[l];
-    return s;
-}
-
-VT_CLONES static void normalize_affine(float *y, const float *x, int n, float mean, float rstd,
-                                       const float *weight, const float *bias) {
-    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
-}
-
 void layernorm_train_forward(float *y, float *mean, float *rstd, const float *x, const float *weight,
                              const float *bias, size_t rows, int dim, float eps) {
-#pragma omp parallel for schedule(static) if (run_parallel(rows * (size_t)dim))
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        /* Two passes in double, as the inference kernel (kernels/norm.c): the
-         * statistics are exact to fp32 rounding. */
-        double mu = sum_double(xr, dim) / dim;
-        double var = sum_squared_deviation(xr, dim, mu) / dim;
-        mean[r] = (float)mu;
-        rstd[r] = (float)(1.0 / sqrt(var + eps));
-        normalize_affine(y + r * dim, xr, dim, mean[r], rstd[r], weight, bias);
-    }
+    /* The inference kernel, keeping the statistics: training and inference
+     * normalise identically. */
+    layernorm_forward_stats(y, mean, rstd, x, rows, dim, weight, bias, eps);
 }
 
 /* Sums over one row of g = dy·weight and g·x̂ (x̂ = (x − mean)·rstd), in double. */
