@@ -26,9 +26,18 @@ if [ ! -x .venv/bin/python ]; then
   $PY -m venv .venv
 fi
 if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, safetensors, PIL, numpy, ftfy, regex, pytest, skimage" 2>/dev/null; then
+  # torch from PyPI brings its CUDA libraries: ~5.5 GB installed, plus the
+  # wheels while they unpack. Say so up front rather than die half-way in pip.
+  need_gb=9
+  free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    echo "setup: error: the reference venv needs about ${need_gb} GB free here, df reports ${free_gb} GB;" \
+         "free some space (old pytest temp folders live in /tmp/pytest-of-$(id -un)) and rerun" >&2
+    exit 1
+  fi
   echo "setup: installing the Python reference (torch, timm, open_clip) into .venv"
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -r scripts/requirements-reference.txt
+  .venv/bin/pip install -q --no-cache-dir --upgrade pip >/dev/null
+  .venv/bin/pip install -q --no-cache-dir -r scripts/requirements-reference.txt
 fi
 
 # open_clip ships the CLIP BPE vocabulary; vitamin.c reads the same file (gzip).

@@ -1,6 +1,7 @@
 """Shared fixtures for the Python-driven tests (reference parity, CLI, fuzz replay)."""
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -28,3 +29,21 @@ def build_dir():
 def vitamin_cli():
     assert VITAMIN.exists(), "build/vitamin missing: run `make` first"
     return str(VITAMIN)
+
+
+# Free each passing test's tmp_path as soon as it ends, not at the end of the
+# session: the parity tests alone would otherwise hold ~20 GB at the peak.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, "report_" + report.when, report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _free_tmp_path_of_passed_test(request):
+    path = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    report = getattr(request.node, "report_call", None)
+    if path is not None and report is not None and report.passed:
+        shutil.rmtree(path, ignore_errors=True)
