@@ -147,7 +147,12 @@ static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, c
 
 void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b, float *c, int ldc,
               const gemm_epilogue *epi) {
-    int mtiles = (m + GEMM_MC - 1) / GEMM_MC;
+    /* Row tiles of at most MC rows, cut at multiples of MR and as equal as
+     * possible: 196 rows (one image's tokens) as 56+48+48+44 rather than
+     * 64+64+64+4, whose 4-row tile left one of two threads with half the
+     * work of the other in every N=384 layer at batch 1. */
+    int row_groups = (m + GEMM_MR - 1) / GEMM_MR;
+    int mtiles = (row_groups + GEMM_MC / GEMM_MR - 1) / (GEMM_MC / GEMM_MR);
     int panels_per_tile = GEMM_NC / GEMM_NR;
     int ntiles = (b->panels + panels_per_tile - 1) / panels_per_tile;
     int tiles = mtiles * ntiles;
@@ -171,7 +176,9 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
 #pragma omp parallel for schedule(static) if (tiles > 1 && !omp_in_parallel())
     for (int t = 0; t < tiles; t++) {
         int mt = b_major ? t % mtiles : t / ntiles, nt = b_major ? t / mtiles : t % ntiles;
-        int m0 = mt * GEMM_MC, m1 = m0 + GEMM_MC < m ? m0 + GEMM_MC : m;
+        int m0 = (int)((long)row_groups * mt / mtiles) * GEMM_MR;
+        int m1 = (int)((long)row_groups * (mt + 1) / mtiles) * GEMM_MR;
+        if (m1 > m) m1 = m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
         gemm_tile(isa, m0, m1, m, p0, p1, a, lda, b, c, ldc, onto_c);
         if (need_epilogue) {

@@ -61,7 +61,9 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
 }
 
 static void test_gemm(void) {
-    const int sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {65, 129, 300}, {100, 200, 600}, {3, 70, 0}};
+    const int sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {65, 129, 300}, {100, 200, 600}, {3, 70, 0},
+                              /* row tiles of unequal MR multiples: 196 = 56+48+48+44, 130 = 40+48+42 */
+                              {196, 97, 40}, {130, 33, 20}};
     vt_isa isas[2] = {VT_ISA_SCALAR, VT_ISA_AVX512};
     for (int ii = 0; ii < (cpu_avx512() ? 2 : 1); ii++)
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
