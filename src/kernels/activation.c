@@ -39,3 +39,15 @@ void softmax_row(vt_isa isa, float *row, size_t n) {
     float inv = 1.0f / sum;
     for (size_t j = 0; j < n; j++) row[j] *= inv;
 }
+
+float softmax_exp_row(vt_isa isa, float *row, size_t n, float scale) {
+    if (isa == VT_ISA_AVX512) return softmax_exp_row_avx512(row, n, scale);
+    float mx = row[0];
+    for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        row[j] = expf(scale * row[j] - scale * mx);
+        sum += row[j];
+    }
+    return sum;
+}

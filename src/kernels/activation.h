@@ -26,6 +26,11 @@ void geglu_row_avx512(float *out, const float *gate, const float *lin, size_t n)
 /* row[0..n) = softmax(row[0..n)), n >= 1, on the calling thread. */
 void softmax_row(vt_isa isa, float *row, size_t n);
 void softmax_row_avx512(float *row, size_t n);
+/* The unnormalised half of softmax(scale · row), scale > 0: row[j] =
+ * exp(scale·row[j] − scale·max(row)), returning their sum. Attention divides
+ * its n×d output by the sum instead of its n×n probabilities. */
+float softmax_exp_row(vt_isa isa, float *row, size_t n, float scale);
+float softmax_exp_row_avx512(float *row, size_t n, float scale);
 
 /* GeGLU gate over the fused [w0 | w1] projection output `in` [rows, 2*hidden]:
  * out[r, j] = gelu(in[r, j]) * in[r, hidden + j]. OpenMP-parallel over rows. */

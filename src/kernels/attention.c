@@ -8,17 +8,38 @@
 
 static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* Per thread: scores [t, t], 1/row sums [t], packed K and V panels. */
 size_t attention_scratch_floats(int t, int hd) {
-    return round_up_16((size_t)t * t) + 2 * round_up_16(gemm_packed_floats(t > hd ? t : hd, t > hd ? t : hd));
+    return round_up_16((size_t)t * t) + round_up_16((size_t)t) +
+           2 * round_up_16(gemm_packed_floats(t > hd ? t : hd, t > hd ? t : hd));
 }
 
-/* Row-wise softmax in place; with `causal`, row i keeps columns 0..i only. */
-static void softmax_rows(vt_isa isa, float *s, int t, int causal) {
+/* One (image, head): out_h = softmax(scale · q kᵀ) v, with the softmax's
+ * scale folded into its exponent and its normalisation applied to the t×hd
+ * output rows rather than the t×t probabilities. */
+static void attention_head(vt_isa isa, float *out, int ldo, const float *q, const float *k, const float *v, int ldqkv,
+                           int t, int hd, float scale, int causal, float *scratch) {
+    float *scores = scratch, *inv_sum = scores + round_up_16((size_t)t * t);
+    float *packed_k = inv_sum + round_up_16((size_t)t);
+    float *packed_v = packed_k + round_up_16(gemm_packed_floats(t > hd ? t : hd, t > hd ? t : hd));
+    /* scores = q · kᵀ: K rows are the "B" operand in [n=t, k=hd] form. */
+    int k_panels = (t + GEMM_NR - 1) / GEMM_NR;
+    gemm_pack_nk(isa, k, t, hd, ldqkv, 0, k_panels, packed_k);
+    gemm_packed_b kb = {t, hd, k_panels, packed_k, NULL, 0};
+    gemm_run(isa, t, q, ldqkv, &kb, scores, t, NULL);
     for (int i = 0; i < t; i++) {
-        float *row = s + (size_t)i * t;
-        int n = causal ? i + 1 : t;
-        softmax_row(isa, row, (size_t)n);
+        float *row = scores + (size_t)i * t;
+        int n = causal ? i + 1 : t; /* causal: row i attends to 0..i */
+        inv_sum[i] = 1.0f / softmax_exp_row(isa, row, (size_t)n, scale);
         for (int j = n; j < t; j++) row[j] = 0.0f;
+    }
+    /* out_h = P · v (V given as [k=t, n=hd]), then each row / its sum. */
+    gemm_pack(v, hd, t, ldqkv, 1, packed_v);
+    gemm_packed_b vb = {hd, t, (hd + GEMM_NR - 1) / GEMM_NR, packed_v, NULL, 0};
+    gemm_run(isa, t, scores, t, &vb, out, ldo, NULL);
+    for (int i = 0; i < t; i++) {
+        float *row = out + (size_t)i * ldo;
+        for (int j = 0; j < hd; j++) row[j] *= inv_sum[i];
     }
 }
 
@@ -27,24 +48,12 @@ void attention_forward(vt_isa isa, float *out, const float *qkv, int batch, int 
     int hd = width / heads;
     float scale = 1.0f / sqrtf((float)hd);
     size_t per_thread = attention_scratch_floats(t, hd);
-    int pairs = batch * heads;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int pair = 0; pair < pairs; pair++) {
+    for (int pair = 0; pair < batch * heads; pair++) {
         int b = pair / heads, h = pair % heads;
-        float *scores = scratch + (size_t)omp_get_thread_num() * per_thread;
-        float *packed_k = scores + round_up_16((size_t)t * t);
-        float *packed_v = packed_k + round_up_16(gemm_packed_floats(t > hd ? t : hd, t > hd ? t : hd));
         const float *base = qkv + (size_t)b * t * 3 * width;
-        const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
-        /* scores = q · kᵀ · scale: K rows are the "B" operand in [n=t, k=hd] form. */
-        gemm_pack(k, t, hd, 3 * width, 0, packed_k);
-        gemm_packed_b kb = {t, hd, (t + GEMM_NR - 1) / GEMM_NR, packed_k, NULL, 0};
-        gemm_epilogue scaled = {scale, NULL, 0, NULL, 0};
-        gemm_run(isa, t, q, 3 * width, &kb, scores, t, &scaled);
-        softmax_rows(isa, scores, t, causal);
-        /* out_h = P · v: V is given as [k=t, n=hd]. */
-        gemm_pack(v, hd, t, 3 * width, 1, packed_v);
-        gemm_packed_b vb = {hd, t, (hd + GEMM_NR - 1) / GEMM_NR, packed_v, NULL, 0};
-        gemm_run(isa, t, scores, t, &vb, out + (size_t)b * t * width + h * hd, width, NULL);
+        attention_head(isa, out + (size_t)b * t * width + h * hd, width, base + h * hd, base + width + h * hd,
+                       base + 2 * width + h * hd, 3 * width, t, hd, scale, causal,
+                       scratch + (size_t)omp_get_thread_num() * per_thread);
     }
 }

@@ -9,6 +9,7 @@
 #include "core/float16.h"
 #include "kernels/activation.h"
 #include "kernels/simd.h"
+#include "kernels/transpose.h"
 
 /* Blocking: a KC×NR panel slice (32 KiB) stays in L1 while MC rows of A
  * (64 KiB at KC=256) stay in L2; NC columns per tile keep enough tiles for 2+
@@ -35,6 +36,16 @@ void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst) {
             }
             for (int j = width; j < GEMM_NR; j++) row[j] = 0.0f;
         }
+    }
+}
+
+void gemm_pack_nk(vt_isa isa, const float *b, int n, int k, int ldb, int p0, int p1, float *dst) {
+    for (int p = p0; p < p1; p++) {
+        float *out = dst + (size_t)p * k * GEMM_NR;
+        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        transpose_serial(isa, out, GEMM_NR, b + (size_t)j0 * ldb, (size_t)ldb, width, k);
+        if (width < GEMM_NR)
+            for (int kk = 0; kk < k; kk++) memset(out + (size_t)kk * GEMM_NR + width, 0, sizeof(float) * (GEMM_NR - width));
     }
 }
 

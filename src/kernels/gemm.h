@@ -32,6 +32,12 @@ size_t gemm_packed_floats(int n, int k);
  * as [k, n] with row stride ldb (V in P·V). */
 void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst);
 
+/* The b_is_kn = 0 packing of panels [p0, p1) only, by 8×8 register
+ * transposes where the ISA allows (gemm_pack's element-wise gather is ~5x
+ * slower): for per-call operands such as K in attention, and for one panel
+ * per thread in training. */
+void gemm_pack_nk(vt_isa isa, const float *b, int n, int k, int ldb, int p0, int p1, float *dst);
+
 typedef struct {
     float alpha;            /* scales A·Bᵀ (before bias); 1 for plain linear layers */
     const float *bias;      /* [n] or NULL */

@@ -68,61 +68,14 @@ static float *scratch_get(int slot, size_t floats) {
  * they run on the calling thread. */
 static int copy_in_parallel(size_t floats) { return floats >= (1u << 16) && !omp_in_parallel(); }
 
-/* ---- Transpose: dst[c, r] = src[r, c] for src [rows, cols] ---- */
-
-__attribute__((target("avx2,fma"))) static void transpose8x8_avx2(float *dst, size_t ldd, const float *src,
-                                                                     size_t lds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
-           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
-           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
-           r7 = _mm256_loadu_ps(src + 7 * lds);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
-/* Serial transpose of src [rows, cols] (stride lds) into dst [cols, rows]
- * (stride ldd), in 8×8 blocks with a scalar edge. */
-static void transpose_serial(vt_isa isa, float *dst, size_t ldd, const float *src, size_t lds, int rows,
-                             int cols) {
-    int r8 = isa == VT_ISA_AVX512 ? rows & ~7 : 0, c8 = isa == VT_ISA_AVX512 ? cols & ~7 : 0;
-    /* 8 source rows at a time, walking along the columns, so the 8 source
-     * streams and 8 destination column strips stay in L1. */
-    for (int r = 0; r < r8; r += 8)
-        for (int c = 0; c < c8; c += 8)
-            transpose8x8_avx2(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
-    for (int r = 0; r < rows; r++) {
-        int c_start = r < r8 ? c8 : 0;
-        for (int c = c_start; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
-    }
-}
-
-/* ---- Packing B into gemm_packed_b panels (layout: kernels/gemm.h) ---- */
-
-/* B [n, k] (stride ldb) → panels: panel p is the transpose of B rows p*32.. */
+/* B [n, k] (stride ldb) → panels, in parallel over panels (kernels/gemm.c). */
 static void pack_b_nk(vt_isa isa, float *dst, const float *b, int n, int k, int ldb) {
     int panels = (n + GEMM_NR - 1) / GEMM_NR;
 #pragma omp parallel for schedule(static) if (copy_in_parallel((size_t)n * k))
-    for (int p = 0; p < panels; p++) {
-        float *out = dst + (size_t)p * k * GEMM_NR;
-        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
-        transpose_serial(isa, out, GEMM_NR, b + (size_t)j0 * ldb, (size_t)ldb, width, k);
-        if (width < GEMM_NR)
-            for (int kk = 0; kk < k; kk++) memset(out + (size_t)kk * GEMM_NR + width, 0, sizeof(float) * (GEMM_NR - width));
-    }
+    for (int p = 0; p < panels; p++) gemm_pack_nk(isa, b, n, k, ldb, p, p + 1, dst);
 }
+
+/* ---- Packing B into gemm_packed_b panels (layout: kernels/gemm.h) ---- */
 
 enum { PACK_B_PREFETCH = 4 };
 
