@@ -122,7 +122,7 @@ static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int l
  * already holds (a residual that aliases C) instead of overwriting it. Rows
  * [m1, m_total) of A exist (the next tiles'), so they may be prefetched. */
 static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, const float *a, int lda,
-                      const gemm_packed_b *b, float *c, int ldc, int onto_c) {
+                      const gemm_packed_b *b, float *c, int ldc, int onto_c, const float *fused_bias, int fused_gelu) {
     int k = b->k;
     if (b->bf16 && k > 0) {
         gemm_tile_bf16(m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
@@ -141,8 +141,10 @@ static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, c
                  * which then comes from memory: prefetch the next 8 rows'
                  * (the next tile's first rows after the last group). */
                 const float *pf = p == p0 && i + GEMM_MR < m_total ? ap + (size_t)GEMM_MR * lda : NULL;
+                int last = k0 + kc == k;
                 if (isa == VT_ISA_AVX512)
-                    gemm_micro_avx512_pf(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf);
+                    gemm_micro_avx512_pf(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf,
+                                         last && fused_bias ? fused_bias + j0 : NULL, last && fused_gelu);
                 else
                     gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
             }
@@ -177,6 +179,16 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
         local.residual = NULL;
     }
     epi = &local;
+    /* The AVX-512 fp32 kernel applies bias and GELU to its registers on the
+     * last K block (same order, same result), saving a pass over C. */
+    const float *fused_bias = NULL;
+    int fused_gelu = 0;
+    if (isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f && !local.residual) {
+        fused_bias = local.bias;
+        fused_gelu = local.gelu;
+        local.bias = NULL;
+        local.gelu = 0;
+    }
     int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
     /* Tile order. Row-major (all column tiles of a row block, then the next)
      * keeps the A block in L2 but streams all of B once per row block; when B
@@ -191,7 +203,7 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
         int m1 = (int)((long)row_groups * (mt + 1) / mtiles) * GEMM_MR;
         if (m1 > m) m1 = m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
-        gemm_tile(isa, m0, m1, m, p0, p1, a, lda, b, c, ldc, onto_c);
+        gemm_tile(isa, m0, m1, m, p0, p1, a, lda, b, c, ldc, onto_c, fused_bias, fused_gelu);
         if (need_epilogue) {
             int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
             apply_epilogue(isa, m0, m1, n0, n1, c, ldc, epi);

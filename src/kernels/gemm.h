@@ -76,8 +76,10 @@ void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, floa
 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
 /* The same, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
- * next call while this one runs; pf NULL: none. */
+ * next call while this one runs (pf NULL: none), and, for the last K block,
+ * adding bias[0..nr) (NULL: none) and applying GELU (gelu != 0) to the
+ * result in registers before it is stored. */
 void gemm_micro_avx512_pf(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr, int nr,
-                          int accumulate, const float *pf);
+                          int accumulate, const float *pf, const float *bias, int gelu);
 
 #endif

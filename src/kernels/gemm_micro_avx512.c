@@ -5,6 +5,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_store_avx512.h"
+#include "kernels/vecmath_avx512.h"
 
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
@@ -15,7 +16,8 @@
  * row streams, and a tile's first pass over A from memory ran ~30% below
  * the in-cache rate. */
 TARGET_AVX512 static inline void micro_avx512(int kc, const float *a, int lda, const float *panel, float *c,
-                                              int ldc, int mr, int nr, int accumulate, const float *pf) {
+                                              int ldc, int mr, int nr, int accumulate, const float *pf,
+                                              const float *bias, int gelu) {
     __m512 c0l = _mm512_setzero_ps(), c0h = _mm512_setzero_ps(), c1l = _mm512_setzero_ps(),
            c1h = _mm512_setzero_ps(), c2l = _mm512_setzero_ps(), c2h = _mm512_setzero_ps(),
            c3l = _mm512_setzero_ps(), c3h = _mm512_setzero_ps(), c4l = _mm512_setzero_ps(),
@@ -59,15 +61,41 @@ TARGET_AVX512 static inline void micro_avx512(int kc, const float *a, int lda, c
 #undef STEP
     __m512 lo[GEMM_MR] = {c0l, c1l, c2l, c3l, c4l, c5l, c6l, c7l};
     __m512 hi[GEMM_MR] = {c0h, c1h, c2h, c3h, c4h, c5h, c6h, c7h};
-    for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
+    if (!bias && !gelu) {
+        for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
+        return;
+    }
+    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU. */
+    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
+    __m512 bhi = bias ? _mm512_maskz_loadu_ps(mhi, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+        float *crow = c + (size_t)r * ldc;
+        __m512 l = lo[r], h = hi[r];
+        if (accumulate) {
+            l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, crow));
+            h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, crow + 16));
+        }
+        if (bias) {
+            l = _mm512_add_ps(l, blo);
+            h = _mm512_add_ps(h, bhi);
+        }
+        if (gelu) {
+            l = gelu_ps(l);
+            h = gelu_ps(h);
+        }
+        _mm512_mask_storeu_ps(crow, mlo, l);
+        _mm512_mask_storeu_ps(crow + 16, mhi, h);
+    }
 }
 
 TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                                      int mr, int nr, int accumulate) {
-    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, NULL);
+    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, NULL, NULL, 0);
 }
 
 TARGET_AVX512 void gemm_micro_avx512_pf(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
-                                        int mr, int nr, int accumulate, const float *pf) {
-    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, pf);
+                                        int mr, int nr, int accumulate, const float *pf, const float *bias, int gelu) {
+    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, pf, bias, gelu);
 }
