@@ -91,8 +91,22 @@ int main(int argc, char **argv) {
     int bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
     vt_isa isa = avx512 ? VT_ISA_AVX512 : VT_ISA_SCALAR;
     printf("{\"threads\": %d, \"isa\": \"%s\"", omp_get_max_threads(), vt_isa_name(isa));
-    if (avx512) printf(", \"fma_peak_fp32_gflops\": %.1f", fma_peak_gflops(20000000));
-    if (bf16) printf(", \"dpbf16_peak_gflops\": %.1f", bf16_peak_gflops(20000000));
+    /* Peaks: the best of 10 short runs. One run (~0.1 s) is easily slowed by
+     * another tenant of a shared machine, and a low peak would flatter every
+     * engine's "% of peak" in the table. */
+    double fma = 0, dp = 0;
+    for (int rep = 0; rep < 10; rep++) {
+        if (avx512) {
+            double g = fma_peak_gflops(20000000);
+            fma = g > fma ? g : fma;
+        }
+        if (bf16) {
+            double g = bf16_peak_gflops(20000000);
+            dp = g > dp ? g : dp;
+        }
+    }
+    if (avx512) printf(", \"fma_peak_fp32_gflops\": %.1f", fma);
+    if (bf16) printf(", \"dpbf16_peak_gflops\": %.1f", dp);
     printf(", \"gemm_square\": {\"size\": %d, \"gflops\": %.1f}", size, gemm_gflops(isa, size, size, size, 2.0));
     /* ViTamin-S transformer shapes at batch 8 (M = 8·196): qkv, GeGLU in, GeGLU out. */
     printf(", \"gemm_vitamin_s\": {\"qkv\": %.1f, \"w0w1\": %.1f, \"w2\": %.1f}", gemm_gflops(isa, 1568, 1152, 384, 1.0),
