@@ -29,10 +29,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: train_bench MODEL BATCH STEPS [ACCUM_FREQ]\n");
         return 2;
     }
-    /* The same OpenMP wait policy as `vitamin train` (tools/vitamin.c), and as
-     * train_ref_bench.py gives PyTorch: libgomp's default spin-waiting makes
-     * a step 1.5-2x slower whenever anything else shares the cores. libgomp
-     * reads the policy when it loads: set it and restart once, unless chosen. */
+    /* The same OpenMP wait policy as `vitamin train` (tools/vitamin.c):
+     * libgomp's default spin-waiting makes a step 1.5-2x slower whenever
+     * anything else shares the cores. libgomp reads the policy when it loads:
+     * set it and restart once, unless chosen. */
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         execv("/proc/self/exe", argv);

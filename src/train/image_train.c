@@ -413,8 +413,11 @@ static void drop_path_scales(float *keep, int n, float rate, uint64_t key, int64
     }
 }
 
-/* x_out = x_in + keep · branch, keep per sample. */
-static void residual_add(float *out, const float *in, const float *branch, const float *keep, int n, size_t per_sample) {
+/* out = in + keep · branch (in NULL: out = keep · branch), keep per sample:
+ * the forward residual with drop-path, and (in NULL) its backward into the
+ * branch. */
+static void add_scaled_per_sample(float *out, const float *in, const float *branch, const float *keep, int n,
+                                  size_t per_sample) {
     size_t total = (size_t)n * per_sample;
 #pragma omp parallel for schedule(static) if (ew_parallel(total))
     for (size_t s = 0; s < total; s += EW_CHUNK) {
@@ -422,7 +425,10 @@ static void residual_add(float *out, const float *in, const float *branch, const
         for (size_t j = s; j < e;) { /* split at sample boundaries */
             size_t i = j / per_sample, stop = (i + 1) * per_sample < e ? (i + 1) * per_sample : e;
             float k = keep[i];
-            for (; j < stop; j++) out[j] = in[j] + k * branch[j];
+            if (in)
+                for (; j < stop; j++) out[j] = in[j] + k * branch[j];
+            else
+                for (; j < stop; j++) out[j] = k * branch[j];
         }
     }
 }
@@ -440,7 +446,7 @@ static void block_forward(const vt_model_config *c, const block_train *b, const 
     linear_forward(a->qkv, a->ln1, b->qkv_w.value, b->qkv_b.value, (int)rows, d, 3 * d);
     attention_train_forward(a->att, a->probs, a->qkv, n, T, d, c->heads, 0);
     linear_forward(branch, a->att, b->proj_w.value, b->proj_b.value, (int)rows, d, d);
-    residual_add(a->x_mid, x, branch, b->keep1, n, (size_t)T * d);
+    add_scaled_per_sample(a->x_mid, x, branch, b->keep1, n, (size_t)T * d);
     layernorm_train_forward(a->ln2, a->m2, a->r2, a->x_mid, b->n2_w.value, b->n2_b.value, rows, d, EPS);
     layernorm_train_forward(a->u, a->mm, a->rm, a->ln2, b->mn_w.value, b->mn_b.value, rows, d, EPS);
     linear_forward(a->g, a->u, b->w0_w.value, b->w0_b.value, (int)rows, d, hid);
@@ -448,7 +454,7 @@ static void block_forward(const vt_model_config *c, const block_train *b, const 
     geglu_train_forward(a->hid, a->g, a->l, rows, hid);
     if (!out) return;
     linear_forward(branch, a->hid, b->w2_w.value, b->w2_b.value, (int)rows, hid, d);
-    residual_add(out, a->x_mid, branch, b->keep2, n, (size_t)T * d);
+    add_scaled_per_sample(out, a->x_mid, branch, b->keep2, n, (size_t)T * d);
 }
 
 void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t drop_key, int64_t first_sample,
@@ -545,19 +551,6 @@ static void mbconv_backward(image_train_state *st, int i, int n, const float *do
                                  m->pre_w.value, in_px, m->cin);
 }
 
-static void scale_rows(float *dst, const float *src, const float *keep, int n, size_t per_sample) {
-    size_t total = (size_t)n * per_sample;
-#pragma omp parallel for schedule(static) if (ew_parallel(total))
-    for (size_t s = 0; s < total; s += EW_CHUNK) {
-        size_t e = s + EW_CHUNK < total ? s + EW_CHUNK : total;
-        for (size_t j = s; j < e;) { /* split at sample boundaries */
-            size_t i = j / per_sample, stop = (i + 1) * per_sample < e ? (i + 1) * per_sample : e;
-            float k = keep[i];
-            for (; j < stop; j++) dst[j] = k * src[j];
-        }
-    }
-}
-
 /* dx holds d x_out of block bi on entry, d x_in on return. Uses t[1..4]. */
 static void block_backward(const vt_model_config *c, image_train_state *st, int bi, float *dx) {
     const block_train *b = &st->blk[bi];
@@ -571,7 +564,7 @@ static void block_backward(const vt_model_config *c, image_train_state *st, int 
     }
     float *db = st->t[2], *dh = st->t[3], *dl = st->t[4];
     /* MLP branch. */
-    scale_rows(db, dx, b->keep2, n, (size_t)T * d);
+    add_scaled_per_sample(db, NULL, dx, b->keep2, n, (size_t)T * d);
     linear_backward(dh, b->w2_w.grad, b->w2_b.grad, db, a->hid, b->w2_w.value, (int)rows, hid, d);
     float *dg = db; /* db is free now; rows·H fits (t sized rows·max(3D, H)) */
     geglu_train_backward(dg, dl, dh, a->g, a->l, rows, hid);
@@ -583,7 +576,7 @@ static void block_backward(const vt_model_config *c, image_train_state *st, int 
     layernorm_train_backward_add(dx, dx, b->n2_w.grad, b->n2_b.grad, dg, a->x_mid, a->m2, a->r2, b->n2_w.value,
                                  rows, d);
     /* Attention branch. */
-    scale_rows(db, dx, b->keep1, n, (size_t)T * d);
+    add_scaled_per_sample(db, NULL, dx, b->keep1, n, (size_t)T * d);
     linear_backward(dh, b->proj_w.grad, b->proj_b.grad, db, a->att, b->proj_w.value, (int)rows, d, d);
     attention_train_backward(dl, dh, a->qkv, a->probs, n, T, d, c->heads, 0);
     linear_backward(db, b->qkv_w.grad, b->qkv_b.grad, dl, a->ln1, b->qkv_w.value, (int)rows, d, 3 * d);

@@ -196,6 +196,26 @@ static void pack_a_kmajor(vt_isa isa, float *apack, const float *a, int lda, int
     }
 }
 
+/* C rows [i0, i1) × panels [p0, p1) += (or =) the packed A block (k-major
+ * groups of 8 rows, kc deep) times the panels' kc rows; panel p starts at
+ * panel0 + (p - p0) * panel_stride. */
+static void kmajor_block(vt_isa isa, int kc, const float *apack, int i0, int i1, const float *panel0,
+                         size_t panel_stride, int p0, int p1, int n, float *c, int ldc, int accumulate) {
+    for (int p = p0; p < p1; p++) {
+        const float *panel = panel0 + (size_t)(p - p0) * panel_stride;
+        int j0 = p * GEMM_NR, nr = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        for (int i = i0; i < i1; i += GEMM_MR) {
+            int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
+            const float *ap = apack + (size_t)(i - i0) * kc;
+            float *cp = c + (size_t)i * ldc + j0;
+            if (isa == VT_ISA_AVX512)
+                gemm_micro_kmajor_avx512(kc, ap, panel, cp, ldc, mr, nr, accumulate);
+            else
+                gemm_micro_kmajor_scalar(kc, ap, panel, cp, ldc, mr, nr, accumulate);
+        }
+    }
+}
+
 /* One tile: C rows [i0, i1), panels [p0, p1), all of k; packed B [n, k]. */
 static void tn_tile(vt_isa isa, int i0, int i1, int p0, int p1, int n, int k, const float *a, int lda,
                     const float *packed, float *c, int ldc, int accumulate) {
@@ -203,19 +223,8 @@ static void tn_tile(vt_isa isa, int i0, int i1, int p0, int p1, int n, int k, co
     for (int k0 = 0; k0 < k; k0 += TN_KC) {
         int kc = k - k0 < TN_KC ? k - k0 : TN_KC;
         pack_a_kmajor(isa, apack, a, lda, k0, kc, i0, i1);
-        for (int p = p0; p < p1; p++) {
-            const float *panel = packed + ((size_t)p * k + k0) * GEMM_NR;
-            int j0 = p * GEMM_NR, nr = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
-            for (int i = i0; i < i1; i += GEMM_MR) {
-                int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
-                const float *ap = apack + (size_t)(i - i0) * kc;
-                float *cp = c + (size_t)i * ldc + j0;
-                if (isa == VT_ISA_AVX512)
-                    gemm_micro_kmajor_avx512(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
-                else
-                    gemm_micro_kmajor_scalar(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
-            }
-        }
+        kmajor_block(isa, kc, apack, i0, i1, packed + ((size_t)p0 * k + k0) * GEMM_NR, (size_t)k * GEMM_NR, p0, p1,
+                     n, c, ldc, accumulate || k0 > 0);
     }
     if (k == 0 && !accumulate) /* empty sum */
         for (int i = i0; i < i1; i++) {
@@ -292,19 +301,8 @@ static void tn_large(vt_isa isa, int m, int n, int k, const float *a, int lda, c
                         colsum_block(totals + (size_t)(mt - own0) * TN_MC, apack, kc, i1 - i0);
                 }
                 int p0 = nt * per_tile, p1 = p0 + per_tile < panels ? p0 + per_tile : panels;
-                for (int p = p0; p < p1; p++) {
-                    const float *panel = bpack + (size_t)(p - pmin) * kc * GEMM_NR;
-                    int j0 = p * GEMM_NR, nr = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
-                    for (int i = i0; i < i1; i += GEMM_MR) {
-                        int mr = i1 - i < GEMM_MR ? i1 - i : GEMM_MR;
-                        const float *ap = apack + (size_t)(i - i0) * kc;
-                        float *cp = c + (size_t)i * ldc + j0;
-                        if (isa == VT_ISA_AVX512)
-                            gemm_micro_kmajor_avx512(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
-                        else
-                            gemm_micro_kmajor_scalar(kc, ap, panel, cp, ldc, mr, nr, accumulate || k0 > 0);
-                    }
-                }
+                kmajor_block(isa, kc, apack, i0, i1, bpack + (size_t)(p0 - pmin) * kc * GEMM_NR,
+                             (size_t)kc * GEMM_NR, p0, p1, n, c, ldc, accumulate || k0 > 0);
             }
         }
         if (totals) /* each row block's sums belong to one thread: no two write the same element */
