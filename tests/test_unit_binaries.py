@@ -1,4 +1,7 @@
-"""Runs every C unit-test binary (build/tests/test_*) as one pytest case each."""
+"""Runs every C unit-test binary (build/tests/test_*) as one pytest case each,
+and the kernel tests once more with VITAMIN_ISA=scalar: kernels that choose
+their path themselves (LayerNorm) then run their portable code."""
+import os
 import pathlib
 import subprocess
 
@@ -11,4 +14,10 @@ BINARIES = sorted((ROOT / "build" / "tests").glob("test_*"))
 @pytest.mark.parametrize("binary", BINARIES, ids=[b.name for b in BINARIES])
 def test_unit_binary(binary):
     proc = subprocess.run([str(binary)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_kernels_forced_scalar():
+    proc = subprocess.run([str(ROOT / "build" / "tests" / "test_kernels")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, VITAMIN_ISA="scalar"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

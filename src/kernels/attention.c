@@ -23,9 +23,8 @@ static void attention_head(vt_isa isa, float *out, int ldo, const float *q, cons
     float *packed_k = inv_sum + round_up_16((size_t)t);
     float *packed_v = packed_k + round_up_16(gemm_packed_floats(t > hd ? t : hd, t > hd ? t : hd));
     /* scores = q · kᵀ: K rows are the "B" operand in [n=t, k=hd] form. */
-    int k_panels = (t + GEMM_NR - 1) / GEMM_NR;
-    gemm_pack_nk(isa, k, t, hd, ldqkv, 0, k_panels, packed_k);
-    gemm_packed_b kb = {t, hd, k_panels, packed_k, NULL, 0};
+    gemm_pack(k, t, hd, ldqkv, 0, packed_k);
+    gemm_packed_b kb = {t, hd, (t + GEMM_NR - 1) / GEMM_NR, packed_k, NULL, 0};
     gemm_run(isa, t, q, ldqkv, &kb, scores, t, NULL);
     for (int i = 0; i < t; i++) {
         float *row = scores + (size_t)i * t;

@@ -21,31 +21,31 @@ size_t gemm_packed_floats(int n, int k) {
     return panels * (size_t)k * GEMM_NR;
 }
 
+void gemm_pack_nk(const float *b, int n, int k, int ldb, int p0, int p1, float *dst) {
+    for (int p = p0; p < p1; p++) {
+        float *out = dst + (size_t)p * k * GEMM_NR;
+        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
+        transpose_serial(out, GEMM_NR, b + (size_t)j0 * ldb, (size_t)ldb, width, k);
+        if (width < GEMM_NR)
+            for (int kk = 0; kk < k; kk++) memset(out + (size_t)kk * GEMM_NR + width, 0, sizeof(float) * (GEMM_NR - width));
+    }
+}
+
 void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst) {
     int panels = (n + GEMM_NR - 1) / GEMM_NR;
+    if (!b_is_kn) {
+        gemm_pack_nk(b, n, k, ldb, 0, panels, dst);
+        return;
+    }
     for (int p = 0; p < panels; p++) {
         float *out = dst + (size_t)p * k * GEMM_NR;
         int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
         for (int kk = 0; kk < k; kk++) {
             float *row = out + (size_t)kk * GEMM_NR;
-            if (b_is_kn) {
-                const float *src = b + (size_t)kk * ldb + j0;
-                for (int j = 0; j < width; j++) row[j] = src[j];
-            } else {
-                for (int j = 0; j < width; j++) row[j] = b[(size_t)(j0 + j) * ldb + kk];
-            }
+            const float *src = b + (size_t)kk * ldb + j0;
+            for (int j = 0; j < width; j++) row[j] = src[j];
             for (int j = width; j < GEMM_NR; j++) row[j] = 0.0f;
         }
-    }
-}
-
-void gemm_pack_nk(vt_isa isa, const float *b, int n, int k, int ldb, int p0, int p1, float *dst) {
-    for (int p = p0; p < p1; p++) {
-        float *out = dst + (size_t)p * k * GEMM_NR;
-        int j0 = p * GEMM_NR, width = n - j0 < GEMM_NR ? n - j0 : GEMM_NR;
-        transpose_serial(isa, out, GEMM_NR, b + (size_t)j0 * ldb, (size_t)ldb, width, k);
-        if (width < GEMM_NR)
-            for (int kk = 0; kk < k; kk++) memset(out + (size_t)kk * GEMM_NR + width, 0, sizeof(float) * (GEMM_NR - width));
     }
 }
 
@@ -143,7 +143,7 @@ static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, c
                 const float *pf = p == p0 && i + GEMM_MR < m_total ? ap + (size_t)GEMM_MR * lda : NULL;
                 int last = k0 + kc == k;
                 if (isa == VT_ISA_AVX512)
-                    gemm_micro_avx512_pf(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf,
+                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf,
                                          last && fused_bias ? fused_bias + j0 : NULL, last && fused_gelu);
                 else
                     gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);

@@ -32,11 +32,9 @@ size_t gemm_packed_floats(int n, int k);
  * as [k, n] with row stride ldb (V in P·V). */
 void gemm_pack(const float *b, int n, int k, int ldb, int b_is_kn, float *dst);
 
-/* The b_is_kn = 0 packing of panels [p0, p1) only, by 8×8 register
- * transposes where the ISA allows (gemm_pack's element-wise gather is ~5x
- * slower): for per-call operands such as K in attention, and for one panel
- * per thread in training. */
-void gemm_pack_nk(vt_isa isa, const float *b, int n, int k, int ldb, int p0, int p1, float *dst);
+/* gemm_pack's b_is_kn = 0 layout for panels [p0, p1) only (8×8 register
+ * transposes): training packs one panel per thread with it. */
+void gemm_pack_nk(const float *b, int n, int k, int ldb, int p0, int p1, float *dst);
 
 typedef struct {
     float alpha;            /* scales A·Bᵀ (before bias); 1 for plain linear layers */
@@ -73,13 +71,11 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
 /* Micro-kernels: C[mr, nr] (+)= A[mr, kc] · panel[kc, NR] with mr <= MR, nr <= NR. */
 void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
-void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
-                       int mr, int nr, int accumulate);
-/* The same, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
+/* AVX-512, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
  * next call while this one runs (pf NULL: none), and, for the last K block,
  * adding bias[0..nr) (NULL: none) and applying GELU (gelu != 0) to the
  * result in registers before it is stored. */
-void gemm_micro_avx512_pf(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr, int nr,
-                          int accumulate, const float *pf, const float *bias, int gelu);
+void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr, int nr,
+                       int accumulate, const float *pf, const float *bias, int gelu);
 
 #endif

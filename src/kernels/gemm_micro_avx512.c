@@ -15,9 +15,8 @@
  * the machines measured the hardware prefetcher did not cover the 8 strided
  * row streams, and a tile's first pass over A from memory ran ~30% below
  * the in-cache rate. */
-TARGET_AVX512 static inline void micro_avx512(int kc, const float *a, int lda, const float *panel, float *c,
-                                              int ldc, int mr, int nr, int accumulate, const float *pf,
-                                              const float *bias, int gelu) {
+TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr,
+                                     int nr, int accumulate, const float *pf, const float *bias, int gelu) {
     __m512 c0l = _mm512_setzero_ps(), c0h = _mm512_setzero_ps(), c1l = _mm512_setzero_ps(),
            c1h = _mm512_setzero_ps(), c2l = _mm512_setzero_ps(), c2h = _mm512_setzero_ps(),
            c3l = _mm512_setzero_ps(), c3h = _mm512_setzero_ps(), c4l = _mm512_setzero_ps(),
@@ -66,8 +65,7 @@ TARGET_AVX512 static inline void micro_avx512(int kc, const float *a, int lda, c
         return;
     }
     /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU. */
-    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __mmask16 mlo = gemm_row_mask_lo(nr), mhi = gemm_row_mask_hi(nr);
     __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
     __m512 bhi = bias ? _mm512_maskz_loadu_ps(mhi, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < mr; r++) {
@@ -88,14 +86,4 @@ TARGET_AVX512 static inline void micro_avx512(int kc, const float *a, int lda, c
         _mm512_mask_storeu_ps(crow, mlo, l);
         _mm512_mask_storeu_ps(crow + 16, mhi, h);
     }
-}
-
-TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
-                                     int mr, int nr, int accumulate) {
-    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, NULL, NULL, 0);
-}
-
-TARGET_AVX512 void gemm_micro_avx512_pf(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
-                                        int mr, int nr, int accumulate, const float *pf, const float *bias, int gelu) {
-    micro_avx512(kc, a, lda, panel, c, ldc, mr, nr, accumulate, pf, bias, gelu);
 }

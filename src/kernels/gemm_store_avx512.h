@@ -6,10 +6,15 @@
 
 #include <immintrin.h>
 
+/* Lane masks of the row's first nr (<= 32) columns: low and high vector. */
+static inline __mmask16 gemm_row_mask_lo(int nr) { return nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1); }
+static inline __mmask16 gemm_row_mask_hi(int nr) {
+    return nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+}
+
 __attribute__((target("avx512f"))) static inline void gemm_store_row_avx512(float *crow, __m512 lo, __m512 hi,
                                                                              int nr, int accumulate) {
-    __mmask16 mlo = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 mhi = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __mmask16 mlo = gemm_row_mask_lo(nr), mhi = gemm_row_mask_hi(nr);
     if (accumulate) {
         lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, crow));
         hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, crow + 16));

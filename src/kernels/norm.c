@@ -3,45 +3,39 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "kernels/simd.h"
+#include "kernels/cpu.h"
 
-/* LayerNorm statistics in fp32, 16 lanes (one AVX-512 vector under the
- * x86-64-v4 clone) plus a scalar tail: mean first, then the mean squared
- * deviation from it (two passes over a row that is in L1). The lanes hold at
- * most dim/16 terms each, so the rounding stays at the level of PyTorch's
- * own fp32 reductions (its CPU LayerNorm also sums in fp32). The earlier
- * double-precision version cost ~4x more per element, 4% of a forward pass.
- * These plain-C loops are the path for CPUs without AVX-512. */
+
+/* LayerNorm statistics in fp32: mean first, then the mean squared deviation
+ * from it (two passes over a row that is in L1), each summed in 16 lanes so
+ * that no lane holds more than dim/16 terms: rounding at the level of
+ * PyTorch's own fp32 reductions (its CPU LayerNorm also sums in fp32). An
+ * earlier double-precision version cost ~4x more per element, 4% of a
+ * forward pass. This plain-C row is the path for CPUs without AVX-512. */
 enum { LN_LANES = 16 };
 
-VT_CLONES static float row_mean(const float *x, int n) {
-    float lane[LN_LANES] = {0};
+static float lanes_sum(const float *lane, float tail) {
+    for (int l = 0; l < LN_LANES; l++) tail += lane[l];
+    return tail;
+}
+
+static void layernorm_row_portable(float *y, float *mean_out, float *rstd_out, const float *x, int n,
+                                   const float *weight, const float *bias, float eps) {
+    float lane[LN_LANES] = {0}, tail = 0;
     int i = 0;
     for (; i + LN_LANES <= n; i += LN_LANES)
         for (int l = 0; l < LN_LANES; l++) lane[l] += x[i + l];
-    float s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int l = 0; l < LN_LANES; l++) s += lane[l];
-    return s / (float)n;
-}
-
-VT_CLONES static float row_variance(const float *x, int n, float mean) {
-    float lane[LN_LANES] = {0};
-    int i = 0;
-    for (; i + LN_LANES <= n; i += LN_LANES)
-        for (int l = 0; l < LN_LANES; l++) {
-            float d = x[i + l] - mean;
-            lane[l] += d * d;
-        }
-    float s = 0;
-    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    for (int l = 0; l < LN_LANES; l++) s += lane[l];
-    return s / (float)n;
-}
-
-VT_CLONES static void normalize_affine(float *y, const float *x, int n, float mean, float rstd, const float *weight,
-                                       const float *bias) {
-    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
+    for (int t = i; t < n; t++) tail += x[t];
+    float mean = lanes_sum(lane, tail) / (float)n;
+    for (int l = 0; l < LN_LANES; l++) lane[l] = 0;
+    tail = 0;
+    for (i = 0; i + LN_LANES <= n; i += LN_LANES)
+        for (int l = 0; l < LN_LANES; l++) lane[l] += (x[i + l] - mean) * (x[i + l] - mean);
+    for (int t = i; t < n; t++) tail += (x[t] - mean) * (x[t] - mean);
+    float rstd = 1.0f / sqrtf(lanes_sum(lane, tail) / (float)n + eps);
+    if (mean_out) *mean_out = mean;
+    if (rstd_out) *rstd_out = rstd;
+    for (i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
 }
 
 /* One row with AVX-512: the same arithmetic in one function (tree reductions,
@@ -81,30 +75,29 @@ __attribute__((target("avx512f,fma"))) static void layernorm_row_avx512(float *y
     }
 }
 
-static int cpu_avx512f(void) {
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") != 0;
+/* The row kernel follows the library's ISA choice (kernels/cpu.h), so that
+ * VITAMIN_ISA=scalar also runs the portable row. */
+static vt_isa norm_isa(void) {
+    static int chosen = -1;
+    if (chosen < 0) {
+        vt_isa isa;
+        vt_error err = {0};
+        chosen = vt_isa_select(&isa, &err) == VT_OK ? (int)isa : (int)VT_ISA_SCALAR;
     }
-    return known;
+    return (vt_isa)chosen;
 }
 
 void layernorm_forward_stats(float *y, float *mean_out, float *rstd_out, const float *x, size_t rows, int dim,
                              const float *weight, const float *bias, float eps) {
-    int avx512 = cpu_avx512f();
+    int avx512 = norm_isa() == VT_ISA_AVX512;
 #pragma omp parallel for schedule(static) if (rows * dim > 32768)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * dim;
-        if (avx512) {
-            layernorm_row_avx512(y + r * dim, mean_out ? mean_out + r : NULL, rstd_out ? rstd_out + r : NULL, xr, dim,
-                                 weight, bias, eps);
-            continue;
-        }
-        float mean = row_mean(xr, dim), rstd = 1.0f / sqrtf(row_variance(xr, dim, mean) + eps);
-        if (mean_out) mean_out[r] = mean;
-        if (rstd_out) rstd_out[r] = rstd;
-        normalize_affine(y + r * dim, xr, dim, mean, rstd, weight, bias);
+        float *mean_r = mean_out ? mean_out + r : NULL, *rstd_r = rstd_out ? rstd_out + r : NULL;
+        if (avx512)
+            layernorm_row_avx512(y + r * dim, mean_r, rstd_r, xr, dim, weight, bias, eps);
+        else
+            layernorm_row_portable(y + r * dim, mean_r, rstd_r, xr, dim, weight, bias, eps);
     }
 }
 

@@ -1,6 +1,8 @@
 /* dst[c, r] = src[r, c]: 8×8 AVX2 register transposes with a scalar edge.
- * Used to pack the "B" operand of a GEMM given as rows of [n, k] (a weight in
- * training, K in attention) into its k-major panels. */
+ * Used to pack the "B" operand of a GEMM given as rows of [n, k] (weights at
+ * load and in training, K in attention) into its k-major panels. A transpose
+ * is a copy, with one result whatever the path, so the AVX2 blocks run
+ * wherever CPUID reports AVX2 (VITAMIN_ISA does not apply). */
 #include "kernels/transpose.h"
 
 #include <immintrin.h>
@@ -28,11 +30,17 @@ __attribute__((target("avx2,fma"))) static void transpose8x8_avx2(float *dst, si
     _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-/* Serial transpose of src [rows, cols] (stride lds) into dst [cols, rows]
- * (stride ldd), in 8×8 blocks with a scalar edge. */
-void transpose_serial(vt_isa isa, float *dst, size_t ldd, const float *src, size_t lds, int rows,
-                             int cols) {
-    int r8 = isa == VT_ISA_AVX512 ? rows & ~7 : 0, c8 = isa == VT_ISA_AVX512 ? cols & ~7 : 0;
+static int cpu_has_avx2(void) {
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx2") != 0;
+    }
+    return known;
+}
+
+void transpose_serial(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    int avx2 = cpu_has_avx2(), r8 = avx2 ? rows & ~7 : 0, c8 = avx2 ? cols & ~7 : 0;
     /* 8 source rows at a time, walking along the columns, so the 8 source
      * streams and 8 destination column strips stay in L1. */
     for (int r = 0; r < r8; r += 8)

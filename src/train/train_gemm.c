@@ -69,10 +69,10 @@ static float *scratch_get(int slot, size_t floats) {
 static int copy_in_parallel(size_t floats) { return floats >= (1u << 16) && !omp_in_parallel(); }
 
 /* B [n, k] (stride ldb) → panels, in parallel over panels (kernels/gemm.c). */
-static void pack_b_nk(vt_isa isa, float *dst, const float *b, int n, int k, int ldb) {
+static void pack_b_nk(float *dst, const float *b, int n, int k, int ldb) {
     int panels = (n + GEMM_NR - 1) / GEMM_NR;
 #pragma omp parallel for schedule(static) if (copy_in_parallel((size_t)n * k))
-    for (int p = 0; p < panels; p++) gemm_pack_nk(isa, b, n, k, ldb, p, p + 1, dst);
+    for (int p = 0; p < panels; p++) gemm_pack_nk(b, n, k, ldb, p, p + 1, dst);
 }
 
 /* ---- Packing B into gemm_packed_b panels (layout: kernels/gemm.h) ---- */
@@ -118,7 +118,7 @@ void tmat_nt(int m, int n, int k, const float *a, int lda, const float *b, int l
     if (m <= 0 || n <= 0) return;
     vt_isa isa = train_isa();
     float *packed = scratch_get(0, gemm_packed_floats(n, k));
-    pack_b_nk(isa, packed, b, n, k, ldb);
+    pack_b_nk(packed, b, n, k, ldb);
     run_packed(isa, m, n, k, a, lda, packed, c, ldc, accumulate);
 }
 
@@ -127,7 +127,7 @@ void tmat_nt_bias(int m, int n, int k, const float *a, int lda, const float *b, 
     if (m <= 0 || n <= 0) return;
     vt_isa isa = train_isa();
     float *packed = scratch_get(0, gemm_packed_floats(n, k));
-    pack_b_nk(isa, packed, b, n, k, ldb);
+    pack_b_nk(packed, b, n, k, ldb);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
     gemm_epilogue epi = {1.0f, bias, 0, NULL, 0};
     gemm_run(isa, m, a, lda, &pb, c, ldc, &epi);
