@@ -23,8 +23,8 @@ enum { DW_ROWS_PER_BLOCK = 4 };
 
 static int run_parallel(size_t work) { return work >= 32768 && !omp_in_parallel(); }
 
-/* Grow-only scratch (train/scratch.h): reordered taps, parameter-gradient partials. */
-static _Thread_local train_scratch dw_taps, dw_partials;
+/* Grow-only scratch (train/scratch.h): reordered taps, parameter-gradient partials and totals. */
+static _Thread_local train_scratch dw_taps, dw_partials, dw_totals;
 
 /* PyTorch [C, 1, 3, 3] → [9][C], so a tap's weights are contiguous over channels. */
 static float *weight_to_taps(const float *weight, int c) {
@@ -145,8 +145,8 @@ static void param_grad_block(float *part_w, float *part_b, const float *dy, cons
  * order as an element-outer loop, but reading the partials sequentially. */
 static void reduce_param_partials(float *dweight, float *dbias, const float *partials, size_t blocks, int c) {
     size_t stride = 10 * (size_t)c;
-    double *total = calloc(stride, sizeof(double));
-    if (!total) abort(); /* out of memory inside a kernel: nothing sensible to return */
+    double *total = train_scratch_get(&dw_totals, sizeof(double) * stride);
+    memset(total, 0, sizeof(double) * stride);
     for (size_t blk = 0; blk < blocks; blk++) {
         const float *p = partials + blk * stride;
         for (size_t j = 0; j < stride; j++) total[j] += p[j];
@@ -156,7 +156,6 @@ static void reduce_param_partials(float *dweight, float *dbias, const float *par
             for (int k = 0; k < 9; k++) dweight[(size_t)ch * 9 + k] += (float)total[(size_t)k * c + ch];
         if (dbias) dbias[ch] += (float)total[9 * (size_t)c + ch];
     }
-    free(total);
 }
 
 void depthwise3x3_gelu_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
