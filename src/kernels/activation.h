@@ -1,10 +1,11 @@
 /* Activations. Every GELU in ViTamin (stem, MBConv, GeGLU, text MLP) is the
  * exact erf form, never the tanh approximation (spec §9).
  *
- * The scalar path uses libm's erff. The AVX-512 path evaluates erf with the
- * Abramowitz–Stegun 7.1.26 form that PyTorch's own vectorised CPU erf uses
- * (|error| <= 1.5e-7) and a Cephes-style exp; scalar erff on every element
- * cost ~10% of a ViTamin-S forward pass. */
+ * The scalar path uses libm's erff. The AVX-512 path evaluates erf(x/√2) as a
+ * rational function fitted by scripts/fit_gelu_rational.py (GELU |error| <=
+ * 2.5e-7·max(1, |x|), as with PyTorch's own vectorised erf; see
+ * vecmath_avx512.h); scalar erff on every element cost ~10% of a ViTamin-S
+ * forward pass. */
 #ifndef VT_KERNELS_ACTIVATION_H
 #define VT_KERNELS_ACTIVATION_H
 

