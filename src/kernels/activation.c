@@ -16,14 +16,6 @@ void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size
     for (size_t j = 0; j < n; j++) out[j] = gelu_exact(gate[j]) * lin[j];
 }
 
-void geglu_forward(vt_isa isa, float *out, const float *in, size_t rows, int hidden) {
-#pragma omp parallel for schedule(static) if (rows * hidden > 65536)
-    for (size_t r = 0; r < rows; r++) {
-        const float *gate = in + r * 2 * hidden;
-        geglu_row(isa, out + r * hidden, gate, gate + hidden, (size_t)hidden);
-    }
-}
-
 void softmax_row(vt_isa isa, float *row, size_t n) {
     if (isa == VT_ISA_AVX512) {
         softmax_row_avx512(row, n);

@@ -33,8 +33,5 @@ void softmax_row_avx512(float *row, size_t n);
 float softmax_exp_row(vt_isa isa, float *row, size_t n, float scale);
 float softmax_exp_row_avx512(float *row, size_t n, float scale);
 
-/* GeGLU gate over the fused [w0 | w1] projection output `in` [rows, 2*hidden]:
- * out[r, j] = gelu(in[r, j]) * in[r, hidden + j]. OpenMP-parallel over rows. */
-void geglu_forward(vt_isa isa, float *out, const float *in, size_t rows, int hidden);
 
 #endif

@@ -82,8 +82,8 @@ void gemm_pack_bf16(const float *b, int n, int k, int ldb, uint16_t *dst) {
         }
 }
 
-/* bf16 version of gemm_tile: A rows are rounded to bf16 once per K block and
- * shared by every panel of the tile. */
+/* bf16 version of gemm_tile (C at the tile's origin): A rows are rounded to
+ * bf16 once per K block and shared by every panel of the tile. */
 static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int lda, const gemm_packed_b *b,
                            float *c, int ldc, int onto_c) {
     int k = b->k, pairs = (k + 1) / 2;
@@ -100,7 +100,7 @@ static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int l
                 int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
                 for (int i = m0; i < m1; i += 32)
                     gemm_micro_bf16_amx(kc_tiles / 2, converted + (size_t)(i - m0) * kc_tiles, kc_tiles, panel,
-                                        c + (size_t)i * ldc + j0, ldc, m1 - i < 32 ? m1 - i : 32, nr,
+                                        c + (size_t)(i - m0) * ldc + (p - p0) * GEMM_NR, ldc, m1 - i < 32 ? m1 - i : 32, nr,
                                         onto_c || k0 > 0);
             }
             continue;
@@ -112,50 +112,108 @@ static void gemm_tile_bf16(int m0, int m1, int p0, int p1, const float *a, int l
             for (int i = m0; i < m1; i += GEMM_MR) {
                 int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
                 gemm_micro_bf16_avx512(kc_even / 2, converted + (size_t)(i - m0) * kc_even, kc_even, panel,
-                                       c + (size_t)i * ldc + j0, ldc, mr, nr, onto_c || k0 > 0);
+                                       c + (size_t)(i - m0) * ldc + (p - p0) * GEMM_NR, ldc, mr, nr, onto_c || k0 > 0);
             }
         }
     }
 }
 
-/* One MC×NC output tile, all of K. With `onto_c` the product is added to what C
- * already holds (a residual that aliases C) instead of overwriting it. Rows
- * [m1, m_total) of A exist (the next tiles'), so they may be prefetched. */
-static void gemm_tile(vt_isa isa, int m0, int m1, int m_total, int p0, int p1, const float *a, int lda,
-                      const gemm_packed_b *b, float *c, int ldc, int onto_c, const float *fused_bias, int fused_gelu) {
-    int k = b->k;
+/* What every tile of one gemm_run shares. */
+typedef struct {
+    vt_isa isa;
+    const float *a;
+    int lda, m;
+    const gemm_packed_b *b;
+    int onto_c;              /* add the product to what C holds */
+    const float *fused_bias; /* AVX-512 fp32: bias / GELU applied in the kernel's registers */
+    int fused_gelu;
+    int geglu_cols;          /* > 0: GeGLU output columns (see gemm_geglu_interleave) */
+} gemm_job;
+
+/* One MC×NC output tile, all of K: sums into `c` (the tile's origin, ldc
+ * apart). With job->onto_c they are added to what C already holds (a residual
+ * that aliases C). With `geglu_out` (the AVX-512 fp32 GeGLU path) `c` holds
+ * only the partial sums of earlier K blocks and the last block writes the
+ * gated result there instead. Rows [m1, m) of A exist (the next tiles'), so
+ * they may be prefetched. */
+static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float *c, int ldc, float *geglu_out,
+                      int ld_out) {
+    const gemm_packed_b *b = job->b;
+    int k = b->k, lda = job->lda;
     if (b->bf16 && k > 0) {
-        gemm_tile_bf16(m0, m1, p0, p1, a, lda, b, c, ldc, onto_c);
+        gemm_tile_bf16(m0, m1, p0, p1, job->a, lda, b, c, ldc, job->onto_c);
         return;
     }
     for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
-        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
+        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, last = k0 + kc == k;
         for (int p = p0; p < p1; p++) {
             const float *panel = b->data + ((size_t)p * k + k0) * GEMM_NR;
             int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
+            gemm_micro_fused fused = {job->fused_bias ? job->fused_bias + j0 : NULL, job->fused_gelu, NULL, 0, 0};
+            if (geglu_out) {
+                fused.geglu_out = geglu_out + (p - p0) * (GEMM_NR / 2);
+                fused.ld_out = ld_out;
+                fused.geglu_cols = job->geglu_cols - p * (GEMM_NR / 2);
+            }
+            int fuse = last && (fused.bias || fused.gelu || fused.geglu_out);
             for (int i = m0; i < m1; i += GEMM_MR) {
                 int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
-                const float *ap = a + (size_t)i * lda + k0;
-                float *cp = c + (size_t)i * ldc + j0;
+                const float *ap = job->a + (size_t)i * lda + k0;
+                float *cp = c + (size_t)(i - m0) * ldc + (p - p0) * GEMM_NR;
                 /* The first panel is the tile's first pass over this block of A,
                  * which then comes from memory: prefetch the next 8 rows'
                  * (the next tile's first rows after the last group). */
-                const float *pf = p == p0 && i + GEMM_MR < m_total ? ap + (size_t)GEMM_MR * lda : NULL;
-                int last = k0 + kc == k;
-                if (isa == VT_ISA_AVX512)
-                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0, pf,
-                                         last && fused_bias ? fused_bias + j0 : NULL, last && fused_gelu);
-                else
-                    gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, onto_c || k0 > 0);
+                const float *pf = p == p0 && i + GEMM_MR < job->m ? ap + (size_t)GEMM_MR * lda : NULL;
+                if (job->isa == VT_ISA_AVX512) {
+                    gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, job->onto_c || k0 > 0, pf,
+                                      fuse ? &fused : NULL);
+                    if (fuse && fused.geglu_out) fused.geglu_out += (size_t)GEMM_MR * ld_out;
+                } else {
+                    gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, job->onto_c || k0 > 0);
+                }
             }
         }
     }
-    if (k == 0 && !onto_c) /* degenerate: the product is all zeros */
+    if (k == 0 && !job->onto_c) /* degenerate: the product is all zeros */
         for (int i = m0; i < m1; i++)
             for (int p = p0; p < p1; p++) {
                 int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
-                memset(c + (size_t)i * ldc + j0, 0, sizeof(float) * nr);
+                memset(c + (size_t)(i - m0) * ldc + (p - p0) * GEMM_NR, 0, sizeof(float) * nr);
             }
+}
+
+/* GeGLU from a tile's interleaved sums `in` (ld GEMM_NC) into C's columns
+ * [p0·16, p1·16) ∩ [0, cols): the path for kernels without the fused store. */
+static void geglu_tile(vt_isa isa, int rows, int p0, int p1, const float *in, const float *bias, float *c, int ldc,
+                       int cols) {
+    float gate[GEMM_NR / 2], lin[GEMM_NR / 2];
+    for (int r = 0; r < rows; r++)
+        for (int p = p0; p < p1; p++) {
+            const float *sums = in + (size_t)r * GEMM_NC + (p - p0) * GEMM_NR, *bp = bias ? bias + p * GEMM_NR : NULL;
+            int j0 = p * (GEMM_NR / 2), width = cols - j0 < GEMM_NR / 2 ? cols - j0 : GEMM_NR / 2;
+            for (int j = 0; j < width; j++) {
+                gate[j] = sums[j] + (bp ? bp[j] : 0.0f);
+                lin[j] = sums[GEMM_NR / 2 + j] + (bp ? bp[GEMM_NR / 2 + j] : 0.0f);
+            }
+            geglu_row(isa, c + (size_t)r * ldc + j0, gate, lin, (size_t)width);
+        }
+}
+
+int gemm_geglu_rows(int hidden) { return (hidden + GEMM_NR / 2 - 1) / (GEMM_NR / 2) * GEMM_NR; }
+
+void gemm_geglu_interleave(const float *w0, const float *w1, const float *b0, const float *b1, int hidden, int k,
+                           float *w_out, float *b_out) {
+    int half = GEMM_NR / 2, rows = gemm_geglu_rows(hidden);
+    for (int r = 0; r < rows; r++) {
+        int group = r / GEMM_NR, lane = r % GEMM_NR, src = group * half + lane % half;
+        int is_lin = lane >= half, valid = src < hidden;
+        const float *from = is_lin ? w1 : w0;
+        if (valid)
+            memcpy(w_out + (size_t)r * k, from + (size_t)src * k, sizeof(float) * k);
+        else
+            memset(w_out + (size_t)r * k, 0, sizeof(float) * k);
+        if (b_out) b_out[r] = valid ? (is_lin ? b1 : b0)[src] : 0.0f;
+    }
 }
 
 void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b, float *c, int ldc,
@@ -172,20 +230,21 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     /* A residual stored in C itself (x = x + W·h) is accumulated onto by the
      * micro-kernel, since the first K block would otherwise overwrite it. That
      * needs the product unscaled and un-activated. */
-    gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0};
-    int onto_c = local.residual == c && local.ldr == ldc;
-    if (onto_c) {
-        if (local.alpha != 1.0f || local.gelu) __builtin_trap(); /* no caller does this; see gemm.h */
+    gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0};
+    gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, NULL, 0, local.geglu_cols};
+    if (job.onto_c) {
+        if (local.alpha != 1.0f || local.gelu || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
         local.residual = NULL;
     }
-    epi = &local;
-    /* The AVX-512 fp32 kernel applies bias and GELU to its registers on the
-     * last K block (same order, same result), saving a pass over C. */
-    const float *fused_bias = NULL;
-    int fused_gelu = 0;
-    if (isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f && !local.residual) {
-        fused_bias = local.bias;
-        fused_gelu = local.gelu;
+    if (local.geglu_cols && (local.alpha != 1.0f || local.gelu || local.residual)) __builtin_trap(); /* see gemm.h */
+    /* The AVX-512 fp32 kernel applies bias and GELU (or GeGLU) to its
+     * registers on the last K block (same order, same result), saving a pass
+     * over C. */
+    int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f && !local.residual;
+    const float *geglu_bias = local.geglu_cols ? local.bias : NULL;
+    if (fuse || local.geglu_cols) {
+        job.fused_bias = fuse ? local.bias : NULL;
+        job.fused_gelu = fuse ? local.gelu : 0;
         local.bias = NULL;
         local.gelu = 0;
     }
@@ -203,10 +262,18 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
         int m1 = (int)((long)row_groups * (mt + 1) / mtiles) * GEMM_MR;
         if (m1 > m) m1 = m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
-        gemm_tile(isa, m0, m1, m, p0, p1, a, lda, b, c, ldc, onto_c, fused_bias, fused_gelu);
+        if (job.geglu_cols) {
+            /* The 2·hidden-wide sums live only in this tile buffer. */
+            float sums[GEMM_MC * GEMM_NC] __attribute__((aligned(64)));
+            float *out = c + (size_t)m0 * ldc + p0 * (GEMM_NR / 2);
+            gemm_tile(&job, m0, m1, p0, p1, sums, GEMM_NC, fuse ? out : NULL, ldc);
+            if (!fuse) geglu_tile(isa, m1 - m0, p0, p1, sums, geglu_bias, out - p0 * (GEMM_NR / 2), ldc, job.geglu_cols);
+            continue;
+        }
+        gemm_tile(&job, m0, m1, p0, p1, c + (size_t)m0 * ldc + p0 * GEMM_NR, ldc, NULL, 0);
         if (need_epilogue) {
             int n0 = p0 * GEMM_NR, n1 = p1 * GEMM_NR < b->n ? p1 * GEMM_NR : b->n;
-            apply_epilogue(isa, m0, m1, n0, n1, c, ldc, epi);
+            apply_epilogue(isa, m0, m1, n0, n1, c, ldc, &local);
         }
     }
 }

@@ -43,7 +43,20 @@ typedef struct {
     const float *residual;  /* [m, ldr] added last, or NULL. May alias C (same ldc)
                                only with alpha 1 and no GELU. */
     int ldr;
+    int geglu_cols;         /* > 0: GeGLU. B is [w0; w1] laid out by gemm_geglu_interleave
+                               and C receives geglu_cols columns, gelu(w0·a + b0) ⊙ (w1·a + b1).
+                               Not with alpha != 1, GELU or a residual. */
 } gemm_epilogue;
+
+/* GeGLU layout: w0 (gate) and w1 (linear), each [hidden, k] with biases
+ * [hidden], become one B of gemm_geglu_rows(hidden) rows in groups of 32: rows
+ * 32g..32g+15 are w0 rows 16g..16g+15 and rows 32g+16..32g+31 the same rows
+ * of w1 (zero past hidden). Each packed panel then holds a gate vector and
+ * its linear partner, so the AVX-512 kernel gates in registers and C never
+ * sees the 2·hidden-wide product. */
+int gemm_geglu_rows(int hidden);
+void gemm_geglu_interleave(const float *w0, const float *w1, const float *b0, const float *b1, int hidden, int k,
+                           float *w_out, float *b_out);
 
 /* bf16 weights (opt-in, CPUs with AVX512-BF16): panel p holds, for each pair
  * of k (k = 2q, 2q+1), the 32 columns' two values side by side:
@@ -71,11 +84,20 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
 /* Micro-kernels: C[mr, nr] (+)= A[mr, kc] · panel[kc, NR] with mr <= MR, nr <= NR. */
 void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
+/* What the AVX-512 kernel does to its registers after the last K block:
+ * + bias[0..nr) (NULL: none), then GELU; or, with geglu_out, + bias and
+ * geglu_out[r][j] = gelu(sum[r][j]) · sum[r][16 + j] for j < geglu_cols (a
+ * gemm_geglu_interleave panel), C (lo: partial sums of earlier K blocks) then
+ * being only read. */
+typedef struct {
+    const float *bias;
+    int gelu;
+    float *geglu_out;
+    int ld_out, geglu_cols;
+} gemm_micro_fused;
 /* AVX-512, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
- * next call while this one runs (pf NULL: none), and, for the last K block,
- * adding bias[0..nr) (NULL: none) and applying GELU (gelu != 0) to the
- * result in registers before it is stored. */
+ * next call while this one runs (pf NULL: none); `fused` NULL: plain store. */
 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr, int nr,
-                       int accumulate, const float *pf, const float *bias, int gelu);
+                       int accumulate, const float *pf, const gemm_micro_fused *fused);
 
 #endif

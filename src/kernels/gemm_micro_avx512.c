@@ -16,7 +16,7 @@
  * row streams, and a tile's first pass over A from memory ran ~30% below
  * the in-cache rate. */
 TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const float *panel, float *c, int ldc, int mr,
-                                     int nr, int accumulate, const float *pf, const float *bias, int gelu) {
+                                     int nr, int accumulate, const float *pf, const gemm_micro_fused *fused) {
     __m512 c0l = _mm512_setzero_ps(), c0h = _mm512_setzero_ps(), c1l = _mm512_setzero_ps(),
            c1h = _mm512_setzero_ps(), c2l = _mm512_setzero_ps(), c2h = _mm512_setzero_ps(),
            c3l = _mm512_setzero_ps(), c3h = _mm512_setzero_ps(), c4l = _mm512_setzero_ps(),
@@ -60,14 +60,16 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
 #undef STEP
     __m512 lo[GEMM_MR] = {c0l, c1l, c2l, c3l, c4l, c5l, c6l, c7l};
     __m512 hi[GEMM_MR] = {c0h, c1h, c2h, c3h, c4h, c5h, c6h, c7h};
-    if (!bias && !gelu) {
+    if (!fused) {
         for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
         return;
     }
-    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU. */
+    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU or GeGLU. */
+    const float *bias = fused->bias;
     __mmask16 mlo = gemm_row_mask_lo(nr), mhi = gemm_row_mask_hi(nr);
     __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
     __m512 bhi = bias ? _mm512_maskz_loadu_ps(mhi, bias + 16) : _mm512_setzero_ps();
+    __mmask16 mout = fused->geglu_out ? gemm_row_mask_lo(fused->geglu_cols) : 0;
     for (int r = 0; r < mr; r++) {
         float *crow = c + (size_t)r * ldc;
         __m512 l = lo[r], h = hi[r];
@@ -75,11 +77,13 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
             l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, crow));
             h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, crow + 16));
         }
-        if (bias) {
-            l = _mm512_add_ps(l, blo);
-            h = _mm512_add_ps(h, bhi);
+        l = _mm512_add_ps(l, blo);
+        h = _mm512_add_ps(h, bhi);
+        if (fused->geglu_out) {
+            _mm512_mask_storeu_ps(fused->geglu_out + (size_t)r * fused->ld_out, mout, _mm512_mul_ps(gelu_ps(l), h));
+            continue;
         }
-        if (gelu) {
+        if (fused->gelu) {
             l = gelu_ps(l);
             h = gelu_ps(h);
         }

@@ -75,7 +75,7 @@ static image_plan plan_image(const struct vt_model *m, int batch) {
     image_plan p;
     size_t conv = max_sz(h1 * h1 * (size_t)c->stem_width, s * s * 3);
     conv = max_sz(conv, (h1 / 2) * (h1 / 2) * (size_t)c->stage_widths[1] * 4);
-    size_t tokens = n * max_sz(3 * d, 2 * (size_t)c->mlp_hidden);
+    size_t tokens = n * max_sz(3 * d, (size_t)c->mlp_hidden); /* qkv; GeGLU output (gated in the GEMM) */
     p.activation = align16((size_t)batch * max_sz(conv, tokens));
     /* Largest band over every banded layer. */
     int h = (int)h1;
@@ -114,7 +114,7 @@ static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, 
                             int batch, int h, int w, int cin, int stride, float *band_scratch, size_t band_floats) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride), cout = conv->weight.n;
     int rows = conv3x3_rows_per_band(h, w, cin, stride), bands = (ho + rows - 1) / rows;
-    gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0};
+    gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0, 0};
 #pragma omp parallel for schedule(dynamic, 1)
     for (int job = 0; job < batch * bands; job++) {
         int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
@@ -136,12 +136,12 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
     float *depthwise = expanded + align16((size_t)band_input_rows(oy1 - oy0, s) * w * mid);
     layernorm_forward(normed, x + (size_t)iy0 * w * cin, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias,
                       IMAGE_LN_EPS);
-    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0};
+    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0, 0};
     gemm_run(m->isa, (int)in_pixels, normed, cin, &blk->conv1.weight, expanded, mid, &expand);
     depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, oy0, oy1,
                            blk->depthwise_weight, blk->depthwise_bias);
     float *dst = out + (size_t)oy0 * wo * cout;
-    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, dst, cout};
+    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, dst, cout, 0};
     gemm_run(m->isa, (oy1 - oy0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
 }
 
@@ -156,7 +156,7 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     if (blk->stride == 2) {
         if (blk->has_expand) {
             avgpool3x3s2_forward(pooled, x, batch, h, w, cin);
-            gemm_epilogue epi = {1.0f, blk->expand.bias, 0, NULL, 0};
+            gemm_epilogue epi = {1.0f, blk->expand.bias, 0, NULL, 0, 0};
             gemm_run(m->isa, (int)out_pixels, pooled, cin, &blk->expand.weight, out, cout, &epi);
         } else {
             avgpool3x3s2_forward(out, x, batch, h, w, cin);
@@ -180,18 +180,17 @@ static void vit_block_forward(const struct vt_model *m, const vit_block *blk, fl
     int d = c->width, hidden = c->mlp_hidden;
     size_t rows = (size_t)batch * n;
     layernorm_forward(t1, x, rows, d, blk->norm1_weight, blk->norm1_bias, IMAGE_LN_EPS);
-    gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0};
+    gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->qkv.weight, t2, 3 * d, &bias_only);
     attention_forward(m->isa, t1, t2, batch, n, d, c->heads, 0, attn_scratch);
-    gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d};
+    gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->proj.weight, x, d, &residual);
 
     layernorm_forward(t1, x, rows, d, blk->norm2_weight, blk->norm2_bias, IMAGE_LN_EPS);
     layernorm_forward(t1, t1, rows, d, blk->mlp_norm_weight, blk->mlp_norm_bias, IMAGE_LN_EPS);
-    gemm_epilogue w01 = {1.0f, blk->w0_w1.bias, 0, NULL, 0};
-    gemm_run(m->isa, (int)rows, t1, d, &blk->w0_w1.weight, t2, 2 * hidden, &w01);
-    geglu_forward(m->isa, t3, t2, rows, hidden);
-    gemm_epilogue residual2 = {1.0f, blk->w2.bias, 0, x, d};
+    gemm_epilogue w01 = {1.0f, blk->w0_w1.bias, 0, NULL, 0, hidden};
+    gemm_run(m->isa, (int)rows, t1, d, &blk->w0_w1.weight, t3, hidden, &w01);
+    gemm_epilogue residual2 = {1.0f, blk->w2.bias, 0, x, d, 0};
     gemm_run(m->isa, (int)rows, t3, hidden, &blk->w2.weight, x, d, &residual2);
 }
 
@@ -264,6 +263,6 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     }
     layernorm_forward(t1, t1, (size_t)batch, d, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS);
     if (trace && trace->fn) trace->fn(trace->user, "pooled", t1, 2, (const int64_t[]){batch, d});
-    gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0};
+    gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0, 0};
     gemm_run(m->isa, batch, t1, d, &m->head_proj.weight, out, c->embed_dim, &head);
 }

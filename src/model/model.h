@@ -31,7 +31,7 @@ typedef struct {
     const float *norm1_weight, *norm1_bias, *norm2_weight, *norm2_bias;
     const float *mlp_norm_weight, *mlp_norm_bias;
     linear_layer qkv, proj;
-    linear_layer w0_w1; /* GeGLU w0 and w1 packed as one [2H, D] projection */
+    linear_layer w0_w1; /* GeGLU w0 and w1 as one projection, rows interleaved by gemm_geglu_interleave */
     linear_layer w2;
 } vit_block;
 

@@ -399,7 +399,8 @@ static void bind_image_tower(binder *b) {
         bind_norm(b, &blk->norm2_weight, &blk->norm2_bias, name, d);
         join_key(name, sizeof name, p, ".mlp.norm");
         bind_norm(b, &blk->mlp_norm_weight, &blk->mlp_norm_bias, name, d);
-        /* w0 (gated) and w1 (linear) read the same input: one [2H, D] GEMM. */
+        /* w0 (gated) and w1 (linear) read the same input: one GEMM, its rows
+         * interleaved so that the GEMM gates in its epilogue (gemm.h). */
         join_key(name, sizeof name, p, ".mlp.w0.weight");
         const float *w0 = bind(b, name, 2, SHAPE(h, d));
         join_key(name, sizeof name, p, ".mlp.w1.weight");
@@ -409,14 +410,12 @@ static void bind_image_tower(binder *b) {
         join_key(name, sizeof name, p, ".mlp.w1.bias");
         const float *b1 = bind(b, name, 1, SHAPE(h));
         if (!b->status) {
-            float *w01 = malloc((size_t)2 * h * d * sizeof(float));
-            float *b01 = own(b, (size_t)2 * h * sizeof(float));
+            int rows = gemm_geglu_rows(h);
+            float *w01 = malloc((size_t)rows * d * sizeof(float));
+            float *b01 = own(b, (size_t)rows * sizeof(float));
             if (!w01 || !b01) { free(w01); b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
-            memcpy(w01, w0, (size_t)h * d * sizeof(float));
-            memcpy(w01 + (size_t)h * d, w1, (size_t)h * d * sizeof(float));
-            memcpy(b01, b0, (size_t)h * sizeof(float));
-            memcpy(b01 + h, b1, (size_t)h * sizeof(float));
-            pack_into(b, &blk->w0_w1, w01, 2 * h, d, 0);
+            gemm_geglu_interleave(w0, w1, b0, b1, h, d, w01, b01);
+            pack_into(b, &blk->w0_w1, w01, rows, d, 0);
             blk->w0_w1.bias = b01;
             free(w01);
         }

@@ -40,7 +40,7 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
     /* with_epilogue 1: alpha, bias, GELU and a residual (applied after the
      * tile); 2: bias and GELU only (fused into the AVX-512 kernel's store). */
-    gemm_epilogue epi = {0.5f, bias, 1, res, ldc}, fused = {1.0f, bias, 1, NULL, 0};
+    gemm_epilogue epi = {0.5f, bias, 1, res, ldc, 0}, fused = {1.0f, bias, 1, NULL, 0, 0};
     gemm_run(isa, m, a, lda, &pb, c, ldc, with_epilogue == 1 ? &epi : with_epilogue == 2 ? &fused : NULL);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -75,6 +75,73 @@ static void test_gemm(void) {
             for (int epi = 0; epi < 3; epi++) check_gemm(isas[ii], sizes[s][0], sizes[s][1], sizes[s][2], epi);
 }
 
+/* GeGLU epilogue: out = gelu(w0·a + b0) ⊙ (w1·a + b1) from one GEMM over the
+ * gemm_geglu_interleave layout, on every path (fp32 scalar / AVX-512 fused,
+ * bf16 and AMX through the tile buffer). hidden not a multiple of 16 leaves a
+ * part-filled last group; k > the GEMM's K block makes the fused kernel
+ * read partial sums back. bf16 paths compare with bf16-rounded operands. */
+static float bf16_round(float x) {
+    uint32_t u = (uint32_t)vt_f32_to_bf16(x) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static void check_gemm_geglu(vt_isa isa, int m, int hidden, int k, int bf16, int amx) {
+    int lda = k + 2, ldc = hidden + 3, rows = gemm_geglu_rows(hidden);
+    float *a = rand_buf((size_t)m * lda), *w0 = rand_buf((size_t)hidden * k), *w1 = rand_buf((size_t)hidden * k);
+    float *b0 = rand_buf(hidden), *b1 = rand_buf(hidden), *c = rand_buf((size_t)m * ldc), *before = malloc((size_t)m * ldc * 4);
+    float *w = malloc((size_t)rows * k * 4), *bias = malloc((size_t)rows * 4);
+    memcpy(before, c, (size_t)m * ldc * 4);
+    gemm_geglu_interleave(w0, w1, b0, b1, hidden, k, w, bias);
+    gemm_packed_b pb = {rows, k, rows / GEMM_NR, NULL, NULL, amx};
+    void *packed;
+    if (bf16) {
+        size_t elems = gemm_packed_bf16_elems(rows, k);
+        packed = aligned_alloc(64, ((elems + 64 * GEMM_NR) * 2 + 63) & ~(size_t)63);
+        memset((uint16_t *)packed + elems, 0, 64 * GEMM_NR * 2);
+        gemm_pack_bf16(w, rows, k, k, packed);
+        pb.bf16 = packed;
+    } else {
+        packed = aligned_alloc(64, gemm_packed_floats(rows, k) * 4 + 64);
+        gemm_pack(w, rows, k, k, 0, packed);
+        pb.data = packed;
+    }
+    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0, hidden};
+    gemm_run(isa, m, a, lda, &pb, c, ldc, &epi);
+    double worst = 0;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < hidden; j++) {
+            double g = b0[j], l = b1[j], mag = 1;
+            for (int kk = 0; kk < k; kk++) {
+                double av = bf16 ? bf16_round(a[i * lda + kk]) : a[i * lda + kk];
+                g += av * (bf16 ? bf16_round(w0[j * k + kk]) : w0[j * k + kk]);
+                l += av * (bf16 ? bf16_round(w1[j * k + kk]) : w1[j * k + kk]);
+                mag += fabs(av * w0[j * k + kk]) + fabs(av * w1[j * k + kk]);
+            }
+            double ref = 0.5 * g * (1 + erf(g / sqrt(2.0))) * l;
+            worst = fmax(worst, fabs(ref - c[i * ldc + j]) / (mag * (1 + fabs(l))));
+        }
+        for (int j = hidden; j < ldc; j++) CHECK(c[i * ldc + j] == before[i * ldc + j]); /* nothing past hidden */
+    }
+    if (worst > 1e-5)
+        fprintf(stderr, "gemm geglu %s bf16=%d amx=%d m=%d hidden=%d k=%d: rel err %g\n", vt_isa_name(isa), bf16, amx, m,
+                hidden, k, worst);
+    CHECK(worst <= 1e-5);
+    free(a); free(w0); free(w1); free(b0); free(b1); free(c); free(before); free(w); free(bias); free(packed);
+}
+
+static void test_gemm_geglu(void) {
+    const int sizes[][3] = {{1, 16, 1}, {9, 37, 300}, {70, 96, 64}, {196, 200, 513}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        check_gemm_geglu(VT_ISA_SCALAR, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
+        if (!cpu_avx512()) continue;
+        check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
+        if (!__builtin_cpu_supports("avx512bf16")) continue;
+        check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 1, 0);
+        if (gemm_amx_available()) check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 1, 1);
+    }
+}
+
 /* x = x + W·h with the residual stored in C itself (the transformer's residual
  * stream): K > GEMM's K block, so a kernel that overwrote C on the first block
  * would lose the residual. */
@@ -86,7 +153,7 @@ static void test_residual_in_place(vt_isa isa) {
     float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
     gemm_pack(b, n, k, k, 0, packed);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
-    gemm_epilogue epi = {1.0f, bias, 0, c, n};
+    gemm_epilogue epi = {1.0f, bias, 0, c, n, 0};
     gemm_run(isa, m, a, k, &pb, c, n, &epi);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -113,7 +180,7 @@ static void test_gemm_bf16(int m, int n, int k, int with_residual, int amx) {
     memset(packed + elems, 0, 64 * GEMM_NR * 2);
     gemm_pack_bf16(b, n, k, k, packed);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, NULL, packed, amx};
-    gemm_epilogue epi = {1.0f, bias, 0, with_residual ? c : NULL, ldc};
+    gemm_epilogue epi = {1.0f, bias, 0, with_residual ? c : NULL, ldc, 0};
     gemm_run(VT_ISA_AVX512, m, a, lda, &pb, c, ldc, &epi);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -250,6 +317,7 @@ int main(void) {
     test_gelu(VT_ISA_SCALAR);
     if (cpu_avx512()) test_gelu(VT_ISA_AVX512);
     test_gemm();
+    test_gemm_geglu();
     test_pack_transposed();
     __builtin_cpu_init();
     if (cpu_avx512() && __builtin_cpu_supports("avx512bf16")) {
