@@ -61,6 +61,19 @@ static int mbconv_rows_per_band(const mbconv_block *blk, int h, int w) {
     return rows > ho ? ho : rows;
 }
 
+/* Output rows per band after balancing: bands of equal height (ceil) and,
+ * when there are few (image, band) jobs, a count the threads share evenly. At
+ * batch 1 a 28-row stage-2 map cut as 8+8+8+4, or the token conv's single
+ * 14-row band, left a thread idle for a quarter or half of the layer. Never
+ * more rows than `rows`, so the planned band buffers still fit; results do not
+ * depend on the banding (each output row is computed the same way). */
+static int balanced_band_rows(int out_rows, int rows, int batch) {
+    int threads = omp_get_max_threads(), bands = (out_rows + rows - 1) / rows;
+    if (batch * bands < 4 * threads)
+        while ((batch * bands) % threads && bands < out_rows) bands++;
+    return (out_rows + bands - 1) / bands;
+}
+
 static size_t conv3x3_band_floats(int w, int cin, int stride, int rows) {
     return align16((size_t)rows * conv3x3_out(w, stride) * 9 * cin);
 }
@@ -113,7 +126,7 @@ static void trace4(const vt_trace *t, const char *name, const float *x, int b, i
 static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, float *y, const float *x,
                             int batch, int h, int w, int cin, int stride, float *band_scratch, size_t band_floats) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride), cout = conv->weight.n;
-    int rows = conv3x3_rows_per_band(h, w, cin, stride), bands = (ho + rows - 1) / rows;
+    int rows = balanced_band_rows(ho, conv3x3_rows_per_band(h, w, cin, stride), batch), bands = (ho + rows - 1) / rows;
     gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0, 0};
 #pragma omp parallel for schedule(dynamic, 1)
     for (int job = 0; job < batch * bands; job++) {
@@ -164,7 +177,7 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     } else {
         memcpy(out, x, out_pixels * cout * sizeof(float));
     }
-    int rows = mbconv_rows_per_band(blk, h, w), bands = (ho + rows - 1) / rows;
+    int rows = balanced_band_rows(ho, mbconv_rows_per_band(blk, h, w), batch), bands = (ho + rows - 1) / rows;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int job = 0; job < batch * bands; job++) {
         int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
