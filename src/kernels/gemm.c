@@ -125,8 +125,10 @@ typedef struct {
     int lda, m;
     const gemm_packed_b *b;
     int onto_c;              /* add the product to what C holds */
-    const float *fused_bias; /* AVX-512 fp32: bias / GELU applied in the kernel's registers */
+    const float *fused_bias; /* AVX-512 fp32: bias / GELU / residual applied in the kernel's registers */
     int fused_gelu;
+    const float *fused_residual;
+    int ldr;
     int geglu_cols;          /* > 0: GeGLU output columns (see gemm_geglu_interleave) */
 } gemm_job;
 
@@ -149,13 +151,13 @@ static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float
         for (int p = p0; p < p1; p++) {
             const float *panel = b->data + ((size_t)p * k + k0) * GEMM_NR;
             int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
-            gemm_micro_fused fused = {job->fused_bias ? job->fused_bias + j0 : NULL, job->fused_gelu, NULL, 0, 0};
+            gemm_micro_fused fused = {job->fused_bias ? job->fused_bias + j0 : NULL, job->fused_gelu, NULL, 0, NULL, 0, 0};
             if (geglu_out) {
                 fused.geglu_out = geglu_out + (p - p0) * (GEMM_NR / 2);
                 fused.ld_out = ld_out;
                 fused.geglu_cols = job->geglu_cols - p * (GEMM_NR / 2);
             }
-            int fuse = last && (fused.bias || fused.gelu || fused.geglu_out);
+            int fuse = last && (fused.bias || fused.gelu || job->fused_residual || fused.geglu_out);
             for (int i = m0; i < m1; i += GEMM_MR) {
                 int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
                 const float *ap = job->a + (size_t)i * lda + k0;
@@ -165,6 +167,10 @@ static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float
                  * (the next tile's first rows after the last group). */
                 const float *pf = p == p0 && i + GEMM_MR < job->m ? ap + (size_t)GEMM_MR * lda : NULL;
                 if (job->isa == VT_ISA_AVX512) {
+                    if (job->fused_residual) {
+                        fused.residual = job->fused_residual + (size_t)i * job->ldr + j0;
+                        fused.ldr = job->ldr;
+                    }
                     gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, job->onto_c || k0 > 0, pf,
                                       fuse ? &fused : NULL);
                     if (fuse && fused.geglu_out) fused.geglu_out += (size_t)GEMM_MR * ld_out;
@@ -231,22 +237,25 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
      * micro-kernel, since the first K block would otherwise overwrite it. That
      * needs the product unscaled and un-activated. */
     gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0};
-    gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, NULL, 0, local.geglu_cols};
+    gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, NULL, 0, NULL, 0, local.geglu_cols};
     if (job.onto_c) {
         if (local.alpha != 1.0f || local.gelu || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
         local.residual = NULL;
     }
     if (local.geglu_cols && (local.alpha != 1.0f || local.gelu || local.residual)) __builtin_trap(); /* see gemm.h */
-    /* The AVX-512 fp32 kernel applies bias and GELU (or GeGLU) to its
-     * registers on the last K block (same order, same result), saving a pass
-     * over C. */
-    int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f && !local.residual;
+    /* The AVX-512 fp32 kernel applies bias, GELU (or GeGLU) and a residual
+     * to its registers on the last K block (same order, same result), saving
+     * a pass over C. */
+    int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f;
     const float *geglu_bias = local.geglu_cols ? local.bias : NULL;
     if (fuse || local.geglu_cols) {
         job.fused_bias = fuse ? local.bias : NULL;
         job.fused_gelu = fuse ? local.gelu : 0;
+        job.fused_residual = fuse ? local.residual : NULL;
+        job.ldr = local.ldr;
         local.bias = NULL;
         local.gelu = 0;
+        if (fuse) local.residual = NULL;
     }
     int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
     /* Tile order. Row-major (all column tiles of a row block, then the next)

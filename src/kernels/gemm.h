@@ -85,13 +85,15 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
 void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
 /* What the AVX-512 kernel does to its registers after the last K block:
- * + bias[0..nr) (NULL: none), then GELU; or, with geglu_out, + bias and
- * geglu_out[r][j] = gelu(sum[r][j]) · sum[r][16 + j] for j < geglu_cols (a
- * gemm_geglu_interleave panel), C (lo: partial sums of earlier K blocks) then
- * being only read. */
+ * + bias[0..nr) (NULL: none), then GELU, then + residual rows (ldr apart; NULL:
+ * none); or, with geglu_out, + bias and geglu_out[r][j] = gelu(sum[r][j]) ·
+ * sum[r][16 + j] for j < geglu_cols (a gemm_geglu_interleave panel), C (the
+ * partial sums of earlier K blocks) then being only read. */
 typedef struct {
     const float *bias;
     int gelu;
+    const float *residual;
+    int ldr;
     float *geglu_out;
     int ld_out, geglu_cols;
 } gemm_micro_fused;

@@ -64,7 +64,7 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
         for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
         return;
     }
-    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU or GeGLU. */
+    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU or GeGLU, + residual. */
     const float *bias = fused->bias;
     __mmask16 mlo = gemm_row_mask_lo(nr), mhi = gemm_row_mask_hi(nr);
     __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
@@ -86,6 +86,11 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
         if (fused->gelu) {
             l = gelu_ps(l);
             h = gelu_ps(h);
+        }
+        if (fused->residual) {
+            const float *res = fused->residual + (size_t)r * fused->ldr;
+            l = _mm512_add_ps(l, _mm512_maskz_loadu_ps(mlo, res));
+            h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(mhi, res + 16));
         }
         _mm512_mask_storeu_ps(crow, mlo, l);
         _mm512_mask_storeu_ps(crow + 16, mhi, h);

@@ -138,8 +138,9 @@ static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, 
     }
 }
 
-/* One band of output rows [oy0, oy1) of one image of an MbConvLNBlock; `out`
- * already holds the shortcut for those rows. */
+/* One band of output rows [oy0, oy1) of one image of an MbConvLNBlock. The
+ * shortcut is the input itself (stride 1) or what `out` already holds (the
+ * pooled shortcut of a stride-2 block). */
 static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float *out, const float *x, int h, int w,
                         int oy0, int oy1, float *scratch) {
     int s = blk->stride, wo = conv3x3_out(w, s), cin = blk->in_channels, cout = blk->out_channels, mid = 4 * cout;
@@ -154,7 +155,8 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
     depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, oy0, oy1,
                            blk->depthwise_weight, blk->depthwise_bias);
     float *dst = out + (size_t)oy0 * wo * cout;
-    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, dst, cout, 0};
+    const float *shortcut = s == 1 ? x + (size_t)oy0 * w * cin : dst;
+    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, shortcut, cout, 0};
     gemm_run(m->isa, (oy1 - oy0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
 }
 
@@ -165,7 +167,8 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     int ho = conv3x3_out(h, blk->stride), wo = conv3x3_out(w, blk->stride);
     int cin = blk->in_channels, cout = blk->out_channels;
     size_t out_pixels = (size_t)batch * ho * wo;
-    /* Shortcut into `out` (the projection's residual, added in its epilogue). */
+    /* The projection's epilogue adds the shortcut: the input rows themselves
+     * at stride 1 (same shape), else the pooled input, put in `out` first. */
     if (blk->stride == 2) {
         if (blk->has_expand) {
             avgpool3x3s2_forward(pooled, x, batch, h, w, cin);
@@ -174,8 +177,6 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
         } else {
             avgpool3x3s2_forward(out, x, batch, h, w, cin);
         }
-    } else {
-        memcpy(out, x, out_pixels * cout * sizeof(float));
     }
     int rows = balanced_band_rows(ho, mbconv_rows_per_band(blk, h, w), batch), bands = (ho + rows - 1) / rows;
 #pragma omp parallel for schedule(dynamic, 1)

@@ -39,9 +39,12 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
     gemm_pack(b, n, k, k, 0, packed);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
     /* with_epilogue 1: alpha, bias, GELU and a residual (applied after the
-     * tile); 2: bias and GELU only (fused into the AVX-512 kernel's store). */
-    gemm_epilogue epi = {0.5f, bias, 1, res, ldc, 0}, fused = {1.0f, bias, 1, NULL, 0, 0};
-    gemm_run(isa, m, a, lda, &pb, c, ldc, with_epilogue == 1 ? &epi : with_epilogue == 2 ? &fused : NULL);
+     * tile); 2: bias and GELU only, 3: bias, GELU and a residual (both fused
+     * into the AVX-512 kernel's store). */
+    gemm_epilogue epi = {0.5f, bias, 1, res, ldc, 0}, fused = {1.0f, bias, 1, NULL, 0, 0},
+                  fused_res = {1.0f, bias, 1, res, ldc, 0};
+    gemm_run(isa, m, a, lda, &pb, c, ldc,
+             with_epilogue == 1 ? &epi : with_epilogue == 2 ? &fused : with_epilogue == 3 ? &fused_res : NULL);
     double worst = 0;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -53,9 +56,9 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
             if (with_epilogue == 1) {
                 s = s * 0.5 + bias[j];
                 s = 0.5 * s * (1 + erf(s / sqrt(2.0))) + res[i * ldc + j];
-            } else if (with_epilogue == 2) {
+            } else if (with_epilogue >= 2) {
                 s = s + bias[j];
-                s = 0.5 * s * (1 + erf(s / sqrt(2.0)));
+                s = 0.5 * s * (1 + erf(s / sqrt(2.0))) + (with_epilogue == 3 ? res[i * ldc + j] : 0);
             }
             double e = fabs(s - c[i * ldc + j]) / (1 + mag);
             if (e > worst) worst = e;
@@ -72,7 +75,7 @@ static void test_gemm(void) {
     vt_isa isas[2] = {VT_ISA_SCALAR, VT_ISA_AVX512};
     for (int ii = 0; ii < (cpu_avx512() ? 2 : 1); ii++)
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
-            for (int epi = 0; epi < 3; epi++) check_gemm(isas[ii], sizes[s][0], sizes[s][1], sizes[s][2], epi);
+            for (int epi = 0; epi < 4; epi++) check_gemm(isas[ii], sizes[s][0], sizes[s][1], sizes[s][2], epi);
 }
 
 /* GeGLU epilogue: out = gelu(w0·a + b0) ⊙ (w1·a + b1) from one GEMM over the
