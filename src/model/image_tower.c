@@ -19,8 +19,11 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 /* The conv stages run in bands of output rows, one (image, band) per thread:
  * LN → 1×1 expand + GELU → depthwise + GELU → 1×1 project for a band keeps the
  * 4×-wide intermediate (the largest tensor of the network) in the core's L2
- * instead of streaming it through memory three times. Each band recomputes the
- * expansion of its one-row halo. BAND_FLOATS sizes the per-thread buffers. */
+ * instead of streaming it through memory three times. An MBConv band is
+ * processed in chunks of rows that slide down it, each keeping the expanded
+ * halo rows of the previous chunk, so only the bands' own edges are expanded
+ * twice (at batch >= 2 x threads a band is a whole image: never). Dense 3×3
+ * convs im2col one band at a time. BAND_FLOATS sizes the per-thread buffers. */
 enum { BAND_FLOATS = 1 << 18 }; /* 1 MiB */
 
 /* Scratch layout: three full activation buffers (conv maps or token tensors),
@@ -42,22 +45,20 @@ static int band_rows(size_t floats_per_out_row, int out_rows) {
 /* Input rows a band of `rows` output rows reads (3×3 kernel, padding 1). */
 static int band_input_rows(int rows, int stride) { return (rows - 1) * stride + 3; }
 
-/* Band buffer floats of one MBConv block: LN'd input, expanded input, depthwise output. */
+/* Chunk buffer floats of one MBConv block: LN'd input, expanded input, depthwise output. */
 static size_t mbconv_band_floats(const mbconv_block *blk, int w, int rows) {
     int wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels, in_rows = band_input_rows(rows, blk->stride);
     return align16((size_t)in_rows * w * blk->in_channels) + align16((size_t)in_rows * w * mid) +
            align16((size_t)rows * wo * mid);
 }
 
-/* Output rows per MBConv band: as many as fit BAND_FLOATS, but at least enough
- * that recomputing the halo rows costs <= 25% (stride 1: 2 extra input rows
- * per band, so >= 8 rows; stride 2: 1 extra, so >= 2) even when a wide model's
- * band then outgrows L2 — recomputation costs more than the cache misses. */
-static int mbconv_rows_per_band(const mbconv_block *blk, int h, int w) {
+/* Output rows per MBConv chunk: as many as fit BAND_FLOATS (at least 2, so a
+ * chunk's GEMMs keep some rows even on wide models). */
+static int mbconv_rows_per_chunk(const mbconv_block *blk, int h, int w) {
     int ho = conv3x3_out(h, blk->stride), wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels;
     size_t per_row = (size_t)blk->stride * w * (blk->in_channels + mid) + (size_t)wo * mid;
-    int rows = band_rows(per_row, ho), least = blk->stride == 1 ? 8 : 2;
-    if (rows < least) rows = least;
+    int rows = band_rows(per_row, ho);
+    if (rows < 2) rows = 2;
     return rows > ho ? ho : rows;
 }
 
@@ -96,7 +97,7 @@ static image_plan plan_image(const struct vt_model *m, int batch) {
     band = max_sz(band, conv3x3_band_floats(h, c->stem_width, 1, conv3x3_rows_per_band(h, h, c->stem_width, 1)));
     for (int i = 0; i < m->mbconv_count; i++) {
         const mbconv_block *blk = &m->mbconv[i];
-        band = max_sz(band, mbconv_band_floats(blk, h, mbconv_rows_per_band(blk, h, h)));
+        band = max_sz(band, mbconv_band_floats(blk, h, mbconv_rows_per_chunk(blk, h, h)));
         h = conv3x3_out(h, blk->stride);
     }
     band = max_sz(band, conv3x3_band_floats(h, c->stage_widths[1], 2, conv3x3_rows_per_band(h, h, c->stage_widths[1], 2)));
@@ -138,26 +139,38 @@ static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, 
     }
 }
 
-/* One band of output rows [oy0, oy1) of one image of an MbConvLNBlock. The
- * shortcut is the input itself (stride 1) or what `out` already holds (the
- * pooled shortcut of a stride-2 block). */
+/* One band of output rows [oy0, oy1) of one image of an MbConvLNBlock, in
+ * chunks of `chunk` output rows. The expanded rows a chunk shares with the
+ * next (2 at stride 1, 1 at stride 2) move to the front of the buffer instead
+ * of being recomputed. The shortcut is the input itself (stride 1) or what
+ * `out` already holds (the pooled shortcut of a stride-2 block). */
 static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float *out, const float *x, int h, int w,
-                        int oy0, int oy1, float *scratch) {
+                        int oy0, int oy1, int chunk, float *scratch) {
     int s = blk->stride, wo = conv3x3_out(w, s), cin = blk->in_channels, cout = blk->out_channels, mid = 4 * cout;
-    int iy0 = oy0 * s - 1 < 0 ? 0 : oy0 * s - 1, iy1 = (oy1 - 1) * s + 2 > h ? h : (oy1 - 1) * s + 2;
-    size_t in_pixels = (size_t)(iy1 - iy0) * w;
-    float *normed = scratch, *expanded = normed + align16((size_t)band_input_rows(oy1 - oy0, s) * w * cin);
-    float *depthwise = expanded + align16((size_t)band_input_rows(oy1 - oy0, s) * w * mid);
-    layernorm_forward(normed, x + (size_t)iy0 * w * cin, in_pixels, cin, blk->pre_norm_weight, blk->pre_norm_bias,
-                      IMAGE_LN_EPS);
+    size_t in_row = (size_t)w * cin, mid_row = (size_t)w * mid;
+    float *normed = scratch, *expanded = normed + align16((size_t)band_input_rows(chunk, s) * in_row);
+    float *depthwise = expanded + align16((size_t)band_input_rows(chunk, s) * mid_row);
     gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0, 0};
-    gemm_run(m->isa, (int)in_pixels, normed, cin, &blk->conv1.weight, expanded, mid, &expand);
-    depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, oy0, oy1,
-                           blk->depthwise_weight, blk->depthwise_bias);
-    float *dst = out + (size_t)oy0 * wo * cout;
-    const float *shortcut = s == 1 ? x + (size_t)oy0 * w * cin : dst;
-    gemm_epilogue project = {1.0f, blk->conv3.bias, 0, shortcut, cout, 0};
-    gemm_run(m->isa, (oy1 - oy0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
+    int have0 = 0, have1 = 0; /* input rows whose expansion `expanded` holds */
+    for (int c0 = oy0; c0 < oy1; c0 += chunk) {
+        int c1 = c0 + chunk < oy1 ? c0 + chunk : oy1;
+        int iy0 = c0 * s - 1 < 0 ? 0 : c0 * s - 1, iy1 = (c1 - 1) * s + 2 > h ? h : (c1 - 1) * s + 2;
+        int kept = have1 > iy0 ? have1 - (iy0 > have0 ? iy0 : have0) : 0;
+        if (kept) memmove(expanded, expanded + (size_t)(have1 - kept - have0) * mid_row, kept * mid_row * sizeof(float));
+        int new0 = iy0 + kept;
+        size_t new_pixels = (size_t)(iy1 - new0) * w;
+        layernorm_forward(normed, x + (size_t)new0 * in_row, new_pixels, cin, blk->pre_norm_weight,
+                          blk->pre_norm_bias, IMAGE_LN_EPS);
+        gemm_run(m->isa, (int)new_pixels, normed, cin, &blk->conv1.weight, expanded + kept * mid_row, mid, &expand);
+        have0 = iy0;
+        have1 = iy1;
+        depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, c0, c1,
+                               blk->depthwise_weight, blk->depthwise_bias);
+        float *dst = out + (size_t)c0 * wo * cout;
+        const float *shortcut = s == 1 ? x + (size_t)c0 * w * cin : dst;
+        gemm_epilogue project = {1.0f, blk->conv3.bias, 0, shortcut, cout, 0};
+        gemm_run(m->isa, (c1 - c0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
+    }
 }
 
 /* MbConvLNBlock (spec §1.3): shortcut from the raw input; pre-norm, 1×1 expand
@@ -178,11 +191,14 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
             avgpool3x3s2_forward(out, x, batch, h, w, cin);
         }
     }
-    int rows = balanced_band_rows(ho, mbconv_rows_per_band(blk, h, w), batch), bands = (ho + rows - 1) / rows;
+    /* Bands: whole images when there are enough to share out, else as many
+     * equal bands per image as balance the threads. */
+    int chunk = mbconv_rows_per_chunk(blk, h, w);
+    int rows = balanced_band_rows(ho, ho, batch), bands = (ho + rows - 1) / rows;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int job = 0; job < batch * bands; job++) {
         int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
-        mbconv_band(m, blk, out + (size_t)b * ho * wo * cout, x + (size_t)b * h * w * cin, h, w, oy0, oy1,
+        mbconv_band(m, blk, out + (size_t)b * ho * wo * cout, x + (size_t)b * h * w * cin, h, w, oy0, oy1, chunk,
                     band_scratch + (size_t)omp_get_thread_num() * band_floats);
     }
 }
