@@ -22,7 +22,8 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
  * instead of streaming it through memory three times. An MBConv band is
  * processed in chunks of rows that slide down it, each keeping the expanded
  * halo rows of the previous chunk, so only the bands' own edges are expanded
- * twice (at batch >= 2 x threads a band is a whole image: never). Dense 3×3
+ * twice (when the images share out evenly over the threads, a band is a
+ * whole image: never). Dense 3×3
  * convs im2col one band at a time. BAND_FLOATS sizes the per-thread buffers. */
 enum { BAND_FLOATS = 1 << 18 }; /* 1 MiB */
 
