@@ -27,6 +27,10 @@ VT_CLONES void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c,
 
 VT_CLONES void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w,
                                       int c, int stride, int oy0, int oy1, const float *weight, const float *bias) {
+    if (isa == VT_ISA_AVX512) {
+        depthwise3x3_gelu_rows_avx512(y, x, x_row0, h, w, c, stride, oy0, oy1, weight, bias);
+        return;
+    }
     int wo = conv3x3_out(w, stride);
     for (int oy = oy0; oy < oy1; oy++) {
         for (int ox = 0; ox < wo; ox++) {

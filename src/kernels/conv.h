@@ -23,6 +23,8 @@ void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c, int strid
  * weight [3][3][C] (reordered from PyTorch [C,1,3,3]); y [(oy1-oy0), Wo, C]. Serial. */
 void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w, int c,
                             int stride, int oy0, int oy1, const float *weight, const float *bias);
+void depthwise3x3_gelu_rows_avx512(float *y, const float *x, int x_row0, int h, int w, int c, int stride, int oy0,
+                                   int oy1, const float *weight, const float *bias);
 
 /* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */
 void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c);
