@@ -47,7 +47,7 @@ static int band_rows(size_t floats_per_out_row, int out_rows) {
 static int band_input_rows(int rows, int stride) { return (rows - 1) * stride + 3; }
 
 /* Chunk buffer floats of one MBConv block: LN'd input, expanded input, depthwise output. */
-static size_t mbconv_band_floats(const mbconv_block *blk, int w, int rows) {
+static size_t mbconv_chunk_floats(const mbconv_block *blk, int w, int rows) {
     int wo = conv3x3_out(w, blk->stride), mid = 4 * blk->out_channels, in_rows = band_input_rows(rows, blk->stride);
     return align16((size_t)in_rows * w * blk->in_channels) + align16((size_t)in_rows * w * mid) +
            align16((size_t)rows * wo * mid);
@@ -98,7 +98,7 @@ static image_plan plan_image(const struct vt_model *m, int batch) {
     band = max_sz(band, conv3x3_band_floats(h, c->stem_width, 1, conv3x3_rows_per_band(h, h, c->stem_width, 1)));
     for (int i = 0; i < m->mbconv_count; i++) {
         const mbconv_block *blk = &m->mbconv[i];
-        band = max_sz(band, mbconv_band_floats(blk, h, mbconv_rows_per_chunk(blk, h, h)));
+        band = max_sz(band, mbconv_chunk_floats(blk, h, mbconv_rows_per_chunk(blk, h, h)));
         h = conv3x3_out(h, blk->stride);
     }
     band = max_sz(band, conv3x3_band_floats(h, c->stage_widths[1], 2, conv3x3_rows_per_band(h, h, c->stage_widths[1], 2)));
