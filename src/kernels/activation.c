@@ -1,5 +1,7 @@
 #include "kernels/activation.h"
 
+#include "kernels/simd.h"
+
 void gelu_inplace(vt_isa isa, float *x, size_t n) {
     if (isa == VT_ISA_AVX512) {
         gelu_inplace_avx512(x, n);
@@ -16,19 +18,9 @@ void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size
     for (size_t j = 0; j < n; j++) out[j] = gelu_exact(gate[j]) * lin[j];
 }
 
-void softmax_row(vt_isa isa, float *row, size_t n) {
-    if (isa == VT_ISA_AVX512) {
-        softmax_row_avx512(row, n);
-        return;
-    }
-    float mx = row[0];
-    for (size_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-    float sum = 0;
-    for (size_t j = 0; j < n; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-    }
-    float inv = 1.0f / sum;
+/* The unnormalised exponentials, then one scaling pass. */
+VT_CLONES void softmax_row(vt_isa isa, float *row, size_t n) {
+    float inv = 1.0f / softmax_exp_row(isa, row, n, 1.0f);
     for (size_t j = 0; j < n; j++) row[j] *= inv;
 }
 

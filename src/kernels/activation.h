@@ -26,7 +26,6 @@ void geglu_row_avx512(float *out, const float *gate, const float *lin, size_t n)
 
 /* row[0..n) = softmax(row[0..n)), n >= 1, on the calling thread. */
 void softmax_row(vt_isa isa, float *row, size_t n);
-void softmax_row_avx512(float *row, size_t n);
 /* The unnormalised half of softmax(scale · row), scale > 0: row[j] =
  * exp(scale·row[j] − scale·max(row)), returning their sum. Attention divides
  * its n×d output by the sum instead of its n×n probabilities. */

@@ -26,28 +26,6 @@ TARGET_AVX512 void geglu_row_avx512(float *out, const float *gate, const float *
     }
 }
 
-TARGET_AVX512 void softmax_row_avx512(float *row, size_t n) {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + i));
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
-    if (i < n) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, row + i));
-    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= n; i += 16) {
-        __m512 e = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(row + i), vmax));
-        _mm512_storeu_ps(row + i, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    if (i < n) {
-        __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + i), vmax));
-        _mm512_mask_storeu_ps(row + i, tail, e);
-        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, _mm512_mul_ps(_mm512_loadu_ps(row + i), inv));
-    if (i < n) _mm512_mask_storeu_ps(row + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + i), inv));
-}
-
 TARGET_AVX512 float softmax_exp_row_avx512(float *row, size_t n, float scale) {
     /* Two running maxima halve the max pass's dependency chain. */
     __m512 mx0 = _mm512_set1_ps(-INFINITY), mx1 = mx0;

@@ -124,12 +124,9 @@ typedef struct {
     const float *a;
     int lda, m;
     const gemm_packed_b *b;
-    int onto_c;              /* add the product to what C holds */
-    const float *fused_bias; /* AVX-512 fp32: bias / GELU / residual applied in the kernel's registers */
-    int fused_gelu;
-    const float *fused_residual;
-    int ldr;
-    int geglu_cols;          /* > 0: GeGLU output columns (see gemm_geglu_interleave) */
+    int onto_c;             /* add the product to what C holds */
+    int fuse;               /* AVX-512 fp32: `fused` has work for the kernel's last K block */
+    gemm_micro_fused fused; /* bias and residual at column 0 / row 0; geglu_cols = all output columns */
 } gemm_job;
 
 /* One MC×NC output tile, all of K: sums into `c` (the tile's origin, ldc
@@ -147,17 +144,17 @@ static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float
         return;
     }
     for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
-        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, last = k0 + kc == k;
+        int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC, fuse = job->fuse && k0 + kc == k;
         for (int p = p0; p < p1; p++) {
             const float *panel = b->data + ((size_t)p * k + k0) * GEMM_NR;
             int j0 = p * GEMM_NR, nr = b->n - j0 < GEMM_NR ? b->n - j0 : GEMM_NR;
-            gemm_micro_fused fused = {job->fused_bias ? job->fused_bias + j0 : NULL, job->fused_gelu, NULL, 0, NULL, 0, 0};
+            gemm_micro_fused fused = job->fused;
+            if (fused.bias) fused.bias += j0;
             if (geglu_out) {
                 fused.geglu_out = geglu_out + (p - p0) * (GEMM_NR / 2);
                 fused.ld_out = ld_out;
-                fused.geglu_cols = job->geglu_cols - p * (GEMM_NR / 2);
+                fused.geglu_cols -= p * (GEMM_NR / 2);
             }
-            int fuse = last && (fused.bias || fused.gelu || job->fused_residual || fused.geglu_out);
             for (int i = m0; i < m1; i += GEMM_MR) {
                 int mr = m1 - i < GEMM_MR ? m1 - i : GEMM_MR;
                 const float *ap = job->a + (size_t)i * lda + k0;
@@ -167,13 +164,10 @@ static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float
                  * (the next tile's first rows after the last group). */
                 const float *pf = p == p0 && i + GEMM_MR < job->m ? ap + (size_t)GEMM_MR * lda : NULL;
                 if (job->isa == VT_ISA_AVX512) {
-                    if (job->fused_residual) {
-                        fused.residual = job->fused_residual + (size_t)i * job->ldr + j0;
-                        fused.ldr = job->ldr;
-                    }
+                    if (job->fused.residual) fused.residual = job->fused.residual + (size_t)i * fused.ldr + j0;
                     gemm_micro_avx512(kc, ap, lda, panel, cp, ldc, mr, nr, job->onto_c || k0 > 0, pf,
                                       fuse ? &fused : NULL);
-                    if (fuse && fused.geglu_out) fused.geglu_out += (size_t)GEMM_MR * ld_out;
+                    if (fused.geglu_out) fused.geglu_out += (size_t)GEMM_MR * ld_out;
                 } else {
                     gemm_micro_scalar(kc, ap, lda, panel, cp, ldc, mr, nr, job->onto_c || k0 > 0);
                 }
@@ -237,7 +231,7 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
      * micro-kernel, since the first K block would otherwise overwrite it. That
      * needs the product unscaled and un-activated. */
     gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0};
-    gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, NULL, 0, NULL, 0, local.geglu_cols};
+    gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, 0, {0}};
     if (job.onto_c) {
         if (local.alpha != 1.0f || local.gelu || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
         local.residual = NULL;
@@ -245,18 +239,16 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     if (local.geglu_cols && (local.alpha != 1.0f || local.gelu || local.residual)) __builtin_trap(); /* see gemm.h */
     /* The AVX-512 fp32 kernel applies bias, GELU (or GeGLU) and a residual
      * to its registers on the last K block (same order, same result), saving
-     * a pass over C. */
+     * a pass over C. Other paths gate GeGLU (with its bias) per tile. */
     int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f;
     const float *geglu_bias = local.geglu_cols ? local.bias : NULL;
-    if (fuse || local.geglu_cols) {
-        job.fused_bias = fuse ? local.bias : NULL;
-        job.fused_gelu = fuse ? local.gelu : 0;
-        job.fused_residual = fuse ? local.residual : NULL;
-        job.ldr = local.ldr;
-        local.bias = NULL;
+    if (fuse) {
+        job.fused = (gemm_micro_fused){local.bias, local.gelu, local.residual, local.ldr, NULL, 0, local.geglu_cols};
+        job.fuse = local.bias || local.gelu || local.residual || local.geglu_cols;
         local.gelu = 0;
-        if (fuse) local.residual = NULL;
+        local.residual = NULL;
     }
+    if (fuse || local.geglu_cols) local.bias = NULL;
     int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
     /* Tile order. Row-major (all column tiles of a row block, then the next)
      * keeps the A block in L2 but streams all of B once per row block; when B
@@ -271,12 +263,12 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
         int m1 = (int)((long)row_groups * (mt + 1) / mtiles) * GEMM_MR;
         if (m1 > m) m1 = m;
         int p0 = nt * panels_per_tile, p1 = p0 + panels_per_tile < b->panels ? p0 + panels_per_tile : b->panels;
-        if (job.geglu_cols) {
+        if (local.geglu_cols) {
             /* The 2·hidden-wide sums live only in this tile buffer. */
             float sums[GEMM_MC * GEMM_NC] __attribute__((aligned(64)));
-            float *out = c + (size_t)m0 * ldc + p0 * (GEMM_NR / 2);
-            gemm_tile(&job, m0, m1, p0, p1, sums, GEMM_NC, fuse ? out : NULL, ldc);
-            if (!fuse) geglu_tile(isa, m1 - m0, p0, p1, sums, geglu_bias, out - p0 * (GEMM_NR / 2), ldc, job.geglu_cols);
+            float *rows = c + (size_t)m0 * ldc;
+            gemm_tile(&job, m0, m1, p0, p1, sums, GEMM_NC, fuse ? rows + p0 * (GEMM_NR / 2) : NULL, ldc);
+            if (!fuse) geglu_tile(isa, m1 - m0, p0, p1, sums, geglu_bias, rows, ldc, local.geglu_cols);
             continue;
         }
         gemm_tile(&job, m0, m1, p0, p1, c + (size_t)m0 * ldc + p0 * GEMM_NR, ldc, NULL, 0);

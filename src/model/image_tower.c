@@ -22,9 +22,9 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
  * instead of streaming it through memory three times. An MBConv band is
  * processed in chunks of rows that slide down it, each keeping the expanded
  * halo rows of the previous chunk, so only the bands' own edges are expanded
- * twice (when the images share out evenly over the threads, a band is a
- * whole image: never). Dense 3×3
- * convs im2col one band at a time. BAND_FLOATS sizes the per-thread buffers. */
+ * twice (when the images share out evenly over the threads, a band is a whole
+ * image: never). Dense 3×3 convs im2col one band at a time. BAND_FLOATS sizes
+ * the per-thread buffers. */
 enum { BAND_FLOATS = 1 << 18 }; /* 1 MiB */
 
 /* Scratch layout: three full activation buffers (conv maps or token tensors),
@@ -156,8 +156,8 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
     for (int c0 = oy0; c0 < oy1; c0 += chunk) {
         int c1 = c0 + chunk < oy1 ? c0 + chunk : oy1;
         int iy0 = c0 * s - 1 < 0 ? 0 : c0 * s - 1, iy1 = (c1 - 1) * s + 2 > h ? h : (c1 - 1) * s + 2;
-        int kept = have1 > iy0 ? have1 - (iy0 > have0 ? iy0 : have0) : 0;
-        if (kept) memmove(expanded, expanded + (size_t)(have1 - kept - have0) * mid_row, kept * mid_row * sizeof(float));
+        int kept = have1 > iy0 ? have1 - iy0 : 0; /* chunks move down: have0 <= iy0 */
+        if (kept) memmove(expanded, expanded + (size_t)(iy0 - have0) * mid_row, kept * mid_row * sizeof(float));
         int new0 = iy0 + kept;
         size_t new_pixels = (size_t)(iy1 - new0) * w;
         layernorm_forward(normed, x + (size_t)new0 * in_row, new_pixels, cin, blk->pre_norm_weight,
