@@ -81,6 +81,9 @@ test: all
 clean:
 	rm -rf $(BUILD)
 
+# The BPE vocabulary is assembled into the library (.incbin, see the file).
+$(BUILD)/obj/src/io/tokenizer_vocab.o $(BUILD)/fuzzobj/src/io/tokenizer_vocab.o: share/bpe_simple_vocab_16e6.txt.gz
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 # Keep the instrumented objects between fuzz builds.

@@ -104,7 +104,7 @@ vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int
 
 typedef struct clip_tokenizer vt_tokenizer;
 
-/* NULL path: $VITAMIN_BPE_VOCAB, then the locations the set-up installs to. */
+/* NULL path: $VITAMIN_BPE_VOCAB if set, else open_clip's vocabulary built into the library. */
 vt_status vt_tokenizer_load(const char *vocab_path, vt_tokenizer **out, vt_error *err);
 void vt_tokenizer_free(vt_tokenizer *tokenizer);
 /* Exactly `context_length` ids: [SOT] tokens [EOT], truncated with EOT last, 0-padded. */

@@ -2,12 +2,13 @@
 # Installs everything vitamin.c needs on a fresh Debian 12 machine:
 #  - Debian -dev libraries the engine links against (image codecs, zlib, utf8proc),
 #  - a Python venv (.venv) with the *reference* implementations used only by tests
-#    (torch, torchvision, timm, open_clip) and the BPE vocabulary open_clip ships.
+#    (torch, torchvision, timm, open_clip). The BPE vocabulary is in the repo
+#    (share/) and built into the library.
 # Idempotent: a second run only checks. Run as root (apt) or with the packages present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libutf8proc-dev clang libclang-rt-14-dev dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin"
+APT_PACKAGES="build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libutf8proc-dev clang libclang-rt-14-dev dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin libcurl4-openssl-dev"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -40,10 +41,4 @@ if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, safetensor
   .venv/bin/pip install -q --no-cache-dir -r scripts/requirements-reference.txt
 fi
 
-# open_clip ships the CLIP BPE vocabulary; vitamin.c reads the same file (gzip).
-mkdir -p data
-if [ ! -s data/bpe_simple_vocab_16e6.txt.gz ]; then
-  src=$(.venv/bin/python -c "import open_clip, os; print(os.path.join(os.path.dirname(open_clip.__file__), 'bpe_simple_vocab_16e6.txt.gz'))")
-  cp "$src" data/bpe_simple_vocab_16e6.txt.gz
-fi
 echo "setup: ok"

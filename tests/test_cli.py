@@ -259,7 +259,7 @@ def test_full_disk(small_model, tmp_path):
 def test_library_concurrent_encoding(small_model):
     """Several threads encoding with one loaded model give identical results."""
     _, ckpt = small_model
-    env = dict(os.environ, VITAMIN_BPE_VOCAB=str(ROOT / "data" / "bpe_simple_vocab_16e6.txt.gz"))
+    env = dict(os.environ, VITAMIN_BPE_VOCAB=str(ROOT / "share" / "bpe_simple_vocab_16e6.txt.gz"))
     proc = subprocess.run([str(ROOT / "build" / "testtools" / "api_threads"), str(ckpt), photos()[0], "a photo"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -42,7 +42,7 @@ def dump(build_dir):
 
 @pytest.fixture(scope="module")
 def vocab(root):
-    return str(root / "data" / "bpe_simple_vocab_16e6.txt.gz")
+    return str(root / "share" / "bpe_simple_vocab_16e6.txt.gz")
 
 
 def run(args, check=True, timeout=60):

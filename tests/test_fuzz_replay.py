@@ -22,7 +22,7 @@ def fuzz_build():
 def test_replay_corpus(fuzz_build, target, tmp_path):
     corpus = ROOT / "tests" / "fuzz" / "corpus" / target[len("fuzz_"):]
     assert corpus.is_dir() and any(corpus.iterdir()), f"no saved corpus for {target} in {corpus}"
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", VITAMIN_BPE_VOCAB=str(ROOT / "data" / "bpe_simple_vocab_16e6.txt.gz"))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", VITAMIN_BPE_VOCAB=str(ROOT / "share" / "bpe_simple_vocab_16e6.txt.gz"))
     # Artifacts (crash-*, oom-*) go to the test's tmp dir, not the repo.
     # libFuzzer's RSS limit reads getrusage's ru_maxrss, which survives exec:
     # started from this pytest process (GBs after the parity tests), the replay

@@ -17,7 +17,7 @@ const char CLI_MODEL_OPTIONS_HELP[] =
     "                         *.safetensors, or a directory holding one ($VITAMIN_MODEL)\n"
     "      --model-name NAME  architecture (e.g. ViTamin-L-384) when the checkpoint has no\n"
     "                         open_clip_config.json / config.json beside it and its shapes are ambiguous\n"
-    "      --vocab PATH       BPE vocabulary (default: the one scripts/setup.sh installs)\n"
+    "      --vocab PATH       BPE vocabulary .txt.gz (default: open_clip's, built into vitamin)\n"
     "  -t, --threads N        worker threads (default: all cores)\n"
     "  -b, --batch N          inputs per forward pass (default: 8 images / 64 texts)\n"
     "      --bf16             bfloat16 weights, fp32 accumulation (AVX512-BF16 CPUs; see README)\n";

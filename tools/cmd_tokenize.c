@@ -15,7 +15,7 @@ static const char TOKENIZE_HELP[] =
     "      --context N        context length (default 77)\n"
     "      --texts-from FILE  one text per line (\"-\" = stdin)\n"
     "      --no-pad           stop each line after EOT\n"
-    "      --vocab PATH       BPE vocabulary (default: the installed one)\n";
+    "      --vocab PATH       BPE vocabulary .txt.gz (default: open_clip's, built into vitamin)\n";
 
 int cmd_tokenize(int argc, char **argv) {
     cli_model_options mo = {0};

@@ -3,6 +3,7 @@
  * [SOT] ... [EOT] framing. Text cleaning lives in text_clean.c. */
 #include "io/tokenizer.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/text_clean.h"
+#include "io/tokenizer_vocab.h"
 #include "io/unicode_util.h"
 
 /* merges[1 : 49152-256-2+1] in SimpleTokenizer.__init__ */
@@ -125,37 +127,84 @@ static void byte_level_alphabet(uint8_t order[256], uint32_t cp_of_byte[256]) {
         }
 }
 
-static vt_status read_gzip_file(const char *path, char **data, size_t *len, vt_error *err) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return vt_fail(err, VT_ERR_IO, "cannot open BPE vocabulary '%s'", path);
+/* gzip bytes (or plain text) -> a malloc'd buffer of the text. `label` names the
+ * source in messages (a path, or "<built into libvitamin>"). */
+static vt_status gunzip(const unsigned char *gz, size_t gz_len, const char *label, char **data, size_t *len,
+                        vt_error *err) {
+    if (gz_len < 2 || gz[0] != 0x1f || gz[1] != 0x8b) { /* not gzip: plain text, as gzread reads it */
+        *data = malloc(gz_len ? gz_len : 1);
+        if (!*data) return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", label);
+        memcpy(*data, gz, gz_len);
+        *len = gz_len;
+        return VT_OK;
+    }
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (inflateInit2(&s, 16 + MAX_WBITS) != Z_OK) return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", label);
     size_t cap = 1 << 22, n = 0;
     char *buf = malloc(cap);
-    while (buf) {
+    s.next_in = (unsigned char *)gz;
+    int rc = Z_OK;
+    while (buf && rc != Z_STREAM_END) {
         if (n == cap) {
-            char *bigger = realloc(buf, cap * 2);
+            char *bigger = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
             if (!bigger) break;
             buf = bigger;
             cap *= 2;
         }
-        int got = gzread(f, buf + n, (unsigned)(cap - n > (1u << 30) ? (1u << 30) : cap - n));
-        if (got < 0) {
-            int code;
-            vt_fail(err, VT_ERR_FORMAT, "BPE vocabulary '%s' is not a valid gzip file (%s)", path,
-                    gzerror(f, &code));
+        size_t in_left = gz_len - (size_t)(s.next_in - gz);
+        s.avail_in = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
+        s.next_out = (unsigned char *)buf + n;
+        s.avail_out = (uInt)(cap - n);
+        rc = inflate(&s, Z_NO_FLUSH);
+        n = cap - s.avail_out;
+        if (rc == Z_BUF_ERROR && s.avail_in == 0 && s.avail_out != 0) rc = Z_DATA_ERROR; /* truncated */
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+            vt_status st = vt_fail(err, VT_ERR_FORMAT, "BPE vocabulary '%s' is not a valid gzip file (%s)", label,
+                                   s.msg ? s.msg : "truncated or corrupt");
+            inflateEnd(&s);
             free(buf);
-            gzclose(f);
-            return VT_ERR_FORMAT;
+            return st;
         }
+    }
+    inflateEnd(&s);
+    if (!buf || rc != Z_STREAM_END) {
+        free(buf);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", label);
+    }
+    *data = buf;
+    *len = n;
+    return VT_OK;
+}
+
+static vt_status read_file_bytes(const char *path, unsigned char **data, size_t *len, vt_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return vt_fail(err, VT_ERR_IO, "cannot open BPE vocabulary '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 21, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            unsigned char *bigger = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) break;
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
         if (got == 0) {
-            gzclose(f);
+            int failed = ferror(f);
+            fclose(f);
+            if (failed) {
+                free(buf);
+                return vt_fail(err, VT_ERR_IO, "error reading BPE vocabulary '%s'", path);
+            }
             *data = buf;
             *len = n;
             return VT_OK;
         }
-        n += (size_t)got;
     }
     free(buf);
-    gzclose(f);
+    fclose(f);
     return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", path);
 }
 
@@ -377,10 +426,11 @@ static vt_status parse_vocab(clip_tokenizer *tok, const char *data, size_t len, 
     return st;
 }
 
-static vt_status load_from_path(const char *path, clip_tokenizer **out, vt_error *err) {
+static vt_status load_from_gzip(const unsigned char *gz, size_t gz_len, const char *path, clip_tokenizer **out,
+                                vt_error *err) {
     char *data = NULL;
     size_t len = 0;
-    vt_status st = read_gzip_file(path, &data, &len, err);
+    vt_status st = gunzip(gz, gz_len, path, &data, &len, err);
     if (st != VT_OK) return st;
     clip_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) {
@@ -404,57 +454,22 @@ static vt_status load_from_path(const char *path, clip_tokenizer **out, vt_error
     return VT_OK;
 }
 
-static bool file_exists(const char *path) {
-    return access(path, R_OK) == 0;
-}
-
-/* <dir of /proc/self/exe>/<up>data/bpe_simple_vocab_16e6.txt.gz, up = "../"
- * for build/vitamin, "../../" for build/tests/ and build/testtools/ binaries. */
-static bool path_beside_executable(char *buf, size_t size, const char *up) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return false;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash) return false;
-    *slash = 0;
-    return snprintf(buf, size, "%s/%sdata/bpe_simple_vocab_16e6.txt.gz", exe, up) < (int)size;
-}
-
-/* Joins the paths for the error message: "a, b, c". */
-static void describe_paths(char *buf, size_t size, const char *const *paths, int count) {
-    size_t used = 0;
-    buf[0] = 0;
-    for (int i = 0; i < count && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", paths[i]);
-        if (n < 0) break;
-        used += (size_t)n;
-    }
+static vt_status load_from_path(const char *path, clip_tokenizer **out, vt_error *err) {
+    unsigned char *gz = NULL;
+    size_t gz_len = 0;
+    vt_status st = read_file_bytes(path, &gz, &gz_len, err);
+    if (!st) st = load_from_gzip(gz, gz_len, path, out, err);
+    free(gz);
+    return st;
 }
 
 vt_status clip_tokenizer_load(const char *vocab_path, clip_tokenizer **out, vt_error *err) {
     if (!out) return vt_fail(err, VT_ERR_ARGUMENT, "clip_tokenizer_load: out is NULL");
     *out = NULL;
     if (vocab_path) return load_from_path(vocab_path, out, err);
-
-    char beside[PATH_MAX + 64], above[PATH_MAX + 64];
     const char *env = getenv("VITAMIN_BPE_VOCAB");
-    const char *candidates[5];
-    int count = 0;
-    if (env && *env) candidates[count++] = env;
-    if (path_beside_executable(beside, sizeof beside, "../")) candidates[count++] = beside;
-    if (path_beside_executable(above, sizeof above, "../../")) candidates[count++] = above;
-    candidates[count++] = "/usr/local/share/vitamin/bpe_simple_vocab_16e6.txt.gz";
-    candidates[count++] = "/usr/share/vitamin/bpe_simple_vocab_16e6.txt.gz";
-    for (int i = 0; i < count; i++)
-        if (file_exists(candidates[i])) return load_from_path(candidates[i], out, err);
-
-    char tried[768];
-    describe_paths(tried, sizeof tried, candidates, count);
-    return vt_fail(err, VT_ERR_IO,
-                   "BPE vocabulary bpe_simple_vocab_16e6.txt.gz not found (tried: %s); run "
-                   "scripts/setup.sh or set VITAMIN_BPE_VOCAB",
-                   tried);
+    if (env && *env) return load_from_path(env, out, err);
+    return load_from_gzip(clip_bpe_vocab_gz, clip_bpe_vocab_gz_size(), "<built into libvitamin>", out, err);
 }
 
 void clip_tokenizer_free(clip_tokenizer *tok) {

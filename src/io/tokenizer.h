@@ -32,9 +32,8 @@
 
 typedef struct clip_tokenizer clip_tokenizer;
 
-/* `vocab_path` may be NULL: then $VITAMIN_BPE_VOCAB, then the paths the set-up
- * installs (data/ beside the executable's ../, /usr/local/share/vitamin/) are
- * tried, and the error lists where it looked. */
+/* `vocab_path` may be NULL: then $VITAMIN_BPE_VOCAB if set, else the copy
+ * built into the library (io/tokenizer_vocab.h). */
 vt_status clip_tokenizer_load(const char *vocab_path, clip_tokenizer **out, vt_error *err);
 void clip_tokenizer_free(clip_tokenizer *tok);
 

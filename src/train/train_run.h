@@ -14,7 +14,7 @@
 typedef struct {
     const char *model_name;      /* --model (open_clip name or ViTamin-C<w>-N<d>) */
     const char *pretrained;      /* --pretrained CHECKPOINT: start from these weights (NULL: fresh init) */
-    const char *vocab_path;      /* --vocab (NULL: installed BPE vocabulary) */
+    const char *vocab_path;      /* --vocab (NULL: the built-in BPE vocabulary) */
     data_options data;           /* --train-data, --csv-*, --workers, --strict (size/seed/batch filled in) */
     int batch_size;              /* --batch-size (global batch) */
     int accum_freq;              /* --accum-freq: micro-batches per step */

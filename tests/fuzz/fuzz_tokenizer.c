@@ -5,7 +5,7 @@
  * last non-zero id EOT.
  *
  * The vocabulary is loaded once, from $VITAMIN_BPE_VOCAB or
- * data/bpe_simple_vocab_16e6.txt.gz relative to the working directory.
+ * share/bpe_simple_vocab_16e6.txt.gz relative to the working directory.
  * Build (see Makefile `fuzz`) and run e.g.:
  *   build/fuzz/fuzz_tokenizer -max_total_time=180 tests/fuzz/corpus/tokenizer */
 #include <stdio.h>
@@ -19,7 +19,7 @@ static const clip_tokenizer *tokenizer(void) {
     if (!tok) {
         const char *path = getenv("VITAMIN_BPE_VOCAB");
         vt_error err = {0};
-        if (clip_tokenizer_load(path && *path ? path : "data/bpe_simple_vocab_16e6.txt.gz", &tok,
+        if (clip_tokenizer_load(path && *path ? path : "share/bpe_simple_vocab_16e6.txt.gz", &tok,
                                 &err) != VT_OK) {
             fprintf(stderr, "fuzz_tokenizer: %s\n", err.message);
             abort();

@@ -18,7 +18,7 @@ import pytest
 open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-VOCAB = ROOT / "data" / "bpe_simple_vocab_16e6.txt.gz"
+VOCAB = ROOT / "share" / "bpe_simple_vocab_16e6.txt.gz"
 SEED = 20240917
 N_RANDOM = 11000
 
