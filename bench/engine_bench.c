@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     }
     vt_error err = {0};
     vt_model *model;
-    vt_load_options opt = {model_name, bf16};
+    vt_load_options opt = {.model_name = model_name, .bf16 = bf16};
     if (vt_model_load(argv[1], &opt, &model, &err)) {
         fprintf(stderr, "engine_bench: %s\n", err.message);
         return 1;

@@ -48,13 +48,17 @@ typedef struct vt_model vt_model;
 typedef struct {
     /* open_clip model name ("ViTamin-L-384"), HF repo ("jienengchen/ViTamin-S"),
      * timm trunk or custom "ViTamin-C<w>-N<d>"; NULL: read open_clip_config.json
-     * or config.json beside the checkpoint, else infer from tensor shapes. */
+     * or config.json beside the checkpoint, else `fallback_model_name`, else
+     * infer from tensor shapes. */
     const char *model_name;
     /* Nonzero: keep the GEMM weights in bfloat16 (round to nearest even) and
      * multiply with bf16 inputs, accumulating in fp32 — half the weight memory;
      * faster only where the CPU's bf16 units outrun its fp32 FMAs (bench/).
      * Needs AVX512-BF16. Embeddings agree with fp32 to cosine >= 0.999. */
     int bf16;
+    /* The model to assume when no config file is beside the checkpoint (the
+     * model a hub name stood for, see vt_hub_resolve); NULL: shape inference. */
+    const char *fallback_model_name;
 } vt_load_options;
 
 /* Loads an open_clip ViTamin checkpoint: PyTorch .bin/.pt (zip + pickle, read
@@ -74,6 +78,10 @@ typedef struct {
     int token_grid;        /* patch tokens per side (image_size / 16) */
     int width;             /* transformer width (dense patch feature size) */
     long long image_params, text_params;
+    /* What loading decided that a user should hear, one line each ("" if
+     * nothing): a fallback to shape inference, a config field overridden, a
+     * preprocessor_config.json that disagrees with the model's transform. */
+    const char *notes;
 } vt_model_info;
 
 void vt_model_get_info(const vt_model *model, vt_model_info *info);

@@ -110,12 +110,24 @@ vt_model *cli_load_model(const char *command, const cli_model_options *opt) {
     }
     vt_model *model;
     vt_error err = {0};
-    vt_load_options lo = {opt->model_name, opt->bf16};
+    vt_load_options lo = {.model_name = opt->model_name, .bf16 = opt->bf16};
     if (vt_model_load(path, &lo, &model, &err)) {
         cli_error(command, &err);
         return NULL;
     }
+    cli_print_notes(command, model);
     return model;
+}
+
+void cli_print_notes(const char *command, const vt_model *model) {
+    vt_model_info info;
+    vt_model_get_info(model, &info);
+    for (const char *line = info.notes; line && *line;) {
+        const char *end = strchr(line, '\n');
+        int n = end ? (int)(end - line) : (int)strlen(line);
+        fprintf(stderr, "vitamin %s: note: %.*s\n", command, n, line);
+        line += n + (end != NULL);
+    }
 }
 
 vt_tokenizer *cli_load_tokenizer(const char *command, const cli_model_options *opt) {

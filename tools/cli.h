@@ -34,6 +34,8 @@ extern const char CLI_MODEL_OPTIONS_HELP[];
 
 /* Applies --threads and loads the model; prints the error and returns NULL on failure. */
 vt_model *cli_load_model(const char *command, const cli_model_options *opt);
+/* Prints the model's load notes (vt_model_info.notes) to stderr, one "note:" line each. */
+void cli_print_notes(const char *command, const vt_model *model);
 vt_tokenizer *cli_load_tokenizer(const char *command, const cli_model_options *opt);
 
 /* Prints "vitamin <command>: <message>" to stderr. */

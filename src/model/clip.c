@@ -10,6 +10,7 @@
 #include "io/tokenizer.h"
 #include "kernels/norm.h"
 #include "model/forward.h"
+#include "model/config_resolve.h"
 #include "model/weights.h"
 
 /* Images per forward pass: bounds scratch memory (ViTamin-L at 224 needs about
@@ -54,7 +55,9 @@ static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_mo
     if (!st && !m->checkpoint) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
         if (cfg) m->cfg = *cfg;
-        else st = weights_resolve_config(path, m->checkpoint, options ? options->model_name : NULL, &m->cfg, err);
+        else
+            st = config_resolve(path, m->checkpoint, options ? options->model_name : NULL,
+                                options ? options->fallback_model_name : NULL, &m->cfg, &m->notes, err);
         if (!st) st = vt_config_validate(&m->cfg, err);
         if (!st) st = weights_bind(m, err);
         /* Packed copies now hold most weights; in-place tensors fault back in on use. */
@@ -91,6 +94,7 @@ void vt_model_get_info(const vt_model *m, vt_model_info *info) {
     info->width = m->cfg.width;
     info->image_params = vt_config_image_params(&m->cfg);
     info->text_params = m->has_text ? vt_config_text_params(&m->cfg) : 0;
+    info->notes = m->notes.text;
 }
 
 

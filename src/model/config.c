@@ -122,6 +122,82 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
                    name, known);
 }
 
+/* "vitamin_<family>[_<size>]" -> family ("small", "base", "large", "xlarge";
+ * timm's "large2" is the "large" trunk under another CLIP pairing) and size (0
+ * when the name has none, as the authors' "vitamin_small"). */
+int vt_config_parse_trunk(const char *trunk, char *family, size_t family_size, int *size) {
+    static const char *const FAMILIES[] = {"small", "base", "large2", "large", "xlarge"};
+    *size = 0;
+    if (family_size) family[0] = '\0';
+    if (!trunk || strncasecmp(trunk, "vitamin_", 8)) return -1;
+    const char *rest = trunk + 8;
+    for (size_t i = 0; i < sizeof FAMILIES / sizeof *FAMILIES; i++) {
+        size_t n = strlen(FAMILIES[i]);
+        if (strncasecmp(rest, FAMILIES[i], n)) continue;
+        const char *tail = rest + n;
+        if (*tail == '_') {
+            char *end;
+            long v = strtol(tail + 1, &end, 10);
+            if (end == tail + 1 || *end || v < 16 || v > 4096) return 0;
+            *size = (int)v;
+        } else if (*tail) {
+            continue; /* "large2" is tried before "large" */
+        }
+        snprintf(family, family_size, "%s", i == 2 ? "large" : FAMILIES[i]);
+        return 1;
+    }
+    return 0;
+}
+
+/* The trunk family of a table row ("" for rows without a timm trunk). */
+static void row_family(const family_row *r, char *family, size_t size) {
+    int ignored;
+    if (vt_config_parse_trunk(r->timm_name, family, size, &ignored) != 1) family[0] = '\0';
+}
+
+int vt_config_find_member(const char *family, int image_size, int embed_dim, int text_width, int text_layers,
+                          vt_model_config *out) {
+    for (int i = 0; i < FAMILY_COUNT; i++) {
+        const family_row *r = &FAMILY[i];
+        char f[16];
+        row_family(r, f, sizeof f);
+        if (!f[0] || strcmp(f, family) || r->img != image_size) continue;
+        if ((embed_dim && r->e != embed_dim) || (text_width && r->tw != text_width) ||
+            (text_layers && r->tl != text_layers))
+            continue;
+        fill_from_row(r, out);
+        return 1;
+    }
+    return 0;
+}
+
+vt_status vt_config_trunk(const char *family, int image_size, vt_model_config *out, vt_error *err) {
+    const family_row *base = NULL;
+    for (int i = 0; i < FAMILY_COUNT && !base; i++) {
+        char f[16];
+        row_family(&FAMILY[i], f, sizeof f);
+        if (f[0] && !strcmp(f, family)) base = &FAMILY[i];
+    }
+    if (!base) return vt_fail(err, VT_ERR_MODEL, "unknown ViTamin trunk family '%s'", family);
+    fill_from_row(base, out);
+    for (int i = 0; i < FAMILY_COUNT; i++) { /* prefer the row built at that size (its timm name) */
+        char f[16];
+        row_family(&FAMILY[i], f, sizeof f);
+        if (f[0] && !strcmp(f, family) && FAMILY[i].img == image_size) {
+            fill_from_row(&FAMILY[i], out);
+            break;
+        }
+    }
+    if (out->image_size != image_size) {
+        if (image_size < 16 || image_size > 4096 || image_size % 16)
+            return vt_fail(err, VT_ERR_MODEL, "image size %d for trunk vitamin_%s: must be a multiple of 16 in [16, 4096]",
+                           image_size, family);
+        out->image_size = out->open_clip_preprocess_size = image_size;
+        snprintf(out->timm_name, sizeof out->timm_name, "vitamin_%s_%d", family, image_size);
+    }
+    return VT_OK;
+}
+
 vt_status vt_config_custom(int width_c, int depth, int image_size, vt_model_config *out,
                            vt_error *err) {
     if (width_c < 8 || width_c > 4096 || width_c % 8 != 0)

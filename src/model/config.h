@@ -38,6 +38,22 @@ const vt_model_config *vt_config_at(int index);
  * message listing the known ones. */
 vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err);
 
+/* Trunk names as timm ("vitamin_small_224", "vitamin_large2_384") and the
+ * authors' released config.json files ("vitamin_small", "vitamin_large_384")
+ * spell them. Returns 1 with the family ("small", "base", "large", "xlarge";
+ * "large2" is the large trunk) and the size suffix (0 if none), 0 for a
+ * vitamin_* name of no known family, -1 for a name that is not ViTamin's. */
+int vt_config_parse_trunk(const char *trunk, char *family, size_t family_size, int *size);
+
+/* The released member on trunk `family` at `image_size` with this embed dim
+ * and text tower (0: any); 1 and *out filled if there is one. */
+int vt_config_find_member(const char *family, int image_size, int embed_dim, int text_width, int text_layers,
+                          vt_model_config *out);
+
+/* The trunk of `family` at `image_size` (CLIP pairing of the family's first
+ * member at that size, or the first member with image_size changed). */
+vt_status vt_config_trunk(const char *family, int image_size, vt_model_config *out, vt_error *err);
+
 /* The paper's scaling rule for custom sizes: C0 = C1 = C, C2 = 2C, D = 6C,
  * head dim 64, GeGLU hidden 2D, text tower of width D/.. (see config.c). */
 vt_status vt_config_custom(int width_c, int depth, int image_size, vt_model_config *out,

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/notes.h"
 #include "io/image.h"
 #include "io/json.h"
 #include "io/json_write.h"
@@ -195,14 +196,94 @@ static vt_status check_against_timm_name(const char *path, const char *trunk, co
     return VT_OK;
 }
 
+/* A config that names no ViTamin tower: an error when it clearly describes
+ * another model (so a ViT or ConvNeXt config never silently loses to shape
+ * inference), a note otherwise (*found stays 0). */
+static vt_status describe_other_config(const char *path, const json_value *root, const json_value *vision,
+                                       vt_notes *notes, vt_error *err) {
+    const char *model_type = json_get_string(root, "model_type", NULL);
+    const json_value *arch = json_get(root, "architectures");
+    const char *arch0 = arch && arch->type == JSON_ARRAY && arch->count && arch->items[0].type == JSON_STRING
+                            ? arch->items[0].string
+                            : NULL;
+    if (model_type && strncasecmp(model_type, "vitamin", 7))
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: model_type '%s'%s%s%s is not a ViTamin model; vitamin.c runs ViTamin CLIP models. Remove or "
+                       "rename this config.json, or pass --model-name NAME if the weights beside it are ViTamin's",
+                       path, model_type, arch0 ? " (architectures: " : "", arch0 ? arch0 : "", arch0 ? ")" : "");
+    if (vision && (json_get(vision, "patch_size") || json_get(vision, "layers")))
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: vision_cfg describes an open_clip VisionTransformer (patch_size/layers, no "
+                       "timm_model_name), not a ViTamin tower; vitamin.c runs ViTamin CLIP models", path);
+    vt_note(notes, "%s describes no ViTamin tower (no vision_cfg.timm_model_name or vitamin_cfg); ignored", path);
+    return VT_OK;
+}
+
+/* vision_cfg.timm_model_name -> the family member it names, together with the
+ * image size, embed_dim and text tower beside it (a trunk name alone does not
+ * tell ViTamin-L-384 from ViTamin-L2-384: the authors' L2 repos name
+ * vitamin_large_384 too). *found = 0 with a note for a vitamin_* trunk of no
+ * known family: the caller falls back to shape inference. */
+static vt_status config_from_trunk(const char *path, const char *trunk, const json_value *cfg,
+                                   const json_value *vision, const json_value *text, vt_model_config *out,
+                                   int *found, vt_notes *notes, vt_error *err) {
+    char family[16];
+    int suffix = 0;
+    int kind = vt_config_parse_trunk(trunk, family, sizeof family, &suffix);
+    if (kind < 0)
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: vision_cfg.timm_model_name '%s' is not a ViTamin trunk (vitamin_small, _base, _large, "
+                       "_xlarge, optionally _SIZE); vitamin.c runs ViTamin CLIP models. Fix or remove the config, or "
+                       "pass --model-name NAME if the weights are ViTamin's",
+                       path, trunk);
+    if (kind == 0) {
+        vt_note(notes, "%s: vision_cfg.timm_model_name '%s' is a ViTamin trunk vitamin.c does not know; inferring the "
+                "architecture from the tensor shapes", path, trunk);
+        return VT_OK;
+    }
+    int image_field = 0, embed = 0, tw = 0, tl = 0;
+    vt_status st = get_int(path, "vision_cfg", vision, "image_size", 0, 16, &image_field, err);
+    if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", 0, 1, &embed, err);
+    if (!st && text) st = get_int(path, "text_cfg", text, "width", 0, 0, &tw, err);
+    if (!st && text) st = get_int(path, "text_cfg", text, "layers", 0, 0, &tl, err);
+    if (st) return st;
+    int size = suffix ? suffix : image_field;
+    if (!size) size = !strcmp(family, "xlarge") ? 256 : 224;
+    if (suffix && image_field && suffix != image_field)
+        vt_note(notes, "%s: vision_cfg.image_size %d differs from trunk '%s', which is built for %d px; running at %d "
+                "(timm builds the trunk at its own size; open_clip would preprocess to %d)",
+                path, image_field, trunk, suffix, suffix, image_field);
+    if (!vt_config_find_member(family, size, embed, tw, tl, out)) {
+        st = vt_config_trunk(family, size, out, err);
+        if (st) {
+            vt_error_prefix(err, "%s: vision_cfg: ", path);
+            return st;
+        }
+        if (embed) out->embed_dim = embed;
+        char base[sizeof out->name];
+        snprintf(base, sizeof base, "%s", out->name);
+        snprintf(out->name, sizeof out->name, "%.50s-custom", base);
+        vt_note(notes, "%s: no released ViTamin model pairs trunk '%s' at %d px with embed_dim %d and a text tower "
+                "%d wide, %d layers; building that pairing as '%s'",
+                path, trunk, size, out->embed_dim, tw ? tw : out->text_width, tl ? tl : out->text_layers, out->name);
+    }
+    out->open_clip_preprocess_size = image_field ? image_field : out->image_size;
+    *found = 1;
+    return VT_OK;
+}
+
 static vt_status config_from_json(const char *path, const json_value *root, vt_model_config *out, int *found,
-                                  vt_error *err) {
+                                  vt_notes *notes, vt_error *err) {
+    if (root->type != JSON_OBJECT) return vt_fail(err, VT_ERR_FORMAT, "%s: not a JSON object", path);
     const json_value *cfg = json_get(root, "model_cfg");
     if (!cfg) cfg = root;
     const json_value *vision = json_get(cfg, "vision_cfg"), *text = json_get(cfg, "text_cfg");
     const json_value *vitamin = json_get(root, "vitamin_cfg");
-    const char *trunk = json_get_string(vision, "timm_model_name", NULL);
-    if (!vitamin && !trunk) return VT_OK; /* some other config.json */
+    const json_value *trunk_value = json_get(vision, "timm_model_name");
+    if (trunk_value && trunk_value->type != JSON_STRING)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vision_cfg.timm_model_name must be a string", path);
+    const char *trunk = trunk_value ? trunk_value->string : NULL;
+    if (!vitamin && !trunk) return describe_other_config(path, root, vision, notes, err);
     vt_status st;
     if (vitamin) {
         if (!vision) return vt_fail(err, VT_ERR_FORMAT, "%s: has vitamin_cfg but no model_cfg.vision_cfg", path);
@@ -210,14 +291,11 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
         if (!st) st = check_against_timm_name(path, trunk, out, err);
         if (!st) st = get_int(path, "vision_cfg", vision, "image_size", -1, 16, &out->image_size, err);
         if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", -1, 1, &out->embed_dim, err);
+        if (!st) out->open_clip_preprocess_size = out->image_size;
     } else {
-        st = vt_config_lookup(trunk, out, err);
-        if (st) {
-            vt_error_prefix(err, "%s: vision_cfg.timm_model_name: ", path);
-            return st;
-        }
-        st = get_int(path, "vision_cfg", vision, "image_size", out->image_size, 16, &out->image_size, err);
-        if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", out->embed_dim, 1, &out->embed_dim, err);
+        int trunk_found = 0;
+        st = config_from_trunk(path, trunk, cfg, vision, text, out, &trunk_found, notes, err);
+        if (st || !trunk_found) return st;
     }
     if (!st && text) {
         st = get_int(path, "text_cfg", text, "width", out->text_width, 0, &out->text_width, err);
@@ -227,44 +305,36 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
         if (!st) st = get_int(path, "text_cfg", text, "vocab_size", out->vocab_size, 1, &out->vocab_size, err);
     }
     if (!st)
-        st = get_int(path, "preprocess_cfg", json_get(root, "preprocess_cfg"), "size", out->image_size, 1,
-                     &out->open_clip_preprocess_size, err);
+        st = get_int(path, "preprocess_cfg", json_get(root, "preprocess_cfg"), "size", out->open_clip_preprocess_size,
+                     1, &out->open_clip_preprocess_size, err);
     if (st) return st;
-    if (!vitamin) {
-        /* Name it after the family row it matches, if any. */
-        for (int i = 0; i < vt_config_count(); i++) {
-            const vt_model_config *r = vt_config_at(i);
-            if (!strcmp(r->timm_name, out->timm_name) && r->embed_dim == out->embed_dim &&
-                r->text_width == out->text_width && r->text_layers == out->text_layers) {
-                snprintf(out->name, sizeof out->name, "%s", r->name);
-                break;
-            }
-        }
-    }
     *found = 1;
     st = vt_config_validate(out, err);
     if (st) vt_error_prefix(err, "%s: ", path);
     return st;
 }
 
-vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_error *err) {
+vt_status config_parse_json(const char *path, const char *text, size_t size, vt_model_config *out, int *found,
+                            vt_notes *notes, vt_error *err) {
+    *found = 0;
+    json_value *root = NULL;
+    vt_status st = json_parse(text, size, &root, err);
+    if (st) {
+        vt_error_prefix(err, "%s: not valid JSON: ", path);
+        return st;
+    }
+    st = config_from_json(path, root, out, found, notes, err);
+    json_free(root);
+    return st;
+}
+
+vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_notes *notes, vt_error *err) {
     *found = 0;
     char *text = NULL;
     size_t size = 0;
     int exists = 0;
     vt_status st = read_text(path, &text, &size, &exists, err);
-    if (st || !exists) {
-        free(text);
-        return st;
-    }
-    json_value *root = NULL;
-    st = json_parse(text, size, &root, err);
+    if (!st && exists) st = config_parse_json(path, text, size, out, found, notes, err);
     free(text);
-    if (st) {
-        vt_error_prefix(err, "%s: ", path);
-        return st;
-    }
-    st = config_from_json(path, root, out, found, err);
-    json_free(root);
     return st;
 }

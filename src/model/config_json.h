@@ -9,16 +9,25 @@
 
 #include <stddef.h>
 
+#include "core/notes.h"
 #include "model/config.h"
 
 /* Writes the json for `cfg` at `path`, atomically (temp file, fsync, rename). */
 vt_status config_write_open_clip_json(const char *path, const vt_model_config *cfg, vt_error *err);
 
-/* Reads an open_clip_config.json, or a Hugging Face config.json ({embed_dim,
- * vision_cfg, text_cfg} at the top level). *found = 0 with VT_OK when the file
- * does not exist or describes no ViTamin tower (neither vitamin_cfg nor
- * vision_cfg.timm_model_name); the config is validated otherwise. */
-vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_error *err);
+/* Reads an open_clip_config.json, or the config.json of the authors' Hugging
+ * Face repos (architectures ["ViTaminCLIP"], {embed_dim, vision_cfg,
+ * text_cfg} at the top level, trunk names such as "vitamin_small" or
+ * "vitamin_large_384" for an L2 model). The trunk family, image size,
+ * embed_dim and text tower together pick the family member. *found = 0 with
+ * VT_OK when the file does not exist, or names a vitamin_* trunk of no known
+ * family or no model at all (with a note saying so): the caller infers from
+ * shapes. A config for another kind of model (a ViT, a transformers CLIP) is
+ * an error. The config is validated otherwise. `notes` may be NULL. */
+vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_notes *notes, vt_error *err);
+/* The same over text in memory (`path` names it in messages). */
+vt_status config_parse_json(const char *path, const char *text, size_t size, vt_model_config *out, int *found,
+                            vt_notes *notes, vt_error *err);
 
 /* The vision_cfg.timm_model_name written for `cfg`: its timm trunk, or for a
  * size timm does not register, a name in timm's style ("vitamin_tiny_32",

@@ -4,6 +4,7 @@
 #ifndef VT_MODEL_MODEL_H
 #define VT_MODEL_MODEL_H
 
+#include "core/notes.h"
 #include "io/checkpoint.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
@@ -44,6 +45,7 @@ typedef struct {
 
 struct vt_model {
     vt_model_config cfg;
+    vt_notes notes; /* what loading decided that the user should hear (vt_model_info.notes) */
     vt_isa isa;
     int bf16; /* GEMM weights packed as bf16 (vt_load_options.bf16) */
     int amx;  /* ...and multiplied with AMX tiles (CPU has AMX-BF16, VITAMIN_ISA allows it) */

@@ -122,7 +122,7 @@ static vt_status check_config(const char *dir, const train_params *p, vt_error *
     snprintf(path, sizeof path, "%s/open_clip_config.json", dir);
     vt_model_config saved;
     int found = 0;
-    vt_status st = config_read_json(path, &saved, &found, err);
+    vt_status st = config_read_json(path, &saved, &found, NULL, err);
     if (st || !found) return st;
     if (!same_architecture(&saved, &p->cfg))
         return vt_fail(err, VT_ERR_MODEL,

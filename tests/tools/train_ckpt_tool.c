@@ -131,7 +131,7 @@ static int run_config(const options *o, const vt_model_config *cfg) {
     if (config_write_open_clip_json(o->out, cfg, &err)) return fail(&err);
     vt_model_config back;
     int found = 0;
-    if (config_read_json(o->out, &back, &found, &err)) return fail(&err);
+    if (config_read_json(o->out, &back, &found, NULL, &err)) return fail(&err);
     if (!found) { fprintf(stderr, "error: %s not recognised as a ViTamin config\n", o->out); return 1; }
     /* Every field must survive, except the preprocessing size: the json says
      * the trunk's size where open_clip's own XL-384 json says 256. */

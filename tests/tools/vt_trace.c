@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     }
     vt_error err = {0};
     vt_model *model;
-    vt_load_options opt = {model_name, getenv("VITAMIN_BF16") != NULL};
+    vt_load_options opt = {.model_name = model_name, .bf16 = getenv("VITAMIN_BF16") != NULL};
     if (vt_model_load(argv[1], &opt, &model, &err)) {
         fprintf(stderr, "vt_trace: %s\n", err.message);
         return 1;
