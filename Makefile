@@ -6,7 +6,7 @@ CC      ?= gcc
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c17 -fno-math-errno -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
-LDLIBS  += -lwebp -lpng -ljpeg -lutf8proc -lz -lm -fopenmp -lpthread
+LDLIBS  += -lwebp -lpng -ljpeg -lutf8proc -lcurl -lz -lm -fopenmp -lpthread
 
 BUILD   := build
 LIB_SRC := $(shell find src -name '*.c' | sort)

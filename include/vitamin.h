@@ -108,6 +108,42 @@ vt_status vt_patch_features(const vt_model *model, const float *pixels, int n, f
 vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int normalize, float *out,
                            vt_error *err);
 
+/* ------------------------------------------------- checkpoints by name */
+
+typedef struct {
+    /* Never use the network (also when $HF_HUB_OFFLINE is 1/true/yes). */
+    int offline;
+    /* Progress bar with speed and ETA on stderr while downloading. */
+    int progress;
+    /* Branch, tag or commit; NULL: "main" (or the "@REV" of the spec). */
+    const char *revision;
+} vt_hub_options;
+
+typedef struct {
+    char path[4096];      /* the checkpoint file */
+    char model_name[64];  /* the family member a released name stands for ("" otherwise) */
+    char repo[256];       /* "jienengchen/ViTamin-S" when it came from the hub cache ("" otherwise) */
+    int downloaded;       /* something was fetched just now */
+} vt_checkpoint_ref;
+
+/* What `-m` accepts: a checkpoint file; a directory holding one
+ * (open_clip_model.safetensors, open_clip_pytorch_model.bin, model.safetensors
+ * or pytorch_model.bin); a hub repo ("hf-hub:jienengchen/ViTamin-L-384px",
+ * "jienengchen/ViTamin-S", optionally "@REV"); or a released model's open_clip
+ * name ("ViTamin-L-384", pretrained tag datacomp1b). Repos are looked up in
+ * the Hugging Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, else
+ * ~/.cache/huggingface/hub: the layout huggingface_hub writes) and, unless
+ * offline, downloaded into it when missing (vt_hub_pull). */
+vt_status vt_resolve_checkpoint(const char *spec, const vt_hub_options *options, vt_checkpoint_ref *out,
+                                vt_error *err);
+
+/* Downloads a repo's config.json, preprocessor_config.json and weights into the
+ * Hugging Face cache ($HF_ENDPOINT, default the public hub; $HF_TOKEN sent when
+ * set), as huggingface_hub lays it out (blobs named by etag, snapshot links,
+ * refs), so both tools share one copy. Interrupted downloads resume (HTTP
+ * Range); LFS files are checked against their sha256 before they enter the cache. */
+vt_status vt_hub_pull(const char *spec, const vt_hub_options *options, vt_checkpoint_ref *out, vt_error *err);
+
 /* ------------------------------------------------------------- tokenizer */
 
 typedef struct clip_tokenizer vt_tokenizer;

@@ -13,10 +13,16 @@
 #include <unistd.h>
 
 const char CLI_MODEL_OPTIONS_HELP[] =
-    "  -m, --model PATH       checkpoint: pytorch_model.bin / open_clip_pytorch_model.bin /\n"
-    "                         *.safetensors, or a directory holding one ($VITAMIN_MODEL)\n"
-    "      --model-name NAME  architecture (e.g. ViTamin-L-384) when the checkpoint has no\n"
-    "                         open_clip_config.json / config.json beside it and its shapes are ambiguous\n"
+    "  -m, --model SPEC       checkpoint ($VITAMIN_MODEL): a pytorch_model.bin / *.safetensors file,\n"
+    "                         a directory holding one, a hub repo (hf-hub:jienengchen/ViTamin-L-384px)\n"
+    "                         or a released model's name (ViTamin-L-384): found in the Hugging Face\n"
+    "                         cache, downloaded into it when missing (see 'vitamin pull')\n"
+    "      --pretrained TAG   open_clip's pretrained tag (datacomp1b, the only one), or a checkpoint\n"
+    "                         PATH, with -m NAME then naming the architecture\n"
+    "      --offline          never download (also HF_HUB_OFFLINE=1)\n"
+    "      --revision REV     hub branch, tag or commit (default main)\n"
+    "      --model-name NAME  architecture (e.g. ViTamin-L-384), overriding any config file beside the\n"
+    "                         checkpoint and shape inference\n"
     "      --vocab PATH       BPE vocabulary .txt.gz (default: open_clip's, built into vitamin)\n"
     "  -t, --threads N        worker threads (default: all cores)\n"
     "  -b, --batch N          inputs per forward pass (default: 8 images / 64 texts)\n"
@@ -68,51 +74,68 @@ int cli_model_option(int argc, char **argv, int *i, cli_model_options *opt) {
         opt->bf16 = 1;
         return 1;
     }
+    if (!strcmp(argv[*i], "--offline")) {
+        opt->offline = 1;
+        return 1;
+    }
     return cli_option(argc, argv, i, "--model", "-m", &opt->model_path) ||
            cli_option(argc, argv, i, "--model-name", NULL, &opt->model_name) ||
+           cli_option(argc, argv, i, "--pretrained", NULL, &opt->pretrained) ||
+           cli_option(argc, argv, i, "--revision", NULL, &opt->revision) ||
            cli_option(argc, argv, i, "--vocab", NULL, &opt->vocab_path) ||
            cli_int_option(argc, argv, i, "--threads", "-t", 0, 1024, &opt->threads) ||
            cli_int_option(argc, argv, i, "--batch", "-b", 1, 4096, &opt->batch);
 }
 
-/* A directory stands for the checkpoint file inside it. */
-static const char *resolve_checkpoint(const char *path, char *buf, size_t size) {
-    static const char *const CANDIDATES[] = {"open_clip_model.safetensors", "open_clip_pytorch_model.bin",
-                                             "model.safetensors", "pytorch_model.bin"};
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return path;
-    for (size_t i = 0; i < sizeof CANDIDATES / sizeof *CANDIDATES; i++) {
-        snprintf(buf, size, "%s/%s", path, CANDIDATES[i]);
-        if (!access(buf, R_OK)) return buf;
+int cli_progress_enabled(void) {
+    const char *env = getenv("VITAMIN_PROGRESS");
+    return env ? atoi(env) : isatty(2);
+}
+
+int cli_resolve_checkpoint(const char *command, const cli_model_options *opt, vt_checkpoint_ref *ref,
+                           const char **model_name) {
+    const char *spec = opt->model_path ? opt->model_path : getenv("VITAMIN_MODEL");
+    *model_name = opt->model_name;
+    if (!spec || !*spec) {
+        cli_errorf(command, "no model given: pass -m with a checkpoint file or directory, a hub repo "
+                            "(hf-hub:jienengchen/ViTamin-L-384px) or a released model name (ViTamin-L-384), or set "
+                            "VITAMIN_MODEL");
+        return 0;
     }
-    return path;
+    struct stat st;
+    const char *pretrained = opt->pretrained;
+    if (pretrained && !stat(pretrained, &st)) {
+        /* open_clip's create_model(NAME, pretrained=PATH): -m names the architecture. */
+        if (!*model_name) *model_name = spec;
+        spec = pretrained;
+    } else if (pretrained && strcasecmp(pretrained, "datacomp1b")) {
+        cli_errorf(command, "--pretrained %s: unknown tag and no such file; the released ViTamin weights have one "
+                            "tag, datacomp1b (or give a checkpoint path)", pretrained);
+        return 0;
+    }
+    vt_hub_options ho = {.offline = opt->offline, .progress = cli_progress_enabled(), .revision = opt->revision};
+    vt_error err = {0};
+    if (vt_resolve_checkpoint(spec, &ho, ref, &err)) {
+        cli_error(command, &err);
+        return 0;
+    }
+    return 1;
 }
 
 vt_model *cli_load_model(const char *command, const cli_model_options *opt) {
     if (opt->threads > 0) omp_set_num_threads(opt->threads);
-    const char *path = opt->model_path ? opt->model_path : getenv("VITAMIN_MODEL");
-    if (!path || !*path) {
-        cli_errorf(command, "no model given: pass -m PATH (e.g. -m ViTamin-L-384px/pytorch_model.bin from the "
-                            "Hugging Face repo jienengchen/ViTamin-L-384px) or set VITAMIN_MODEL");
-        return NULL;
-    }
-    char buf[4096];
-    path = resolve_checkpoint(path, buf, sizeof buf);
-    struct stat st;
-    if (stat(path, &st)) {
-        cli_errorf(command, "%s: no such file or directory", path);
-        return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        cli_errorf(command, "%s: directory holds no open_clip_model.safetensors, open_clip_pytorch_model.bin, "
-                            "model.safetensors or pytorch_model.bin", path);
-        return NULL;
-    }
+    vt_checkpoint_ref ref;
+    const char *model_name;
+    if (!cli_resolve_checkpoint(command, opt, &ref, &model_name)) return NULL;
     vt_model *model;
     vt_error err = {0};
-    vt_load_options lo = {.model_name = opt->model_name, .bf16 = opt->bf16};
-    if (vt_model_load(path, &lo, &model, &err)) {
+    vt_load_options lo = {.model_name = model_name, .bf16 = opt->bf16,
+                          .fallback_model_name = ref.model_name[0] ? ref.model_name : NULL};
+    if (vt_model_load(ref.path, &lo, &model, &err)) {
         cli_error(command, &err);
+        if (ref.repo[0])
+            fprintf(stderr, "vitamin %s: (%s came from the Hugging Face cache for %s; if the file is damaged, "
+                            "delete it and run 'vitamin pull %s')\n", command, ref.path, ref.repo, ref.repo);
         return NULL;
     }
     cli_print_notes(command, model);
@@ -241,8 +264,7 @@ double cli_now(void) {
 }
 
 void cli_progress(const char *what, size_t done, size_t total, double started) {
-    const char *env = getenv("VITAMIN_PROGRESS");
-    if (!(env ? atoi(env) : isatty(2))) return;
+    if (!cli_progress_enabled()) return;
     double rate = done / (cli_now() - started + 1e-9);
     fprintf(stderr, "\r%s: %zu/%zu (%.1f/s)%s", what, done, total, rate, done == total ? "\n" : "");
     fflush(stderr);

@@ -13,9 +13,12 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Options every model-using command accepts. */
 typedef struct {
-    const char *model_path;   /* -m/--model: checkpoint file or a directory holding one */
+    const char *model_path;   /* -m/--model: checkpoint file, a directory holding one, a hub repo or a model name */
     const char *model_name;   /* --model-name: architecture, when it cannot be read or inferred */
-    const char *vocab_path;   /* --vocab: BPE vocabulary (default: the installed one) */
+    const char *pretrained;   /* --pretrained: open_clip tag (datacomp1b) or a checkpoint path */
+    const char *revision;     /* --revision: hub branch, tag or commit */
+    int offline;              /* --offline: never download */
+    const char *vocab_path;   /* --vocab: BPE vocabulary (default: the built-in one) */
     int threads;              /* --threads N (0: all cores) */
     int batch;                /* --batch N (inputs per forward pass) */
     int bf16;                 /* --bf16: bfloat16 GEMM weights */
@@ -32,6 +35,12 @@ int cli_model_option(int argc, char **argv, int *i, cli_model_options *opt);
 /* Help text for the common options. */
 extern const char CLI_MODEL_OPTIONS_HELP[];
 
+/* Where -m / --pretrained point: a file, a directory, a hub repo or a model
+ * name (downloaded unless --offline); prints the error and returns 0 on failure. */
+int cli_resolve_checkpoint(const char *command, const cli_model_options *opt, vt_checkpoint_ref *ref,
+                           const char **model_name);
+/* Progress bars on stderr: $VITAMIN_PROGRESS (0/1) if set, else when stderr is a terminal. */
+int cli_progress_enabled(void);
 /* Applies --threads and loads the model; prints the error and returns NULL on failure. */
 vt_model *cli_load_model(const char *command, const cli_model_options *opt);
 /* Prints the model's load notes (vt_model_info.notes) to stderr, one "note:" line each. */

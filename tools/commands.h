@@ -12,5 +12,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif

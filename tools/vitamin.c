@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"similarity", cmd_similarity, "print the image x text similarity matrix"},
     {"tokenize", cmd_tokenize, "print CLIP token ids of texts"},
     {"info", cmd_info, "model family table, or details of one checkpoint"},
+    {"pull", cmd_pull, "download released weights into the Hugging Face cache (--list: the models)"},
     {"convert", cmd_convert, "rewrite a checkpoint as open_clip safetensors (fp32/fp16/bf16)"},
     {"train", cmd_train, "contrastive training / fine-tuning of a ViTamin CLIP model"},
     {"eval", cmd_eval, "zero-shot classification and retrieval metrics on a labelled set"},
@@ -29,8 +30,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: vitamin <command> [options]   (vitamin <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(f, "\nExample (weights from the Hugging Face repo jienengchen/ViTamin-L-384px):\n"
-               "  vitamin classify -m ViTamin-L-384px/pytorch_model.bin --labels \"cat,dog,car\" photo.jpg\n");
+    fprintf(f, "\nExamples (weights of the Hugging Face repo jienengchen/ViTamin-L-384px):\n"
+               "  vitamin classify -m ViTamin-L-384 --labels \"cat,dog,car\" photo.jpg     # cache, or download\n"
+               "  vitamin classify -m ViTamin-L-384px/pytorch_model.bin --labels \"cat,dog\" photo.jpg\n");
 }
 
 int main(int argc, char **argv) {

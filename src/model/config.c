@@ -44,6 +44,7 @@ static void fill_from_row(const family_row *r, vt_model_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->name, sizeof cfg->name, "%s", r->name);
     snprintf(cfg->timm_name, sizeof cfg->timm_name, "%s", r->timm_name);
+    if (r->hf_repo[0]) snprintf(cfg->hf_repo, sizeof cfg->hf_repo, "jienengchen/%s", r->hf_repo);
     cfg->stem_width = r->c0;
     cfg->stage_widths[0] = r->c1;
     cfg->stage_widths[1] = r->c2;

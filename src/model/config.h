@@ -10,6 +10,7 @@
 typedef struct {
     char name[64];        /* open_clip name, e.g. "ViTamin-S" */
     char timm_name[64];   /* timm trunk, e.g. "vitamin_small_224" ("" for custom) */
+    char hf_repo[64];     /* released weights: "jienengchen/ViTamin-S" ("" for none) */
     /* Image tower (timm VisionTransformer with the MbConvStages hybrid embed). */
     int stem_width;       /* C0 */
     int stage_widths[2];  /* C1, C2 */

@@ -260,6 +260,7 @@ static vt_status config_from_trunk(const char *path, const char *trunk, const js
             return st;
         }
         if (embed) out->embed_dim = embed;
+        out->hf_repo[0] = '\0'; /* not a released model */
         char base[sizeof out->name];
         snprintf(base, sizeof base, "%s", out->name);
         snprintf(out->name, sizeof out->name, "%.50s-custom", base);
