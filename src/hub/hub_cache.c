@@ -182,6 +182,17 @@ static vt_status checkpoint_in_directory(const char *dir, vt_checkpoint_ref *out
                    "model.safetensors or pytorch_model.bin", dir);
 }
 
+/* Paths that can only be paths: absolute, ./ ../ ~, several '/', a file extension. */
+static int looks_like_path(const char *spec) {
+    if (!strncasecmp(spec, "hf-hub:", 7)) return 0;
+    const char *slash = strchr(spec, '/'), *dot = strrchr(spec, '.');
+    if (spec[0] == '/' || spec[0] == '.' || spec[0] == '~' || (slash && strchr(slash + 1, '/'))) return 1;
+    static const char *const EXT[] = {".bin", ".pt", ".pth", ".safetensors", ".ckpt"};
+    for (size_t i = 0; dot && i < sizeof EXT / sizeof *EXT; i++)
+        if (!strcasecmp(dot, EXT[i])) return 1;
+    return 0;
+}
+
 static vt_status resolve(const char *spec, const vt_hub_options *options, int force_pull, vt_checkpoint_ref *out,
                          vt_error *err) {
     memset(out, 0, sizeof *out);
@@ -194,11 +205,11 @@ static vt_status resolve(const char *spec, const vt_hub_options *options, int fo
         return VT_OK;
     }
     hub_spec hs;
-    int kind = hub_parse_spec(spec, &hs);
+    int kind = looks_like_path(spec) ? -1 : hub_parse_spec(spec, &hs);
     if (kind < 0)
-        return vt_fail(err, VT_ERR_ARGUMENT,
-                       "'%s' is not a valid hub repo id: expected hf-hub:ORG/NAME[@REVISION] with letters, digits, "
-                       "'-', '_' and '.'", spec);
+        return vt_fail(err, VT_ERR_IO,
+                       "%s: no such file or directory (nor a hub repo id, which reads hf-hub:ORG/NAME[@REVISION] "
+                       "with letters, digits, '-', '_' and '.')", spec);
     if (kind == 0) {
         vt_model_config cfg;
         if (!vt_config_lookup(spec, &cfg, NULL))

@@ -397,6 +397,10 @@ static vt_status fetch_file(const session *s, const char *repo_dir, const hub_sp
                                   : "the repo is private, gated or does not exist; set HF_TOKEN to an access token "
                                     "that can read it");
     if (h.status == 404) {
+        if (!h.error_code[0] && !h.commit[0])
+            return vt_fail(err, VT_ERR_IO,
+                           "HTTP 404 for %s with neither X-Error-Code nor X-Repo-Commit: HF_ENDPOINT (%s) does not "
+                           "seem to be a Hugging Face hub endpoint", url, s->endpoint);
         if (!strcasecmp(h.error_code, "RepoNotFound") || !strcasecmp(h.error_code, "RevisionNotFound"))
             return vt_fail(err, VT_ERR_IO, "%s: %s (HTTP 404 for %s); check the repo id and revision", spec->repo,
                            h.error_code, url);
