@@ -268,3 +268,24 @@ def test_pull_list_and_help(tmp_path):
     assert "250 MB" in rows[0] and "3.70 GB" in rows[-1]
     assert "usage: vitamin pull" in run(["pull", "--help"], clean_env(tmp_path)).stdout
     assert run(["pull"], clean_env(tmp_path)).returncode == 2
+
+
+def test_train_starts_from_released_weights_by_name(tmp_path, hub):
+    """vitamin train --model ViTamin-S --pretrained datacomp1b, as open_clip spells it, from the cache."""
+    from PIL import Image
+
+    cache = tmp_path / "cache"
+    env = clean_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=cache, OMP_WAIT_POLICY="PASSIVE")
+    rows = ["filepath\ttitle"]
+    for i in range(2):
+        Image.new("RGB", (40, 30), (200 * i, 80, 40)).save(tmp_path / f"{i}.png")
+        rows.append(f"{tmp_path / f'{i}.png'}\ta picture number {i}")
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    base = ["train", "--model", "ViTamin-S", "--train-data", tmp_path / "train.csv", "--batch-size", "2",
+            "--steps", "1", "--warmup", "0", "--workers", "0"]
+    proc = run(base + ["--pretrained", "datacomp1b"], dict(env, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 1 and "not in the Hugging Face cache" in proc.stderr, proc.stderr
+    proc = run(base + ["--pretrained", "datacomp1b"], env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    proc = run(base + ["--pretrained", "hf-hub:jienengchen/ViTamin-S"], dict(env, HF_HUB_OFFLINE="1"), timeout=900)
+    assert proc.returncode == 0, proc.stderr

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -20,7 +21,11 @@ static const char TRAIN_HELP[] =
     "Model\n"
     "      --model NAME         ViTamin-S, ViTamin-B, ..., ViTamin-Tiny, ViTamin-C<w>-N<d>[-size]\n"
     "                           (default ViTamin-S)\n"
-    "      --pretrained CKPT    start from these weights instead of a fresh init\n"
+    "      --pretrained CKPT    start from these weights instead of a fresh init: a checkpoint file or\n"
+    "                           directory, a hub repo (hf-hub:jienengchen/ViTamin-S), or datacomp1b\n"
+    "                           (open_clip's tag) for the released weights of --model; from the\n"
+    "                           Hugging Face cache, downloaded when missing (not under mpirun:\n"
+    "                           run 'vitamin pull' first)\n"
     "      --drop-path R        stochastic depth of the transformer blocks (default 0.1, as\n"
     "                           open_clip's ViTamin configs)\n"
     "      --lock-image         freeze the image trunk (its head projection still trains)\n"
@@ -225,6 +230,25 @@ int cmd_train(int argc, char **argv) {
     if (o.plot_path && !o.log_path) {
         cli_errorf("train", "--plot draws from the JSON log: add --log FILE");
         return CLI_USAGE;
+    }
+    vt_checkpoint_ref pretrained;
+    if (o.pretrained) {
+        /* open_clip's --model NAME --pretrained TAG: the released weights of NAME. */
+        const char *spec = strcasecmp(o.pretrained, "datacomp1b") ? o.pretrained : o.model_name;
+        if (!spec) {
+            cli_errorf("train", "--pretrained datacomp1b needs --model NAME (the released model to start from)");
+            return CLI_USAGE;
+        }
+        /* Ranks of one job must not race to download into one cache. */
+        const char *world = getenv("OMPI_COMM_WORLD_SIZE");
+        if (!world) world = getenv("PMI_SIZE");
+        vt_hub_options ho = {.offline = world && atoi(world) > 1, .progress = cli_progress_enabled()};
+        vt_error rerr = {0};
+        if (vt_resolve_checkpoint(spec, &ho, &pretrained, &rerr)) {
+            cli_error("train", &rerr);
+            return CLI_FAIL;
+        }
+        o.pretrained = pretrained.path;
     }
     if (threads > 0) omp_set_num_threads(threads);
     char *args = args_as_json(argc, argv);
