@@ -25,6 +25,7 @@ class Hub:
         self.drop_after = None
         self.drops_left = 0
         self.corrupt = False
+        self.ignore_range = False  # answer Range requests with the whole file (200), as some mirrors do
         self.requests = []    # (host, method, path, headers dict)
         self.lock = threading.Lock()
         self.servers = []
@@ -119,7 +120,7 @@ class Hub:
                     data = bytes([data[0] ^ 1]) + data[1:]
                 start = 0
                 rng = self.headers.get("Range")
-                if rng and rng.startswith("bytes=") and rng.endswith("-"):
+                if rng and rng.startswith("bytes=") and rng.endswith("-") and not hub.ignore_range:
                     start = int(rng[6:-1])
                     if start >= len(data):
                         return self.send(416, {"Content-Range": "bytes */%d" % len(data)}, head=head)

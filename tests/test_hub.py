@@ -159,6 +159,26 @@ def test_resume_after_dropped_connections(tmp_path, hub, s_model):
     assert not [b for b in blob_files(cache2) if b.endswith(".incomplete")]
 
 
+def test_server_that_ignores_range_and_parallel_pulls(tmp_path, hub, s_model):
+    """A 200 answer to a Range request restarts the file instead of appending to it; two pulls at once take
+    turns on huggingface_hub's lock file and both end with the right file."""
+    cache = tmp_path / "cache"
+    env = clean_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=cache)
+    hub.ignore_range = True
+    hub.drop_after, hub.drops_left = len(s_model[1]) // 4, 1
+    proc = run(["pull", REPO], env)
+    assert proc.returncode == 0, proc.stderr
+    assert pathlib.Path(proc.stdout.strip()).read_bytes() == s_model[1]
+    assert (cache / ".locks" / "models--jienengchen--ViTamin-S").is_dir()
+    cache2 = tmp_path / "cache2"
+    env2 = dict(env, HF_HUB_CACHE=str(cache2))
+    procs = [subprocess.Popen([VITAMIN, "pull", REPO], env=env2, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all(pathlib.Path(o[0].strip()).read_bytes() == s_model[1] for o in outs)
+
+
 def test_wrong_checksum_never_enters_the_cache(tmp_path, hub):
     cache = tmp_path / "cache"
     hub.corrupt = True

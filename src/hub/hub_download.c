@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -421,25 +422,38 @@ static vt_status fetch_file(const session *s, const char *repo_dir, const hub_sp
     snprintf(blob, sizeof blob, "%s/%s", blob_dir, h.etag);
     snprintf(incomplete, sizeof incomplete, "%s.incomplete", blob);
     snprintf(label, sizeof label, "%s", file);
+    /* huggingface_hub's lock (filelock = flock on <cache>/.locks/<repo folder>/<etag>.lock): two downloads of
+     * one blob, ours or theirs, take turns instead of appending to one .incomplete file. */
+    char lock_dir[4608], lock_path[4800];
+    const char *base = strrchr(repo_dir, '/');
+    snprintf(lock_dir, sizeof lock_dir, "%.*s/.locks/%s", (int)(base - repo_dir), repo_dir, base + 1);
+    if (mkdirs(lock_dir)) return vt_fail(err, VT_ERR_IO, "cannot create %s: %s", lock_dir, strerror(errno));
+    snprintf(lock_path, sizeof lock_path, "%s/%s.lock", lock_dir, h.etag);
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock < 0 || flock(lock, LOCK_EX)) {
+        if (lock >= 0) close(lock);
+        return vt_fail(err, VT_ERR_IO, "cannot lock %s: %s", lock_path, strerror(errno));
+    }
     long long have = file_size(blob);
     if (have < 0 || (h.size >= 0 && have != h.size)) {
         const char *from = h.status == 200 ? url : h.location;
         st = fetch_blob(s, from, label, h.size, incomplete, err);
-        if (st) return st;
-        if (h.linked_etag && is_sha256_hex(h.etag)) {
+        if (!st && h.linked_etag && is_sha256_hex(h.etag)) {
             char hex[65];
             st = sha256_of_file(incomplete, hex, err);
-            if (st) return st;
-            if (strcasecmp(hex, h.etag)) {
+            if (!st && strcasecmp(hex, h.etag)) {
                 unlink(incomplete);
-                return vt_fail(err, VT_ERR_FORMAT,
-                               "%s: the downloaded file's sha256 is %s, but the hub says %s: the transfer was "
-                               "corrupted. Nothing was written to the cache; run the command again", file, hex, h.etag);
+                st = vt_fail(err, VT_ERR_FORMAT,
+                             "%s: the downloaded file's sha256 is %s, but the hub says %s: the transfer was "
+                             "corrupted. Nothing was written to the cache; run the command again", file, hex, h.etag);
             }
         }
-        if (rename(incomplete, blob)) return vt_fail(err, VT_ERR_IO, "cannot move %s into place: %s", blob, strerror(errno));
-        fsync_path(blob_dir, 1);
+        if (!st && rename(incomplete, blob))
+            st = vt_fail(err, VT_ERR_IO, "cannot move %s into place: %s", blob, strerror(errno));
+        if (!st) fsync_path(blob_dir, 1);
     }
+    close(lock); /* releases the flock */
+    if (st) return st;
     st = link_snapshot(repo_dir, h.commit, file, h.etag, err);
     if (!st) *present = 1;
     return st;
