@@ -129,6 +129,8 @@ def test_cache_written_by_huggingface_hub_is_found(tmp_path, hub, s_model, where
     # Only the weights are cached (no config.json): the name the user gave decides the architecture.
     assert "note:" not in proc.stderr
     assert np.abs(np.load(tmp_path / "e.npy") - open_clip_text(s_model[0], ["a dog"])).max() <= 1e-4
+    proc = run(["info", "-m", "hf-hub:jienengchen/ViTamin-S"], env)
+    assert proc.returncode == 0 and "model:        ViTamin-S\n" in proc.stdout, proc.stderr
 
 
 def test_resume_after_dropped_connections(tmp_path, hub, s_model):
