@@ -293,6 +293,12 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
         if (!st) st = get_int(path, "vision_cfg", vision, "image_size", -1, 16, &out->image_size, err);
         if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", -1, 1, &out->embed_dim, err);
         if (!st) out->open_clip_preprocess_size = out->image_size;
+        /* A released member written out by us is still that release. */
+        vt_model_config known;
+        if (!st && !vt_config_lookup(out->name, &known, NULL) && !strcmp(known.name, out->name) &&
+            known.width == out->width && known.depth == out->depth && known.image_size == out->image_size &&
+            known.embed_dim == out->embed_dim)
+            memcpy(out->hf_repo, known.hf_repo, sizeof out->hf_repo);
     } else {
         int trunk_found = 0;
         st = config_from_trunk(path, trunk, cfg, vision, text, out, &trunk_found, notes, err);
