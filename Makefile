@@ -6,7 +6,15 @@ CC      ?= gcc
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c17 -fno-math-errno -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp -march=x86-64-v2 -Iinclude -Isrc
+# `make WERROR=1` (what tests/run.sh and CI build): warnings are errors, plus
+# shadowed names and functions without a prototype in a header.
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror -Wshadow -Wmissing-prototypes
+endif
 LDLIBS  += -lwebp -lpng -ljpeg -lutf8proc -lcurl -lz -lm -fopenmp -lpthread
+# Sanitizer builds (`make asan`, `make tsan`) set SANITIZE for compiling and linking.
+CFLAGS  += $(SANITIZE)
+LDLIBS  += $(SANITIZE)
 
 BUILD   := build
 LIB_SRC := $(shell find src -name '*.c' | sort)
@@ -35,11 +43,22 @@ CC      := mpicc
 CFLAGS  += -DVITAMIN_MPI
 endif
 
-.PHONY: all test clean fuzz mpi
+.PHONY: all test clean fuzz mpi asan tsan sanitized
 all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
 mpi:
 	$(MAKE) MPI=1 BUILD=$(BUILD)/mpi $(BUILD)/mpi/vitamin $(BUILD)/mpi/testtools/dist_loss_check
+
+# `make asan` / `make tsan`: the library, CLI, unit tests and test drivers built
+# with AddressSanitizer + UBSan / ThreadSanitizer into build/asan, build/tsan
+# (same -march and SIMD variants as the shipped build, -O1);
+# tests/test_sanitizers.py runs the unit tests, an embedding and a short
+# training run under them.
+asan:
+	$(MAKE) BUILD=$(BUILD)/asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" sanitized
+tsan:
+	$(MAKE) BUILD=$(BUILD)/tsan OPT=-O1 SANITIZE="-fsanitize=thread -fno-omit-frame-pointer" sanitized
+sanitized: $(BUILD)/libvitamin.a $(BUILD)/vitamin $(TEST_BIN) $(BUILD)/testtools/api_threads
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,7 +103,7 @@ clean:
 # The BPE vocabulary is assembled into the library (.incbin, see the file).
 $(BUILD)/obj/src/io/tokenizer_vocab.o $(BUILD)/fuzzobj/src/io/tokenizer_vocab.o: share/bpe_simple_vocab_16e6.txt.gz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
 
 # Keep the instrumented objects between fuzz builds.
 .SECONDARY:

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libutf8proc-dev clang libclang-rt-14-dev dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin libcurl4-openssl-dev"
+APT_PACKAGES="build-essential pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libutf8proc-dev clang libclang-rt-14-dev dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin libcurl4-openssl-dev iproute2"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from vtpaths import BUILD, ROOT
+
 # VITAMIN_BUILD picks another build directory (make BUILD=...), so that several
 # people can build and test in one checkout without overwriting each other.
-BUILD = ROOT / os.environ.get("VITAMIN_BUILD", "build")
 VITAMIN = BUILD / "vitamin"
 
 # The reference runs on 2 threads, like the engine's default on this machine.
@@ -27,7 +27,7 @@ def build_dir():
 
 @pytest.fixture(scope="session")
 def vitamin_cli():
-    assert VITAMIN.exists(), "build/vitamin missing: run `make` first"
+    assert VITAMIN.exists(), f"{VITAMIN} missing: run `make` first"
     return str(VITAMIN)
 
 

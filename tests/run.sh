@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-make -j"$(nproc)" all mpi
+make -j"$(nproc)" WERROR=1 all mpi
 # Reference PyTorch: 2 threads, passive OpenMP waits (see README, "Benchmarks").
 export OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

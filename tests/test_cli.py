@@ -13,12 +13,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from vtpaths import BUILD, need  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "reference"))
 from refmodel import build_model, save_checkpoint  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-VITAMIN = str(ROOT / "build" / "vitamin")
+VITAMIN = str(BUILD / "vitamin")
 SKIMAGE_PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "rocket.jpg", "retina.jpg"]
 
 
@@ -245,8 +246,8 @@ def test_full_disk(small_model, tmp_path):
     _, ckpt = small_model
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], capture_output=True)
+    need(mounted.returncode == 0, "cannot mount a small tmpfs here (needs root)")
     try:
         args = ["embed", "-m", ckpt, "-o", mnt / "o.npy"] + sum((["--text", f"t{i}"] for i in range(40)), [])
         p = expect_error(args)
@@ -260,7 +261,7 @@ def test_library_concurrent_encoding(small_model):
     """Several threads encoding with one loaded model give identical results."""
     _, ckpt = small_model
     env = dict(os.environ, VITAMIN_BPE_VOCAB=str(ROOT / "share" / "bpe_simple_vocab_16e6.txt.gz"))
-    proc = subprocess.run([str(ROOT / "build" / "testtools" / "api_threads"), str(ckpt), photos()[0], "a photo"],
+    proc = subprocess.run([str(BUILD / "testtools" / "api_threads"), str(ckpt), photos()[0], "a photo"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
 

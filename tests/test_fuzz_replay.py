@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 
 import pytest
+from vtpaths import BUILD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGETS = sorted(p.stem for p in (ROOT / "tests" / "fuzz").glob("fuzz_*.c"))
@@ -29,7 +30,7 @@ def test_replay_corpus(fuzz_build, target, tmp_path):
     # would "use" the parent's peak. So the RSS check is off and a 2 GB cap on
     # any single allocation stands in for it; crashes, sanitizer reports and
     # leaks still fail the test.
-    proc = subprocess.run([str(ROOT / "build" / "fuzz" / target), "-runs=0", "-rss_limit_mb=0", "-malloc_limit_mb=2048",
+    proc = subprocess.run([str(BUILD / "fuzz" / target), "-runs=0", "-rss_limit_mb=0", "-malloc_limit_mb=2048",
                            f"-artifact_prefix={tmp_path}/", str(corpus)], cwd=ROOT,
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from vtpaths import BUILD  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "reference"))
@@ -20,7 +21,6 @@ from hub_server import Hub  # noqa: E402
 from refmodel import build_model, save_checkpoint  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BUILD = pathlib.Path(os.environ.get("VITAMIN_BUILD", ROOT / "build"))
 VITAMIN = str(BUILD / "vitamin")
 REPO = "jienengchen/ViTamin-S"
 S_CONFIG = {"architectures": ["ViTaminCLIP"], "embed_dim": 384,

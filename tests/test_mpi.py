@@ -36,7 +36,12 @@ MPIRUN = shutil.which("mpirun")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,tcp",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
 
-pytestmark = pytest.mark.skipif(MPIRUN is None, reason="Open MPI is not installed (scripts/setup.sh installs it)")
+from vtpaths import need  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _mpirun_present():
+    need(MPIRUN is not None, "Open MPI is not installed (scripts/setup.sh installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +260,7 @@ def test_two_hosts_over_veth(mpi_build, build_dir, tmp_path_factory, tmp_path, m
     shared-memory transport, no loopback between ranks, and mpirun starting the
     second daemon through an rsh agent (tests/tools/netns_rsh.sh in place of
     ssh). The training must equal the single-process run."""
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (`ip`) is not installed")
+    need(shutil.which("ip") is not None, "iproute2 (`ip`) is not installed")
     # Names are per process (netns names are global to the machine; a device
     # name has at most 15 characters), so concurrent runs do not collide.
     tag = f"vt{os.getpid() % 100000}"
@@ -264,8 +268,7 @@ def test_two_hosts_over_veth(mpi_build, build_dir, tmp_path_factory, tmp_path, m
     net = f"10.77.{os.getpid() % 250}"
     addr_a, addr_b = f"{net}.1", f"{net}.2"
     p = _ip("netns", "add", ns_a)
-    if p.returncode != 0:
-        pytest.skip(f"cannot create network namespaces (needs root / CAP_NET_ADMIN): {p.stderr.strip()}")
+    need(p.returncode == 0, f"cannot create network namespaces (needs root / CAP_NET_ADMIN): {p.stderr.strip()}")
     try:
         for step in (["netns", "add", ns_b],
                      ["link", "add", dev_a, "type", "veth", "peer", "name", dev_b],

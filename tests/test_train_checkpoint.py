@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from vtpaths import need  # noqa: E402
 
 TINY = "ViTamin-Tiny"
 # The smallest size there is (the 49408-token embedding dominates): for the
@@ -336,8 +337,8 @@ def test_full_disk_keeps_old_checkpoint(tool, tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     # One weights-only checkpoint of SMALL is 10 MB: the second does not fit.
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
+    need(mounted.returncode == 0, "cannot mount a small tmpfs here (needs root)")
     try:
         run = mnt / "run"
         tool("save", "--model", SMALL, "--save-dir", run, "--step", 1, "--no-moments", "--fill-seed", 1,

@@ -6,9 +6,10 @@ import pathlib
 import subprocess
 
 import pytest
+from vtpaths import BUILD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BINARIES = sorted((ROOT / "build" / "tests").glob("test_*"))
+BINARIES = sorted((BUILD / "tests").glob("test_*"))
 
 
 @pytest.mark.parametrize("binary", BINARIES, ids=[b.name for b in BINARIES])
@@ -18,6 +19,6 @@ def test_unit_binary(binary):
 
 
 def test_kernels_forced_scalar():
-    proc = subprocess.run([str(ROOT / "build" / "tests" / "test_kernels")], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([str(BUILD / "tests" / "test_kernels")], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=dict(os.environ, VITAMIN_ISA="scalar"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 
 import open_clip
+from vtpaths import BUILD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BUILD = pathlib.Path(os.environ.get("VITAMIN_BUILD", ROOT / "build"))
 
 
 def sha256(path):

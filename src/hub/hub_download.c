@@ -163,7 +163,7 @@ static vt_status head(const session *s, const hub_spec *spec, const char *file, 
         if (h->size < -1) h->size = h->status == 200 ? -2 - h->size : -1;
         if (h->status >= 300 && h->status < 400 && h->location[0] == '/') {
             char next[URL_MAX];
-            snprintf(next, sizeof next, "%s%s", s->endpoint, h->location);
+            snprintf(next, sizeof next, "%.1000s%.7000s", s->endpoint, h->location);
             snprintf(url, URL_MAX, "%s", next);
             continue;
         }
@@ -419,7 +419,7 @@ static vt_status fetch_file(const session *s, const char *repo_dir, const hub_sp
     char blob_dir[4608], blob[4800], incomplete[4900], label[300];
     snprintf(blob_dir, sizeof blob_dir, "%s/blobs", repo_dir);
     if (mkdirs(blob_dir)) return vt_fail(err, VT_ERR_IO, "cannot create %s: %s", blob_dir, strerror(errno));
-    snprintf(blob, sizeof blob, "%s/%s", blob_dir, h.etag);
+    snprintf(blob, sizeof blob, "%.4600s/%.128s", blob_dir, h.etag);
     snprintf(incomplete, sizeof incomplete, "%s.incomplete", blob);
     snprintf(label, sizeof label, "%s", file);
     /* huggingface_hub's lock (filelock = flock on <cache>/.locks/<repo folder>/<etag>.lock): two downloads of
@@ -428,7 +428,7 @@ static vt_status fetch_file(const session *s, const char *repo_dir, const hub_sp
     const char *base = strrchr(repo_dir, '/');
     snprintf(lock_dir, sizeof lock_dir, "%.*s/.locks/%s", (int)(base - repo_dir), repo_dir, base + 1);
     if (mkdirs(lock_dir)) return vt_fail(err, VT_ERR_IO, "cannot create %s: %s", lock_dir, strerror(errno));
-    snprintf(lock_path, sizeof lock_path, "%s/%s.lock", lock_dir, h.etag);
+    snprintf(lock_path, sizeof lock_path, "%.4600s/%.128s.lock", lock_dir, h.etag);
     int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock < 0 || flock(lock, LOCK_EX)) {
         if (lock >= 0) close(lock);

@@ -288,8 +288,8 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     for (int i = 0; i < batch; i++) {
         float *pooled = t1 + (size_t)i * d;
         for (int j = 0; j < d; j++) pooled[j] = 0.0f;
-        for (int t = 0; t < n; t++)
-            for (int j = 0; j < d; j++) pooled[j] += x[((size_t)i * n + t) * d + j];
+        for (int token = 0; token < n; token++)
+            for (int j = 0; j < d; j++) pooled[j] += x[((size_t)i * n + token) * d + j];
         for (int j = 0; j < d; j++) pooled[j] /= (float)n;
     }
     layernorm_forward(t1, t1, (size_t)batch, d, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS);

@@ -203,132 +203,209 @@ static vt_status save_checkpoint(const train_run_options *o, trainer *t, train_s
     return st;
 }
 
-vt_status train_run(const train_run_options *o, vt_error *err) {
-    vt_status st;
+/* Everything one run holds; train_run's helpers fill and use it, run_close frees it. */
+typedef struct {
+    const train_run_options *o;
     vt_model_config cfg;
-    train_params p = {0};
-    vt_tokenizer *tok = NULL;
-    data_loader *loader = NULL;
-    trainer *t = NULL;
-    FILE *log = NULL;
+    train_params p;
+    vt_tokenizer *tok;
+    data_loader *loader;
+    trainer *t;
+    FILE *log;
     zeroshot_setup zs;
-    int have_zs = 0, have_rt = 0;
     eval_dataset rt;
-    memset(&rt, 0, sizeof rt);
-    memset(&zs, 0, sizeof zs);
+    int have_zs, have_rt;
+    int world;
+    int64_t per_epoch, total;
+    train_state state;
+} run_ctx;
 
-    if ((st = vt_config_lookup(o->model_name, &cfg, err))) return st;
+static void run_close(run_ctx *r) {
+    if (r->log) fclose(r->log);
+    if (r->have_zs) zeroshot_close(&r->zs);
+    if (r->have_rt) eval_dataset_free(&r->rt);
+    trainer_free(r->t);
+    data_loader_close(r->loader);
+    vt_tokenizer_free(r->tok);
+    train_params_free(&r->p);
+}
+
+/* Model config, parameters, tokenizer, data loader and trainer. */
+static vt_status run_open(run_ctx *r, vt_error *err) {
+    const train_run_options *o = r->o;
+    vt_status st;
+    if ((st = vt_config_lookup(o->model_name, &r->cfg, err))) return st;
     if (o->batch_size < 2) return vt_fail(err, VT_ERR_ARGUMENT, "--batch-size must be at least 2 (a contrastive loss needs negatives)");
     if (o->accum_freq < 1 || o->batch_size % o->accum_freq)
         return vt_fail(err, VT_ERR_ARGUMENT, "--accum-freq %d must divide --batch-size %d", o->accum_freq, o->batch_size);
-    if ((st = train_params_create(&cfg, &p, err))) return st;
-    const char *vocab = o->vocab_path;
-    if ((st = vt_tokenizer_load(vocab, &tok, err))) goto done;
+    if ((st = train_params_create(&r->cfg, &r->p, err))) return st;
+    if ((st = vt_tokenizer_load(o->vocab_path, &r->tok, err))) return st;
 
-    /* Data. */
     data_options dopt = o->data;
-    dopt.image_size = cfg.image_size;
-    dopt.context_length = cfg.context_length;
-    dopt.tokenizer = tok;
+    dopt.image_size = r->cfg.image_size;
+    dopt.context_length = r->cfg.context_length;
+    dopt.tokenizer = r->tok;
     dopt.seed = o->seed;
-    int world = o->dist ? o->dist->world : 1;
+    r->world = o->dist ? o->dist->world : 1;
     dopt.rank = o->dist ? o->dist->rank : 0;
-    dopt.world = world;
-    dopt.global_batch = o->batch_size * world;
-    if ((st = data_loader_open(&dopt, &loader, err))) goto done;
-    int64_t per_epoch = data_loader_steps_per_epoch(loader);
-    if (per_epoch < 1) {
-        st = vt_fail(err, VT_ERR_ARGUMENT, "%s has %lld samples, fewer than one batch of %d: lower --batch-size",
-                     o->data.train_data, (long long)data_loader_samples(loader), o->batch_size * world);
-        goto done;
-    }
-    int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * per_epoch;
+    dopt.world = r->world;
+    dopt.global_batch = o->batch_size * r->world;
+    if ((st = data_loader_open(&dopt, &r->loader, err))) return st;
+    r->per_epoch = data_loader_steps_per_epoch(r->loader);
+    if (r->per_epoch < 1)
+        return vt_fail(err, VT_ERR_ARGUMENT, "%s has %lld samples, fewer than one batch of %d: lower --batch-size",
+                       o->data.train_data, (long long)data_loader_samples(r->loader), o->batch_size * r->world);
+    r->total = o->steps > 0 ? o->steps : (int64_t)o->epochs * r->per_epoch;
 
-    /* Model and optimizer. */
     clip_train_options copt = {.batch = o->batch_size / o->accum_freq,
                                .drop_path = o->drop_path < 0 ? 0.1f : o->drop_path,
                                .seed = o->seed,
                                .recompute = o->grad_checkpointing};
-    if ((st = trainer_create(&p, o->batch_size, o->batch_size / o->accum_freq, &copt, &t, err))) goto done;
-    if (world > 1 || o->zero1) {
+    if ((st = trainer_create(&r->p, o->batch_size, o->batch_size / o->accum_freq, &copt, &r->t, err))) return st;
+    if (r->world > 1 || o->zero1) {
         trainer_dist_options dto = {o->dist, o->local_loss, o->gather_with_grad, o->zero1};
-        if ((st = trainer_set_distributed(t, &dto, err))) goto done;
+        if ((st = trainer_set_distributed(r->t, &dto, err))) return st;
     }
-    train_state state = {0};
-    state.seed = o->seed;
+    return VT_OK;
+}
+
+/* Resumed state, pretrained weights or a fresh init; then the locks. */
+static vt_status run_restore(run_ctx *r, vt_error *err) {
+    const train_run_options *o = r->o;
+    vt_status st;
+    memset(&r->state, 0, sizeof r->state);
+    r->state.seed = o->seed;
     if (o->resume) {
         char resolved[4096];
         float *m = NULL, *v = NULL;
-        if ((st = train_checkpoint_resolve(o->resume, o->save_dir, resolved, sizeof resolved, err))) goto done;
-        if ((st = full_moments(t, &m, &v, err))) goto done;
-        st = train_checkpoint_load(resolved, &p, m, v, &state, err);
-        if (!st && t->dist.zero1) copy_shard_out(t, m, v);
-        free_full_moments(t, m, v);
-        if (st) goto done;
-        free(state.loaded_args_json);
-        state.loaded_args_json = NULL;
-        if (state.warning[0] && is_root(o)) fprintf(stderr, "vitamin train: %s\n", state.warning);
+        if ((st = train_checkpoint_resolve(o->resume, o->save_dir, resolved, sizeof resolved, err))) return st;
+        if ((st = full_moments(r->t, &m, &v, err))) return st;
+        st = train_checkpoint_load(resolved, &r->p, m, v, &r->state, err);
+        if (!st && r->t->dist.zero1) copy_shard_out(r->t, m, v);
+        free_full_moments(r->t, m, v);
+        if (st) return st;
+        free(r->state.loaded_args_json);
+        r->state.loaded_args_json = NULL;
+        if (r->state.warning[0] && is_root(o)) fprintf(stderr, "vitamin train: %s\n", r->state.warning);
         /* Checkpoints move across world sizes as long as the global batch (and
          * so the data order and step meaning) stays the same. */
-        if (state.step > 0 && state.samples_seen != state.step * (int64_t)o->batch_size * world) {
-            st = vt_fail(err, VT_ERR_ARGUMENT, "%s was trained with a global batch of %lld; this run has %d (%d ranks "
-                         "x --batch-size %d): choose --batch-size so that ranks x batch-size = %lld",
-                         resolved, (long long)(state.samples_seen / state.step), o->batch_size * world, world,
-                         o->batch_size, (long long)(state.samples_seen / state.step));
-            goto done;
-        }
-        t->step = state.step;
-        if (is_root(o))
-            fprintf(stderr, "vitamin train: resumed from %s at step %lld\n", resolved, (long long)state.step);
+        int64_t step = r->state.step, seen = r->state.samples_seen;
+        if (step > 0 && seen != step * (int64_t)o->batch_size * r->world)
+            return vt_fail(err, VT_ERR_ARGUMENT, "%s was trained with a global batch of %lld; this run has %d (%d ranks "
+                           "x --batch-size %d): choose --batch-size so that ranks x batch-size = %lld",
+                           resolved, (long long)(seen / step), o->batch_size * r->world, r->world, o->batch_size,
+                           (long long)(seen / step));
+        r->t->step = step;
+        if (is_root(o)) fprintf(stderr, "vitamin train: resumed from %s at step %lld\n", resolved, (long long)step);
     } else if (o->pretrained) {
-        if ((st = train_params_load_checkpoint(&p, o->pretrained, err))) goto done;
+        if ((st = train_params_load_checkpoint(&r->p, o->pretrained, err))) return st;
     } else {
-        train_params_init(&p, o->seed);
+        train_params_init(&r->p, o->seed);
     }
-    train_lock_apply(&p, t->model->frozen, o->lock_image, o->lock_image_unlocked_groups, o->lock_text,
+    train_lock_apply(&r->p, r->t->model->frozen, o->lock_image, o->lock_image_unlocked_groups, o->lock_text,
                      o->lock_text_unlocked_layers);
-    if ((st = clip_trainer_update_frozen(t->model, err))) goto done;
-    if (state.step >= total) {
-        if (is_root(o)) fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",
-                (long long)state.step, (long long)total);
-        goto done;
-    }
-    if ((st = data_loader_seek(loader, state.step, err))) goto done;
-    if (o->retrieval_data && is_root(o)) {
+    return clip_trainer_update_frozen(r->t->model, err);
+}
+
+/* Evaluation sets and the JSON log (rank 0 only). */
+static vt_status run_open_outputs(run_ctx *r, vt_error *err) {
+    const train_run_options *o = r->o;
+    vt_status st;
+    if (!is_root(o)) return VT_OK;
+    if (o->retrieval_data) {
         eval_csv_options co = {o->data.csv_separator, o->data.csv_img_key, "label", o->data.csv_caption_key};
-        if ((st = eval_load_retrieval_csv(o->retrieval_data, &co, &rt, err))) goto done;
-        have_rt = 1;
+        if ((st = eval_load_retrieval_csv(o->retrieval_data, &co, &r->rt, err))) return st;
+        r->have_rt = 1;
     }
-    if (o->zeroshot_data && is_root(o)) {
-        if ((st = zeroshot_open(o, tok, &zs, err))) goto done;
-        have_zs = 1;
+    if (o->zeroshot_data) {
+        if ((st = zeroshot_open(o, r->tok, &r->zs, err))) return st;
+        r->have_zs = 1;
     }
-    if (o->log_path && is_root(o)) {
-        log = fopen(o->log_path, state.step ? "a" : "w");
-        if (!log) {
-            st = vt_fail(err, VT_ERR_IO, "cannot write the log %s", o->log_path);
-            goto done;
-        }
+    if (o->log_path) {
+        r->log = fopen(o->log_path, r->state.step ? "a" : "w");
+        if (!r->log) return vt_fail(err, VT_ERR_IO, "cannot write the log %s", o->log_path);
     }
+    return VT_OK;
+}
+
+/* After a step: evaluation when due, the JSON log line, the progress line. */
+static vt_status run_report(run_ctx *r, const data_batch *batch, const step_result *res, double ips,
+                            double *last_top1, vt_error *err) {
+    const train_run_options *o = r->o;
+    int64_t step = r->state.step;
+    int eval_step = (o->eval_every > 0 && step % o->eval_every == 0) || step == r->total;
+    int eval_now = r->have_zs && eval_step, retrieval_now = r->have_rt && eval_step;
+    zeroshot_metrics zm;
+    retrieval_metrics rm;
+    vt_status st;
+    if (retrieval_now) {
+        if ((st = retrieval_run(&r->p, r->tok, &r->rt, &rm, err))) return st;
+        fprintf(stderr, "vitamin train: step %lld retrieval image->text R@1/5/10 %.2f/%.2f/%.2f%%, text->image "
+                "%.2f/%.2f/%.2f%%\n", (long long)step, 100 * rm.image_to_text[0], 100 * rm.image_to_text[1],
+                100 * rm.image_to_text[2], 100 * rm.text_to_image[0], 100 * rm.text_to_image[1],
+                100 * rm.text_to_image[2]);
+    }
+    if (eval_now) {
+        if ((st = zeroshot_run(&r->p, &r->zs, &zm, err))) return st;
+        *last_top1 = zm.top1;
+        fprintf(stderr, "vitamin train: step %lld zero-shot top-1 %.2f%%, top-5 %.2f%%, mean per-class recall "
+                "%.2f%%\n", (long long)step, 100 * zm.top1, 100 * zm.top5, 100 * zm.mean_per_class_recall);
+    }
+    if (r->log) {
+        fprintf(r->log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"logit_scale\": %.4f, "
+                "\"grad_norm\": %.5g, \"images_per_s\": %.2f, \"skipped\": %lld",
+                (long long)step, (long long)batch->epoch, res->loss, res->lr, res->logit_scale, res->grad_norm, ips,
+                (long long)batch->skipped_total);
+        if (eval_now) fprintf(r->log, ", \"zeroshot_top1\": %.5f, \"zeroshot_top5\": %.5f", zm.top1, zm.top5);
+        if (retrieval_now)
+            fprintf(r->log, ", \"image_to_text_r1\": %.5f, \"image_to_text_r5\": %.5f, \"text_to_image_r1\": %.5f, "
+                    "\"text_to_image_r5\": %.5f", rm.image_to_text[0], rm.image_to_text[1], rm.text_to_image[0],
+                    rm.text_to_image[1]);
+        fprintf(r->log, "}\n");
+        fflush(r->log);
+    }
+    return VT_OK;
+}
+
+vt_status train_run(const train_run_options *o, vt_error *err) {
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    vt_status st = run_open(&r, err);
+    if (!st) st = run_restore(&r, err);
+    if (!st && r.state.step >= r.total) {
+        if (is_root(o)) fprintf(stderr, "vitamin train: the checkpoint is at step %lld, the run has %lld steps: nothing to do\n",
+                (long long)r.state.step, (long long)r.total);
+        run_close(&r);
+        return VT_OK;
+    }
+    if (!st) st = data_loader_seek(r.loader, r.state.step, err);
+    if (!st) st = run_open_outputs(&r, err);
+    if (st) {
+        run_close(&r);
+        return st;
+    }
+    int world = r.world;
     adamw_hparams adam = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd};
     if (is_root(o))
         fprintf(stderr, "vitamin train: %s, %lld samples, batch %d (%d ranks x %d, %d per micro-batch), %lld steps "
-                "(%lld per epoch), %d threads per rank\n", cfg.name, (long long)data_loader_samples(loader),
-                o->batch_size * world, world, o->batch_size, o->batch_size / o->accum_freq, (long long)total,
-                (long long)per_epoch, omp_get_max_threads());
+                "(%lld per epoch), %d threads per rank\n", r.cfg.name, (long long)data_loader_samples(r.loader),
+                o->batch_size * world, world, o->batch_size, o->batch_size / o->accum_freq, (long long)r.total,
+                (long long)r.per_epoch, omp_get_max_threads());
 
     double t_start = now_seconds(), t_window = t_start;
-    int64_t window_steps = 0, first_step = state.step;
-    int64_t save_every = o->save_every > 0 ? o->save_every : per_epoch;
+    int64_t window_steps = 0, first_step = r.state.step;
+    int64_t save_every = o->save_every > 0 ? o->save_every : r.per_epoch;
     double last_top1 = -1.0;
-    for (int64_t step = state.step; step < total; step++) {
+    for (int64_t step = r.state.step; step < r.total && !st; step++) {
         data_batch batch;
-        if ((st = data_loader_next(loader, &batch, err))) goto done;
+        if ((st = data_loader_next(r.loader, &batch, err))) break;
         double lr = !strcmp(o->lr_scheduler, "const") ? lr_const(o->lr, o->warmup, step)
-                                                      : lr_cosine(o->lr, o->warmup, total, step);
-        step_result r;
+                                                      : lr_cosine(o->lr, o->warmup, r.total, step);
+        step_result res;
         uint64_t drop_key = rng_key(o->seed, 0x64726f70ULL /* "drop" */, (uint64_t)step);
-        st = trainer_step(t, batch.pixels, batch.tokens, batch.count, lr, &adam, o->grad_clip_norm, drop_key, &r, err);
+        st = trainer_step(r.t, batch.pixels, batch.tokens, batch.count, lr, &adam, o->grad_clip_norm, drop_key, &res,
+                          err);
         if (st) {
             vt_error_prefix(err, "step %lld: ", (long long)step + 1);
             if (o->save_dir) {
@@ -336,73 +413,38 @@ vt_status train_run(const train_run_options *o, vt_error *err) {
                 snprintf(err->message + len, sizeof err->message - len,
                          "; the last good checkpoint in %s is kept (resume with --resume latest)", o->save_dir);
             }
-            goto done;
+            break;
         }
-        state.step = step + 1;
-        state.samples_seen += (int64_t)o->batch_size * world;
-        state.skipped = batch.skipped_total;
-        state.last_loss = r.loss;
+        r.state.step = step + 1;
+        r.state.samples_seen += (int64_t)o->batch_size * world;
+        r.state.skipped = batch.skipped_total;
+        r.state.last_loss = res.loss;
         window_steps++;
         double now = now_seconds();
-        double ips = (double)(state.step - first_step) * o->batch_size * world / (now - t_start);
-        int eval_step = (o->eval_every > 0 && state.step % o->eval_every == 0) || state.step == total;
-        int eval_now = have_zs && eval_step, retrieval_now = have_rt && eval_step;
-        zeroshot_metrics zm;
-        retrieval_metrics rm;
-        if (retrieval_now) {
-            if ((st = retrieval_run(&p, tok, &rt, &rm, err))) goto done;
-            fprintf(stderr, "vitamin train: step %lld retrieval image->text R@1/5/10 %.2f/%.2f/%.2f%%, text->image "
-                    "%.2f/%.2f/%.2f%%\n", (long long)state.step, 100 * rm.image_to_text[0], 100 * rm.image_to_text[1],
-                    100 * rm.image_to_text[2], 100 * rm.text_to_image[0], 100 * rm.text_to_image[1],
-                    100 * rm.text_to_image[2]);
-        }
-        if (eval_now) {
-            if ((st = zeroshot_run(&p, &zs, &zm, err))) goto done;
-            last_top1 = zm.top1;
-            fprintf(stderr, "vitamin train: step %lld zero-shot top-1 %.2f%%, top-5 %.2f%%, mean per-class recall "
-                    "%.2f%%\n", (long long)state.step, 100 * zm.top1, 100 * zm.top5, 100 * zm.mean_per_class_recall);
-        }
-        if (log) {
-            fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"logit_scale\": %.4f, "
-                    "\"grad_norm\": %.5g, \"images_per_s\": %.2f, \"skipped\": %lld",
-                    (long long)state.step, (long long)batch.epoch, r.loss, r.lr, r.logit_scale, r.grad_norm, ips,
-                    (long long)batch.skipped_total);
-            if (eval_now) fprintf(log, ", \"zeroshot_top1\": %.5f, \"zeroshot_top5\": %.5f", zm.top1, zm.top5);
-            if (retrieval_now)
-                fprintf(log, ", \"image_to_text_r1\": %.5f, \"image_to_text_r5\": %.5f, \"text_to_image_r1\": %.5f, "
-                        "\"text_to_image_r5\": %.5f", rm.image_to_text[0], rm.image_to_text[1], rm.text_to_image[0],
-                        rm.text_to_image[1]);
-            fprintf(log, "}\n");
-            fflush(log);
-        }
-        if (is_root(o) && (state.step % (o->log_every > 0 ? o->log_every : 1) == 0 || state.step == total)) {
+        double ips = (double)(r.state.step - first_step) * o->batch_size * world / (now - t_start);
+        if ((st = run_report(&r, &batch, &res, ips, &last_top1, err))) break;
+        if (is_root(o) && (r.state.step % (o->log_every > 0 ? o->log_every : 1) == 0 || r.state.step == r.total)) {
             char eta[32];
-            format_duration((double)(total - state.step) * (now - t_start) / (double)(state.step - first_step), eta,
-                            sizeof eta);
+            format_duration((double)(r.total - r.state.step) * (now - t_start) / (double)(r.state.step - first_step),
+                            eta, sizeof eta);
             fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.4f  logit_scale %.2f  lr %.3e  %.1f img/s  ETA %s\n",
-                    (long long)state.step, (long long)total, (long long)batch.epoch, r.loss, r.logit_scale, r.lr,
-                    (double)window_steps * o->batch_size * world / (now - t_window), eta);
+                    (long long)r.state.step, (long long)r.total, (long long)batch.epoch, res.loss, res.logit_scale,
+                    res.lr, (double)window_steps * o->batch_size * world / (now - t_window), eta);
             t_window = now;
             window_steps = 0;
         }
-        if (o->save_dir && (state.step % save_every == 0 || state.step == total)) {
-            if ((st = save_checkpoint(o, t, &state, err))) goto done;
+        if (o->save_dir && (r.state.step % save_every == 0 || r.state.step == r.total))
+            st = save_checkpoint(o, r.t, &r.state, err);
+    }
+    if (!st) {
+        if (o->dist && o->dist->world > 1 && is_root(o))
+            fprintf(stderr, "vitamin train: rank 0 spent %.1f s in communication\n", o->dist->comm_seconds);
+        if (o->plot_path && o->log_path && is_root(o)) {
+            if (r.log) fflush(r.log);
+            draw_plot(o->log_path, o->plot_path, r.have_zs);
         }
+        if (last_top1 >= 0) fprintf(stderr, "vitamin train: final zero-shot top-1 %.2f%%\n", 100 * last_top1);
     }
-    if (o->dist && o->dist->world > 1 && is_root(o))
-        fprintf(stderr, "vitamin train: rank 0 spent %.1f s in communication\n", o->dist->comm_seconds);
-    if (o->plot_path && o->log_path && is_root(o)) {
-        if (log) fflush(log);
-        draw_plot(o->log_path, o->plot_path, have_zs);
-    }
-    if (last_top1 >= 0) fprintf(stderr, "vitamin train: final zero-shot top-1 %.2f%%\n", 100 * last_top1);
-done:
-    if (log) fclose(log);
-    if (have_zs) zeroshot_close(&zs);
-    if (have_rt) eval_dataset_free(&rt);
-    trainer_free(t);
-    data_loader_close(loader);
-    vt_tokenizer_free(tok);
-    train_params_free(&p);
+    run_close(&r);
     return st;
 }

@@ -20,11 +20,14 @@ import zipfile
 
 import pytest
 import torch
+import sys
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from vtpaths import BUILD  # noqa: E402
 
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CKPT_DUMP = pathlib.Path(os.environ.get("CKPT_DUMP", ROOT / "build" / "testtools" / "ckpt_dump"))
+CKPT_DUMP = pathlib.Path(os.environ.get("CKPT_DUMP", BUILD / "testtools" / "ckpt_dump"))
 
 DTYPE_NAMES = {
     torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",

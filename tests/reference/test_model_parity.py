@@ -20,9 +20,12 @@ import pytest
 import torch
 
 from refmodel import make_case
+import sys
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from vtpaths import BUILD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TRACE = ROOT / "build" / "testtools" / "vt_trace"
+TRACE = BUILD / "testtools" / "vt_trace"
 
 ALL_MODELS = ["ViTamin-S", "ViTamin-S-LTT", "ViTamin-B", "ViTamin-B-LTT", "ViTamin-L", "ViTamin-L-256",
               "ViTamin-L-336", "ViTamin-L-384", "ViTamin-L2", "ViTamin-L2-256", "ViTamin-L2-336",

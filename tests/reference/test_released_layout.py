@@ -15,12 +15,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from vtpaths import BUILD  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from refmodel import build_model, save_checkpoint  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = pathlib.Path(os.environ.get("VITAMIN_BUILD", ROOT / "build"))
 VITAMIN = str(BUILD / "vitamin")
 RESOLVE = str(BUILD / "testtools" / "config_resolve")
 

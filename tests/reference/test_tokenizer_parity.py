@@ -14,6 +14,8 @@ import random
 import subprocess
 
 import pytest
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from vtpaths import BUILD  # noqa: E402
 
 open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 
@@ -217,7 +219,7 @@ def generate_strings():
 # ---------------------------------------------------------------------------
 def tool_path():
     path = pathlib.Path(os.environ.get("VITAMIN_TOKENIZE_FILE",
-                                       ROOT / "build" / "testtools" / "tokenize_file"))
+                                       BUILD / "testtools" / "tokenize_file"))
     assert path.exists(), f"{path} missing: run `make` (or set VITAMIN_TOKENIZE_FILE)"
     return str(path)
 
