@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import test_mpi as tm  # noqa: E402
 from test_mpi import mpi_build  # noqa: E402,F401  (fixture)
 
-pytestmark = tm.pytestmark
+from test_mpi import _mpirun_present  # noqa: E402,F401  (autouse: needs mpirun)
 
 
 def _train(ranks, exe, data, save, batch, steps, *extra):

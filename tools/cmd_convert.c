@@ -9,6 +9,7 @@
 #include "core/float16.h"
 #include "io/checkpoint.h"
 #include "model/config_json.h"
+#include "model/schema.h"
 #include "model/weights.h"
 
 static const char CONVERT_HELP[] =
@@ -44,29 +45,31 @@ int cmd_convert(int argc, char **argv) {
 
     vt_model *model = cli_load_model("convert", &mo); /* validates every tensor */
     if (!model) return CLI_FAIL;
-    const ckpt_file *ck = model->checkpoint;
-    size_t n = ckpt_count(ck);
-    int plain = 0, timm_only = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *k = ckpt_at(ck, i)->name;
-        while (!strncmp(k, "module.", 7)) k += 7;
-        plain |= !strcmp(k, "positional_embedding");
-        timm_only |= !strcmp(k, "patch_embed.backbone.stem.conv1.weight");
-    }
-    ckpt_tensor *out = calloc(n, sizeof *out);
-    int rc = CLI_FAIL;
+    key_index ix = {0};
     vt_error err = {0};
+    if (key_index_build(model->checkpoint, &ix, &err)) {
+        cli_error("convert", &err);
+        key_index_free(&ix);
+        vt_model_free(model);
+        return CLI_FAIL;
+    }
+    ckpt_tensor *out = calloc(ix.count ? ix.count : 1, sizeof *out);
+    size_t n = 0;
+    int rc = CLI_FAIL;
     size_t elem = vt_dtype_size(dtype);
-    for (size_t i = 0; out && i < n; i++) {
-        const ckpt_tensor *t = ckpt_at(ck, i);
-        char name[512];
-        weights_normalize_key(t->name, plain, timm_only, name, sizeof name);
-        out[i] = *t;
-        out[i].name = strdup(name);
-        out[i].dtype = dtype;
-        if (!strcmp(name, "logit_scale")) out[i].ndim = 0; /* open_clip stores it 0-d */
+    char logit_scale[32];
+    schema_name(T_LOGIT_SCALE, -1, -1, logit_scale, sizeof logit_scale);
+    for (size_t i = 0; out && i < ix.count; i++) {
+        const ckpt_tensor *t = ix.tensors[i];
+        if (schema_is_buffer(ix.names[i])) continue; /* not a parameter; open_clip rebuilds it */
+        ckpt_tensor *o = &out[n++];
+        *o = *t;
+        o->name = strdup(ix.names[i]);
+        o->dtype = dtype;
+        if (!strcmp(ix.names[i], logit_scale)) o->ndim = 0; /* open_clip stores it 0-d */
         void *buf = malloc(t->numel * elem + 1);
-        if (!buf || !out[i].name) { cli_errorf("convert", "out of memory"); goto done; }
+        o->data = buf;
+        if (!buf || !o->name) { cli_errorf("convert", "out of memory"); goto done; }
         for (int64_t j = 0; j < t->numel; j++) {
             float v = ckpt_element_f32(t, j);
             if (dtype == VT_DTYPE_F32) memcpy((char *)buf + 4 * j, &v, 4);
@@ -75,7 +78,6 @@ int cmd_convert(int argc, char **argv) {
                 memcpy((char *)buf + 2 * j, &h, 2);
             }
         }
-        out[i].data = buf;
     }
     const char *meta[] = {"format", "pt", "converted_by", "vitamin.c", NULL};
     if (safetensors_write(output, out, n, meta, &err)) { cli_error("convert", &err); goto done; }
@@ -88,6 +90,7 @@ int cmd_convert(int argc, char **argv) {
 done:
     for (size_t i = 0; out && i < n; i++) { free(out[i].name); free((void *)out[i].data); }
     free(out);
+    key_index_free(&ix);
     vt_model_free(model);
     return rc;
 }

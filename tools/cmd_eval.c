@@ -11,7 +11,7 @@
 #include "eval/eval_metrics.h"
 #include "eval/zeroshot.h"
 #include "io/json_write.h"
-#include "io/npy.h"
+#include "core/atomic_file.h"
 
 static const char EVAL_HELP[] =
     "usage: vitamin eval zeroshot  -m MODEL --data DIR|TABLE [--classnames F] [--templates F] [options]\n"

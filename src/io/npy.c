@@ -1,4 +1,4 @@
-/* .npy float32 reader/writer and the atomic file writer (see npy.h).
+/* .npy float32 reader/writer (see npy.h).
  *
  * The .npy v1.0 layout: "\x93NUMPY", version 1 0, a 2-byte little-endian header
  * length, then an ASCII Python dict literal such as
@@ -23,104 +23,6 @@
 #define NPY_MAGIC_SIZE 6
 #define NPY_ALIGNMENT 64
 #define NPY_MAX_HEADER (1u << 20)
-
-/* ---------------------------------------------------------------- atomic files */
-
-/* Reports a failed step (before `path` is freed) and removes the temporary file. */
-static vt_status io_failure(atomic_file *file, const char *what, const char *path, int error_number,
-                            vt_error *err) {
-    vt_status status = vt_fail(err, VT_ERR_IO, "%s %s: %s%s", what, path, strerror(error_number),
-                               error_number == ENOSPC || error_number == EDQUOT
-                                   ? " (disk full? free some space and retry; nothing was written)"
-                                   : "");
-    atomic_file_discard(file);
-    return status;
-}
-
-vt_status atomic_file_open(atomic_file *file, const char *path, vt_error *err) {
-    file->fd = -1;
-    file->path = NULL;
-    file->temp_path = NULL;
-    if (!path || !*path) return vt_fail(err, VT_ERR_ARGUMENT, "output path is empty");
-    size_t length = strlen(path) + 32;
-    file->path = strdup(path);
-    file->temp_path = malloc(length);
-    if (!file->path || !file->temp_path) {
-        atomic_file_discard(file);
-        return vt_fail(err, VT_ERR_NOMEM, "out of memory opening %s", path);
-    }
-    snprintf(file->temp_path, length, "%s.tmp.%ld", path, (long)getpid());
-    /* No O_EXCL: a leftover temp file with our pid can only come from a dead
-     * process (pids of live processes are unique), so it is safe to reuse. */
-    file->fd = open(file->temp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-    if (file->fd < 0) {
-        int error_number = errno;
-        free(file->temp_path);
-        file->temp_path = NULL; /* nothing was created: do not unlink someone else's file */
-        return io_failure(file, "cannot create a temporary file next to", path, error_number, err);
-    }
-    return VT_OK;
-}
-
-vt_status atomic_file_write(atomic_file *file, const void *data, size_t size, vt_error *err) {
-    if (file->fd < 0) return vt_fail(err, VT_ERR_IO, "write to a closed file");
-    const char *bytes = data;
-    while (size > 0) {
-        ssize_t written = write(file->fd, bytes, size > ((size_t)1 << 30) ? (size_t)1 << 30 : size);
-        if (written < 0 && errno == EINTR) continue;
-        if (written <= 0) return io_failure(file, "cannot write", file->path, written < 0 ? errno : ENOSPC, err);
-        bytes += written;
-        size -= (size_t)written;
-    }
-    return VT_OK;
-}
-
-/* Makes the rename durable; file systems that cannot sync a directory say EINVAL. */
-static int sync_parent_directory(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return ENOMEM;
-    char *slash = strrchr(copy, '/');
-    const char *directory = ".";
-    if (slash == copy) {
-        directory = "/";
-    } else if (slash) {
-        *slash = '\0';
-        directory = copy;
-    }
-    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int error_number = 0;
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) error_number = errno;
-    if (fd >= 0) close(fd);
-    free(copy);
-    return error_number;
-}
-
-vt_status atomic_file_commit(atomic_file *file, vt_error *err) {
-    if (file->fd < 0) return vt_fail(err, VT_ERR_IO, "commit of a closed file");
-    if (fsync(file->fd) != 0) return io_failure(file, "cannot flush", file->path, errno, err);
-    int fd = file->fd;
-    file->fd = -1;
-    if (close(fd) != 0) return io_failure(file, "cannot close", file->path, errno, err);
-    if (rename(file->temp_path, file->path) != 0) return io_failure(file, "cannot rename onto", file->path, errno, err);
-    free(file->temp_path);
-    file->temp_path = NULL; /* renamed: nothing left to remove */
-    int error_number = sync_parent_directory(file->path);
-    atomic_file_discard(file);
-    if (error_number)
-        return vt_fail(err, VT_ERR_IO, "wrote %s but cannot sync its directory: %s", file->path,
-                       strerror(error_number));
-    return VT_OK;
-}
-
-void atomic_file_discard(atomic_file *file) {
-    if (file->fd >= 0) close(file->fd);
-    file->fd = -1;
-    if (file->temp_path) unlink(file->temp_path);
-    free(file->temp_path);
-    free(file->path);
-    file->temp_path = NULL;
-    file->path = NULL;
-}
 
 /* ---------------------------------------------------------------- writing */
 

@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/json.h"
-#include "io/npy.h"
+#include "core/atomic_file.h"
 
 #define SAFETENSORS_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
 #define JSON_MAX_EXACT_INTEGER 9007199254740992.0 /* 2^53 */

@@ -1,4 +1,5 @@
-/* Checkpoint key layouts -> open_clip names (see checkpoint_keys.h). */
+/* A checkpoint indexed under open_clip names (see checkpoint_keys.h; the
+ * layouts themselves are model/schema.c's). */
 #include "model/checkpoint_keys.h"
 
 #include <stdio.h>
@@ -6,42 +7,11 @@
 #include <string.h>
 
 #include "core/error.h"
-
-static const char *const PLAIN_CLIP_TEXT_KEYS[] = {"token_embedding.", "positional_embedding", "transformer.",
-                                                   "ln_final.", "text_projection"};
-
-void weights_normalize_key(const char *key, int plain_clip_layout, int timm_image_only, char *out,
-                           size_t out_size) {
-    while (!strncmp(key, "module.", 7)) key += 7; /* DDP wrapper */
-    if (timm_image_only) {
-        if (!strcmp(key, "head.weight")) { snprintf(out, out_size, "visual.head.proj.weight"); return; }
-        if (!strcmp(key, "head.bias")) { snprintf(out, out_size, "visual.head.proj.bias"); return; }
-        snprintf(out, out_size, "visual.trunk.%s", key);
-        return;
-    }
-    if (plain_clip_layout) {
-        for (size_t i = 0; i < sizeof PLAIN_CLIP_TEXT_KEYS / sizeof *PLAIN_CLIP_TEXT_KEYS; i++) {
-            if (!strncmp(key, PLAIN_CLIP_TEXT_KEYS[i], strlen(PLAIN_CLIP_TEXT_KEYS[i]))) {
-                snprintf(out, out_size, "text.%s", key);
-                return;
-            }
-        }
-    }
-    snprintf(out, out_size, "%s", key);
-}
-
-static const char *strip_module(const char *k) {
-    while (!strncmp(k, "module.", 7)) k += 7;
-    return k;
-}
+#include "model/schema.h"
 
 static void detect_layout(const ckpt_file *ckpt, int *plain_clip, int *timm_only) {
     *plain_clip = *timm_only = 0;
-    for (size_t i = 0; i < ckpt_count(ckpt); i++) {
-        const char *k = strip_module(ckpt_at(ckpt, i)->name);
-        if (!strcmp(k, "positional_embedding")) *plain_clip = 1;
-        if (!strcmp(k, "patch_embed.backbone.stem.conv1.weight")) *timm_only = 1;
-    }
+    for (size_t i = 0; i < ckpt_count(ckpt); i++) schema_detect_layout(ckpt_at(ckpt, i)->name, plain_clip, timm_only);
 }
 
 vt_status key_index_build(const ckpt_file *ckpt, key_index *ix, vt_error *err) {
@@ -55,9 +25,10 @@ vt_status key_index_build(const ckpt_file *ckpt, key_index *ix, vt_error *err) {
     for (size_t i = 0; i < ix->count; i++) {
         char buf[512];
         ix->tensors[i] = ckpt_at(ckpt, i);
-        weights_normalize_key(ix->tensors[i]->name, plain, timm_only, buf, sizeof buf);
+        schema_normalize_key(ix->tensors[i]->name, plain, timm_only, buf, sizeof buf);
         ix->names[i] = strdup(buf);
         if (!ix->names[i]) return vt_fail(err, VT_ERR_NOMEM, "out of memory indexing checkpoint");
+        ix->used[i] = (unsigned char)schema_is_buffer(buf); /* buffers count as read: strict loading skips them */
     }
     return VT_OK;
 }

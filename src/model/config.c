@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "model/schema.h"
 
 typedef struct {
     const char *name, *timm_name, *hf_repo;
@@ -241,50 +242,24 @@ vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
     return VT_OK;
 }
 
-/* --- parameter counts (spec §2.4 formulas; verified against open_clip in tests) --- */
-
-static int64_t mbconv_params(int64_t cin, int64_t cout, int first_block_with_expand) {
-    int64_t mid = 4 * cout;
-    int64_t p = 2 * cin                      /* pre_norm */
-                + cin * mid + mid            /* conv1_1x1 */
-                + 9 * mid + mid              /* depthwise conv2_kxk */
-                + mid * cout + cout;         /* conv3_1x1 */
-    if (first_block_with_expand) p += cin * cout + cout; /* shortcut.expand */
-    return p;
-}
+/* --- parameter counts: the schema's tensors (model/schema.c), which the tests
+ * check against open_clip's model.parameters() for every config --- */
 
 int64_t vt_config_image_params(const vt_model_config *c) {
-    int64_t c0 = c->stem_width, c1 = c->stage_widths[0], c2 = c->stage_widths[1], d = c->width;
-    int64_t p = 27 * c0 + c0 + 2 * c0 + 9 * c0 * c0 + c0; /* stem */
-    int64_t cin = c0;
-    for (int s = 0; s < 2; s++) {
-        int64_t cout = c->stage_widths[s];
-        for (int b = 0; b < c->stage_depths[s]; b++) {
-            p += mbconv_params(cin, cout, b == 0 && cin != cout);
-            cin = cout;
-        }
-    }
-    (void)c1;
-    p += 2 * c2 + 9 * c2 * d + d; /* StridedConv: norm + 3x3 proj */
-    int64_t grid = c->image_size / 16;
-    if (c->has_pos_embed) p += grid * grid * d;
-    int64_t h = c->mlp_hidden;
-    int64_t block = 3 * 2 * d                /* norm1, norm2, mlp.norm */
-                    + 3 * d * d + 3 * d      /* qkv */
-                    + d * d + d              /* attn proj */
-                    + 2 * (d * h + h)        /* w0, w1 */
-                    + h * d + d;             /* w2 */
-    p += c->depth * block + 2 * d;           /* blocks + fc_norm */
-    p += d * c->embed_dim;                   /* head.proj, no bias */
-    return p;
+    model_schema s;
+    if (schema_build(c, 0, 0, &s, NULL)) return -1;
+    int64_t n = s.params[SCHEMA_IMAGE];
+    schema_free(&s);
+    return n;
 }
 
 int64_t vt_config_text_params(const vt_model_config *c) {
     if (c->text_width <= 0) return 0;
-    int64_t w = c->text_width;
-    int64_t block = 4 * w + 3 * w * w + 3 * w + w * w + w + 4 * w * w + 4 * w + 4 * w * w + w;
-    return (int64_t)c->vocab_size * w + (int64_t)c->context_length * w + c->text_layers * block + 2 * w +
-           w * c->embed_dim;
+    model_schema s;
+    if (schema_build(c, 1, 0, &s, NULL)) return -1;
+    int64_t n = s.params[SCHEMA_TEXT];
+    schema_free(&s);
+    return n;
 }
 
 /* --- FLOPs: 2 per multiply-add of every conv, linear and attention matmul --- */

@@ -10,11 +10,12 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/notes.h"
 #include "io/image.h"
 #include "io/json.h"
 #include "io/json_write.h"
-#include "io/npy.h"
+#include "core/atomic_file.h"
 
 enum { CONFIG_JSON_MAX_BYTES = 1 << 24 };
 
@@ -87,41 +88,6 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
 }
 
 /* ---------------------------------------------------------------- reading */
-
-static vt_status read_text(const char *path, char **text, size_t *size, int *exists, vt_error *err) {
-    *text = NULL;
-    *size = 0;
-    *exists = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return VT_OK;
-        return vt_fail(err, VT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    }
-    *exists = 1;
-    size_t cap = 0;
-    for (;;) {
-        if (*size + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > CONFIG_JSON_MAX_BYTES) {
-                fclose(f);
-                return vt_fail(err, VT_ERR_FORMAT, "%s: larger than 16 MiB, not a model config", path);
-            }
-            char *grown = realloc(*text, cap);
-            if (!grown) {
-                fclose(f);
-                return vt_fail(err, VT_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            *text = grown;
-        }
-        size_t got = fread(*text + *size, 1, cap - *size, f);
-        *size += got;
-        if (got == 0) break;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) return vt_fail(err, VT_ERR_IO, "error reading %s", path);
-    return VT_OK;
-}
 
 /* `key` of `obj` as an integer in [minimum, 1<<24]; `fallback` if absent (or
  * an error if fallback < 0, meaning required). */
@@ -339,9 +305,8 @@ vt_status config_read_json(const char *path, vt_model_config *out, int *found, v
     *found = 0;
     char *text = NULL;
     size_t size = 0;
-    int exists = 0;
-    vt_status st = read_text(path, &text, &size, &exists, err);
-    if (!st && exists) st = config_parse_json(path, text, size, out, found, notes, err);
+    vt_status st = vt_read_file(path, CONFIG_JSON_MAX_BYTES, 1, &text, &size, err);
+    if (!st && text) st = config_parse_json(path, text, size, out, found, notes, err);
     free(text);
     return st;
 }

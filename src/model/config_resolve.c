@@ -1,29 +1,37 @@
 /* Config resolution (see config_resolve.h). */
 #include "model/config_resolve.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "io/image.h"
 #include "io/json.h"
 #include "model/checkpoint_keys.h"
 #include "model/config_json.h"
+#include "model/schema.h"
 
-static int count_prefixed_blocks(const key_index *ix, const char *fmt) {
+/* How many consecutive (kind, 0..n-1) tensors the checkpoint holds. */
+static int count_indexed(const key_index *ix, schema_kind kind) {
     int n = 0;
-    char name[640];
+    char name[160];
     for (;; n++) {
-        snprintf(name, sizeof name, fmt, n);
+        schema_name(kind, n, -1, name, sizeof name);
         if (!key_index_find(ix, name, NULL)) return n;
     }
 }
 
-static int64_t dim(const key_index *ix, const char *name, int ndim, int axis) {
-    const ckpt_tensor *t = key_index_find(ix, name, NULL);
+static const ckpt_tensor *find_kind(const key_index *ix, schema_kind kind, char *name, size_t size) {
+    schema_name(kind, 0, -1, name, size); /* index 0 for the per-block kinds */
+    return key_index_find(ix, name, NULL);
+}
+
+static int64_t dim(const key_index *ix, schema_kind kind, int ndim, int axis) {
+    char name[160];
+    const ckpt_tensor *t = find_kind(ix, kind, name, sizeof name);
     return t && t->ndim == ndim ? t->shape[axis] : -1;
 }
 
@@ -51,10 +59,11 @@ typedef struct {
 
 /* `field` (as the config spells it) says `expected`; tensor `name` says `got`
  * along `axis`: an error naming both when they differ. */
-static void expect_dim(cross_check *c, const char *field, long long expected, const char *name, int ndim, int axis,
+static void expect_dim(cross_check *c, const char *field, long long expected, schema_kind kind, int ndim, int axis,
                        const char *meaning) {
     if (c->status) return;
-    const ckpt_tensor *t = key_index_find(c->ix, name, NULL);
+    char name[160];
+    const ckpt_tensor *t = find_kind(c->ix, kind, name, sizeof name);
     if (!t || t->ndim != ndim || t->shape[axis] == expected) return;
     char shape[128];
     format_shape(shape, sizeof shape, t);
@@ -65,12 +74,12 @@ static void expect_dim(cross_check *c, const char *field, long long expected, co
                         c->config_path, field, meaning, expected, name, shape, meaning, (long long)t->shape[axis]);
 }
 
-static void expect_count(cross_check *c, const char *field, int expected, const char *fmt, const char *what) {
+static void expect_count(cross_check *c, const char *field, int expected, schema_kind kind, const char *what) {
     if (c->status) return;
-    int got = count_prefixed_blocks(c->ix, fmt);
+    int got = count_indexed(c->ix, kind);
     if (got == 0 || got == expected) return; /* absent towers are the binder's to report */
     char first[160];
-    snprintf(first, sizeof first, fmt, 0);
+    schema_name(kind, 0, -1, first, sizeof first);
     c->status = vt_fail(c->err, VT_ERR_MODEL,
                         "%s: %s says %d %s, but the checkpoint holds %d (tensors like '%s'): the config does not "
                         "describe these weights. Fix or remove it, or pass --model-name NAME",
@@ -82,26 +91,26 @@ static vt_status check_config_against_tensors(const char *config_path, const key
     cross_check c = {config_path, ix, err, VT_OK};
     char trunk[128];
     snprintf(trunk, sizeof trunk, "vision_cfg.timm_model_name (trunk %s)", m->timm_name[0] ? m->timm_name : m->name);
-    expect_dim(&c, trunk, m->stem_width, "visual.trunk.patch_embed.backbone.stem.conv1.weight", 4, 0, "stem width");
-    expect_dim(&c, trunk, m->width, "visual.trunk.blocks.0.norm1.weight", 1, 0, "width");
-    expect_count(&c, trunk, m->depth, "visual.trunk.blocks.%d.norm1.weight", "transformer blocks");
-    expect_dim(&c, "embed_dim", m->embed_dim, "visual.head.proj.weight", 2, 0, "embed dim");
+    expect_dim(&c, trunk, m->stem_width, T_STEM_CONV1_W, 4, 0, "stem width");
+    expect_dim(&c, trunk, m->width, T_BLK_NORM1_W, 1, 0, "width");
+    expect_count(&c, trunk, m->depth, T_BLK_NORM1_W, "transformer blocks");
+    expect_dim(&c, "embed_dim", m->embed_dim, T_HEAD_PROJ_W, 2, 0, "embed dim");
     if (!c.status && m->has_pos_embed) {
         int grid = m->image_size / 16;
-        expect_dim(&c, "vision_cfg.image_size", (long long)grid * grid, "visual.trunk.pos_embed", 3, 1,
+        expect_dim(&c, "vision_cfg.image_size", (long long)grid * grid, T_POS_EMBED, 3, 1,
                    "tokens ((image_size/16)^2)");
-    } else if (!c.status && key_index_find(ix, "visual.trunk.pos_embed", NULL)) {
+    } else if (!c.status && dim(ix, T_POS_EMBED, 3, 1) >= 0) {
         c.status = vt_fail(err, VT_ERR_MODEL,
                            "%s: %s has no positional embedding (an XL trunk), but the checkpoint holds "
                            "'visual.trunk.pos_embed': the config does not describe these weights",
                            config_path, trunk);
     }
     if (m->text_width > 0) {
-        expect_dim(&c, "text_cfg.width", m->text_width, "text.token_embedding.weight", 2, 1, "width");
-        expect_dim(&c, "text_cfg.vocab_size", m->vocab_size, "text.token_embedding.weight", 2, 0, "vocabulary");
-        expect_dim(&c, "text_cfg.context_length", m->context_length, "text.positional_embedding", 2, 0, "context");
-        expect_count(&c, "text_cfg.layers", m->text_layers, "text.transformer.resblocks.%d.ln_1.weight", "text layers");
-        expect_dim(&c, "embed_dim", m->embed_dim, "text.text_projection", 2, 1, "embed dim");
+        expect_dim(&c, "text_cfg.width", m->text_width, T_TXT_TOKEN, 2, 1, "width");
+        expect_dim(&c, "text_cfg.vocab_size", m->vocab_size, T_TXT_TOKEN, 2, 0, "vocabulary");
+        expect_dim(&c, "text_cfg.context_length", m->context_length, T_TXT_POS, 2, 0, "context");
+        expect_count(&c, "text_cfg.layers", m->text_layers, T_TXT_LN1_W, "text layers");
+        expect_dim(&c, "embed_dim", m->embed_dim, T_TXT_PROJ, 2, 1, "embed dim");
     }
     return c.status;
 }
@@ -109,18 +118,23 @@ static vt_status check_config_against_tensors(const char *config_path, const key
 /* ----------------------------------------------------- shape inference */
 
 static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, vt_error *err) {
-    int64_t c0 = dim(ix, "visual.trunk.patch_embed.backbone.stem.conv1.weight", 4, 0);
-    int64_t d = dim(ix, "visual.trunk.blocks.0.norm1.weight", 1, 0);
-    int64_t e = dim(ix, "visual.head.proj.weight", 2, 0);
-    if (c0 <= 0 || d <= 0 || e <= 0)
+    int64_t c0 = dim(ix, T_STEM_CONV1_W, 4, 0);
+    int64_t d = dim(ix, T_BLK_NORM1_W, 1, 0);
+    int64_t e = dim(ix, T_HEAD_PROJ_W, 2, 0);
+    if (c0 <= 0 || d <= 0 || e <= 0) {
+        char stem[160], block[160], head[160];
+        schema_name(T_STEM_CONV1_W, -1, -1, stem, sizeof stem);
+        schema_name(T_BLK_NORM1_W, 0, -1, block, sizeof block);
+        schema_name(T_HEAD_PROJ_W, -1, -1, head, sizeof head);
         return vt_fail(err, VT_ERR_MODEL,
-                       "checkpoint has no ViTamin image tower (missing visual.trunk.patch_embed.backbone.stem.conv1.weight, "
-                       "visual.trunk.blocks.0.norm1.weight or visual.head.proj.weight); pass --model-name NAME if it is one");
-    int nb = count_prefixed_blocks(ix, "visual.trunk.blocks.%d.norm1.weight");
-    int64_t tw = dim(ix, "text.token_embedding.weight", 2, 1);
-    int tl = count_prefixed_blocks(ix, "text.transformer.resblocks.%d.ln_1.weight");
-    const ckpt_tensor *pos = key_index_find(ix, "visual.trunk.pos_embed", NULL);
-    int grid_tokens = pos && pos->ndim == 3 ? (int)pos->shape[1] : 0;
+                       "checkpoint has no ViTamin image tower (missing %s, %s or %s); pass --model-name NAME if it is "
+                       "one", stem, block, head);
+    }
+    int nb = count_indexed(ix, T_BLK_NORM1_W);
+    int64_t tw = dim(ix, T_TXT_TOKEN, 2, 1);
+    int tl = count_indexed(ix, T_TXT_LN1_W);
+    int64_t grid_tokens = dim(ix, T_POS_EMBED, 3, 1);
+    int pos = grid_tokens >= 0;
     int matches = 0;
     for (int i = 0; i < vt_config_count(); i++) {
         const vt_model_config *r = vt_config_at(i);
@@ -246,35 +260,13 @@ vt_status config_check_preprocessor(const char *path, const char *text, size_t s
     return VT_OK;
 }
 
-/* Reads `path` whole (at most 1 MiB); *text = NULL with VT_OK if absent. */
-static vt_status read_small_file(const char *path, char **text, size_t *size, vt_error *err) {
-    *text = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return errno == ENOENT ? VT_OK : vt_fail(err, VT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    enum { LIMIT = 1 << 20 };
-    char *buf = malloc(LIMIT + 1);
-    size_t n = buf ? fread(buf, 1, LIMIT + 1, f) : 0;
-    int failed = ferror(f);
-    fclose(f);
-    if (!buf) return vt_fail(err, VT_ERR_NOMEM, "out of memory reading %s", path);
-    if (failed || n > LIMIT) {
-        free(buf);
-        return vt_fail(err, failed ? VT_ERR_IO : VT_ERR_FORMAT, failed ? "error reading %s" : "%s: larger than 1 MiB",
-                       path);
-    }
-    *text = buf;
-    *size = n;
-    return VT_OK;
-}
-
 static vt_status check_preprocessor_beside(const char *ckpt_path, const vt_model_config *cfg, vt_notes *notes,
                                            vt_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%.*spreprocessor_config.json", (int)dir_length(ckpt_path), ckpt_path);
     char *text;
     size_t size;
-    vt_status st = read_small_file(path, &text, &size, err);
+    vt_status st = vt_read_file(path, 1 << 20, 1, &text, &size, err);
     if (!st && text) st = config_check_preprocessor(path, text, size, cfg, notes, err);
     free(text);
     return st;

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint_keys.h"
+#include "model/schema.h"
 #include "kernels/conv.h"
 
 /* ---------- binding ---------- */
@@ -16,6 +17,7 @@
 typedef struct {
     struct vt_model *m;
     key_index ix;
+    model_schema schema; /* what m->cfg must hold: names and shapes */
     vt_error *err;
     vt_status status; /* first failure; later binds become no-ops */
 } binder;
@@ -90,15 +92,20 @@ static const float *bind(binder *b, const char *name, int ndim, const int64_t *s
     return data;
 }
 
-/* prefix + suffix into buf; an over-long key becomes "" and then fails the
- * lookup with a message naming the (truncated) key, never a silent mismatch. */
-static const char *join_key(char *buf, size_t size, const char *prefix, const char *suffix) {
-    int n = snprintf(buf, size, "%s%s", prefix, suffix);
-    if (n < 0 || (size_t)n >= size) buf[0] = '\0';
-    return buf;
+/* The schema's tensor (kind, i, j): its fp32 data after the name/shape check. */
+static const float *bind_kind(binder *b, schema_kind kind, int i, int j) {
+    if (b->status) return NULL;
+    int k = schema_find(&b->schema, kind, i, j);
+    if (k < 0) {
+        char name[160];
+        schema_name(kind, i, j, name, sizeof name);
+        b->status = vt_fail(b->err, VT_ERR_MODEL, "model %s has no tensor '%s' (a schema/binder mismatch)",
+                            b->m->cfg.name, name);
+        return NULL;
+    }
+    const schema_tensor *t = &b->schema.tensors[k];
+    return bind(b, t->name, t->ndim, t->shape);
 }
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 
 static void pack_into(binder *b, linear_layer *layer, const float *w, int out, int in, int w_is_kn) {
     if (b->status || !w) return;
@@ -119,78 +126,58 @@ static void pack_into(binder *b, linear_layer *layer, const float *w, int out, i
     layer->weight = (gemm_packed_b){out, in, (out + GEMM_NR - 1) / GEMM_NR, dst, NULL, 0};
 }
 
-/* Linear (or 1×1 conv when `conv1x1`) "<prefix>.weight" [out, in] + optional bias. */
-static void bind_linear(binder *b, linear_layer *layer, const char *prefix, int out, int in, int has_bias, int conv1x1) {
-    char name[640];
-    join_key(name, sizeof name, prefix, ".weight");
-    const float *w = conv1x1 ? bind(b, name, 4, SHAPE(out, in, 1, 1)) : bind(b, name, 2, SHAPE(out, in));
-    pack_into(b, layer, w, out, in, 0);
+/* Linear or 1×1 conv: weight [out, in(, 1, 1)] packed, optional bias. */
+static void bind_linear(binder *b, linear_layer *layer, schema_kind weight, schema_kind bias, int i, int j) {
+    const float *w = bind_kind(b, weight, i, j);
     layer->bias = NULL;
-    if (has_bias) {
-        join_key(name, sizeof name, prefix, ".bias");
-        layer->bias = bind(b, name, 1, SHAPE(out));
-    }
+    if (!w) return;
+    const schema_tensor *t = &b->schema.tensors[schema_find(&b->schema, weight, i, j)];
+    pack_into(b, layer, w, (int)t->shape[0], (int)t->shape[1], 0);
+    if (bias != T_KIND_COUNT) layer->bias = bind_kind(b, bias, i, j);
 }
 
-/* 3×3 dense conv "<prefix>.weight" [out, in, 3, 3], packed for im2col. */
-static void bind_conv3x3(binder *b, linear_layer *layer, const char *prefix, int out, int in) {
-    char name[640];
-    join_key(name, sizeof name, prefix, ".weight");
-    const float *w = bind(b, name, 4, SHAPE(out, in, 3, 3));
+/* 3×3 dense conv [out, in, 3, 3], reordered to [out][kh][kw][in] and packed for im2col. */
+static void bind_conv3x3(binder *b, linear_layer *layer, schema_kind weight, schema_kind bias) {
+    const float *w = bind_kind(b, weight, -1, -1);
     if (!w) return;
+    const schema_tensor *t = &b->schema.tensors[schema_find(&b->schema, weight, -1, -1)];
+    int out = (int)t->shape[0], in = (int)t->shape[1];
     float *ohwi = malloc((size_t)out * in * 9 * sizeof(float));
     if (!ohwi) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
     conv3x3_weight_to_ohwi(ohwi, w, out, in);
     pack_into(b, layer, ohwi, out, 9 * in, 0);
     free(ohwi);
-    join_key(name, sizeof name, prefix, ".bias");
-    layer->bias = bind(b, name, 1, SHAPE(out));
+    layer->bias = bind_kind(b, bias, -1, -1);
 }
 
-static void bind_norm(binder *b, const float **weight, const float **bias, const char *prefix, int dim) {
-    char name[640];
-    join_key(name, sizeof name, prefix, ".weight");
-    *weight = bind(b, name, 1, SHAPE(dim));
-    join_key(name, sizeof name, prefix, ".bias");
-    *bias = bind(b, name, 1, SHAPE(dim));
+static void bind_norm(binder *b, const float **weight, const float **bias, schema_kind w, schema_kind bk, int i,
+                      int j) {
+    *weight = bind_kind(b, w, i, j);
+    *bias = bind_kind(b, bk, i, j);
 }
 
-static void bind_mbconv(binder *b, mbconv_block *blk, const char *prefix) {
-    char name[640];
+static void bind_mbconv(binder *b, mbconv_block *blk, int s, int i) {
     int mid = 4 * blk->out_channels;
-    join_key(name, sizeof name, prefix, ".pre_norm");
-    bind_norm(b, &blk->pre_norm_weight, &blk->pre_norm_bias, name, blk->in_channels);
-    join_key(name, sizeof name, prefix, ".conv1_1x1");
-    bind_linear(b, &blk->conv1, name, mid, blk->in_channels, 1, 1);
-    join_key(name, sizeof name, prefix, ".conv2_kxk.weight");
-    const float *dw = bind(b, name, 4, SHAPE(mid, 1, 3, 3));
+    bind_norm(b, &blk->pre_norm_weight, &blk->pre_norm_bias, T_MB_PRE_NORM_W, T_MB_PRE_NORM_B, s, i);
+    bind_linear(b, &blk->conv1, T_MB_CONV1_W, T_MB_CONV1_B, s, i);
+    const float *dw = bind_kind(b, T_MB_DW_W, s, i);
     if (dw) {
         blk->depthwise_weight = own(b, (size_t)9 * mid * sizeof(float));
         if (!blk->depthwise_weight) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
         for (int c = 0; c < mid; c++)
             for (int k = 0; k < 9; k++) blk->depthwise_weight[k * mid + c] = dw[c * 9 + k];
     }
-    join_key(name, sizeof name, prefix, ".conv2_kxk.bias");
-    blk->depthwise_bias = bind(b, name, 1, SHAPE(mid));
-    join_key(name, sizeof name, prefix, ".conv3_1x1");
-    bind_linear(b, &blk->conv3, name, blk->out_channels, mid, 1, 1);
-    if (blk->has_expand) {
-        join_key(name, sizeof name, prefix, ".shortcut.expand");
-        bind_linear(b, &blk->expand, name, blk->out_channels, blk->in_channels, 1, 1);
-    }
+    blk->depthwise_bias = bind_kind(b, T_MB_DW_B, s, i);
+    bind_linear(b, &blk->conv3, T_MB_CONV3_W, T_MB_CONV3_B, s, i);
+    if (blk->has_expand) bind_linear(b, &blk->expand, T_MB_EXPAND_W, T_MB_EXPAND_B, s, i);
 }
 
 static void bind_image_tower(binder *b) {
     struct vt_model *m = b->m;
     const vt_model_config *c = &m->cfg;
-    const char *bb = "visual.trunk.patch_embed.backbone";
-    char name[640];
-    join_key(name, sizeof name, bb, ".stem.conv1");
-    bind_conv3x3(b, &m->stem_conv1, name, c->stem_width, 3);
-    join_key(name, sizeof name, bb, ".stem.norm1");
-    bind_norm(b, &m->stem_norm_weight, &m->stem_norm_bias, name, c->stem_width);
-    join_key(name, sizeof name, bb, ".stem.conv2");
-    bind_conv3x3(b, &m->stem_conv2, name, c->stem_width, c->stem_width);
+    bind_conv3x3(b, &m->stem_conv1, T_STEM_CONV1_W, T_STEM_CONV1_B);
+    bind_norm(b, &m->stem_norm_weight, &m->stem_norm_bias, T_STEM_NORM1_W, T_STEM_NORM1_B, -1, -1);
+    bind_conv3x3(b, &m->stem_conv2, T_STEM_CONV2_W, T_STEM_CONV2_B);
 
     int in = c->stem_width;
     m->mbconv_count = 0;
@@ -200,45 +187,29 @@ static void bind_image_tower(binder *b) {
             blk->in_channels = in;
             blk->out_channels = c->stage_widths[s];
             blk->stride = i == 0 ? 2 : 1;
-            blk->has_expand = i == 0 && in != c->stage_widths[s];
-            snprintf(name, sizeof name, "%s.stages.%d.%d", bb, s, i);
-            bind_mbconv(b, blk, name);
+            blk->has_expand = schema_find(&b->schema, T_MB_EXPAND_W, s, i) >= 0;
+            bind_mbconv(b, blk, s, i);
             in = c->stage_widths[s];
         }
     }
-    join_key(name, sizeof name, bb, ".pool.norm");
-    bind_norm(b, &m->pool_norm_weight, &m->pool_norm_bias, name, c->stage_widths[1]);
-    join_key(name, sizeof name, bb, ".pool.proj");
-    bind_conv3x3(b, &m->pool_proj, name, c->width, c->stage_widths[1]);
+    bind_norm(b, &m->pool_norm_weight, &m->pool_norm_bias, T_POOL_NORM_W, T_POOL_NORM_B, -1, -1);
+    bind_conv3x3(b, &m->pool_proj, T_POOL_PROJ_W, T_POOL_PROJ_B);
 
-    int grid = c->image_size / 16, d = c->width, h = c->mlp_hidden;
-    m->pos_embed = c->has_pos_embed ? bind(b, "visual.trunk.pos_embed", 3, SHAPE(1, grid * grid, d)) : NULL;
+    int d = c->width, h = c->mlp_hidden;
+    m->pos_embed = c->has_pos_embed ? bind_kind(b, T_POS_EMBED, -1, -1) : NULL;
     m->vit = calloc((size_t)c->depth, sizeof *m->vit);
     if (!m->vit) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
     for (int i = 0; i < c->depth && !b->status; i++) {
         vit_block *blk = &m->vit[i];
-        char p[128];
-        snprintf(p, sizeof p, "visual.trunk.blocks.%d", i);
-        join_key(name, sizeof name, p, ".norm1");
-        bind_norm(b, &blk->norm1_weight, &blk->norm1_bias, name, d);
-        join_key(name, sizeof name, p, ".attn.qkv");
-        bind_linear(b, &blk->qkv, name, 3 * d, d, 1, 0);
-        join_key(name, sizeof name, p, ".attn.proj");
-        bind_linear(b, &blk->proj, name, d, d, 1, 0);
-        join_key(name, sizeof name, p, ".norm2");
-        bind_norm(b, &blk->norm2_weight, &blk->norm2_bias, name, d);
-        join_key(name, sizeof name, p, ".mlp.norm");
-        bind_norm(b, &blk->mlp_norm_weight, &blk->mlp_norm_bias, name, d);
+        bind_norm(b, &blk->norm1_weight, &blk->norm1_bias, T_BLK_NORM1_W, T_BLK_NORM1_B, i, -1);
+        bind_linear(b, &blk->qkv, T_BLK_QKV_W, T_BLK_QKV_B, i, -1);
+        bind_linear(b, &blk->proj, T_BLK_PROJ_W, T_BLK_PROJ_B, i, -1);
+        bind_norm(b, &blk->norm2_weight, &blk->norm2_bias, T_BLK_NORM2_W, T_BLK_NORM2_B, i, -1);
+        bind_norm(b, &blk->mlp_norm_weight, &blk->mlp_norm_bias, T_BLK_MLP_NORM_W, T_BLK_MLP_NORM_B, i, -1);
         /* w0 (gated) and w1 (linear) read the same input: one GEMM, its rows
          * interleaved so that the GEMM gates in its epilogue (gemm.h). */
-        join_key(name, sizeof name, p, ".mlp.w0.weight");
-        const float *w0 = bind(b, name, 2, SHAPE(h, d));
-        join_key(name, sizeof name, p, ".mlp.w1.weight");
-        const float *w1 = bind(b, name, 2, SHAPE(h, d));
-        join_key(name, sizeof name, p, ".mlp.w0.bias");
-        const float *b0 = bind(b, name, 1, SHAPE(h));
-        join_key(name, sizeof name, p, ".mlp.w1.bias");
-        const float *b1 = bind(b, name, 1, SHAPE(h));
+        const float *w0 = bind_kind(b, T_BLK_W0_W, i, -1), *w1 = bind_kind(b, T_BLK_W1_W, i, -1);
+        const float *b0 = bind_kind(b, T_BLK_W0_B, i, -1), *b1 = bind_kind(b, T_BLK_W1_B, i, -1);
         if (!b->status) {
             int rows = gemm_geglu_rows(h);
             float *w01 = malloc((size_t)rows * d * sizeof(float));
@@ -249,48 +220,34 @@ static void bind_image_tower(binder *b) {
             blk->w0_w1.bias = b01;
             free(w01);
         }
-        join_key(name, sizeof name, p, ".mlp.w2");
-        bind_linear(b, &blk->w2, name, d, h, 1, 0);
+        bind_linear(b, &blk->w2, T_BLK_W2_W, T_BLK_W2_B, i, -1);
     }
-    bind_norm(b, &m->fc_norm_weight, &m->fc_norm_bias, "visual.trunk.fc_norm", d);
+    bind_norm(b, &m->fc_norm_weight, &m->fc_norm_bias, T_FC_NORM_W, T_FC_NORM_B, -1, -1);
     /* open_clip's head has no bias; a timm image-only checkpoint's head.bias is honoured. */
-    size_t pos;
-    int head_bias = key_index_find(&b->ix, "visual.head.proj.bias", &pos) != NULL;
-    bind_linear(b, &m->head_proj, "visual.head.proj", c->embed_dim, d, head_bias, 0);
+    int head_bias = schema_find(&b->schema, T_HEAD_PROJ_B, -1, -1) >= 0;
+    bind_linear(b, &m->head_proj, T_HEAD_PROJ_W, head_bias ? T_HEAD_PROJ_B : T_KIND_COUNT, -1, -1);
 }
 
 static void bind_text_tower(binder *b) {
     struct vt_model *m = b->m;
     const vt_model_config *c = &m->cfg;
     int w = c->text_width;
-    char name[640];
-    m->token_embedding = bind(b, "text.token_embedding.weight", 2, SHAPE(c->vocab_size, w));
-    m->positional_embedding = bind(b, "text.positional_embedding", 2, SHAPE(c->context_length, w));
+    m->token_embedding = bind_kind(b, T_TXT_TOKEN, -1, -1);
+    m->positional_embedding = bind_kind(b, T_TXT_POS, -1, -1);
     m->text = calloc((size_t)c->text_layers, sizeof *m->text);
     if (!m->text) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
     for (int i = 0; i < c->text_layers && !b->status; i++) {
         text_block *blk = &m->text[i];
-        char p[128];
-        snprintf(p, sizeof p, "text.transformer.resblocks.%d", i);
-        join_key(name, sizeof name, p, ".ln_1");
-        bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, name, w);
-        join_key(name, sizeof name, p, ".attn.in_proj_weight");
-        const float *in_w = bind(b, name, 2, SHAPE(3 * w, w));
-        pack_into(b, &blk->in_proj, in_w, 3 * w, w, 0);
-        join_key(name, sizeof name, p, ".attn.in_proj_bias");
-        blk->in_proj.bias = bind(b, name, 1, SHAPE(3 * w));
-        join_key(name, sizeof name, p, ".attn.out_proj");
-        bind_linear(b, &blk->out_proj, name, w, w, 1, 0);
-        join_key(name, sizeof name, p, ".ln_2");
-        bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, name, w);
-        join_key(name, sizeof name, p, ".mlp.c_fc");
-        bind_linear(b, &blk->c_fc, name, 4 * w, w, 1, 0);
-        join_key(name, sizeof name, p, ".mlp.c_proj");
-        bind_linear(b, &blk->c_proj, name, w, 4 * w, 1, 0);
+        bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, T_TXT_LN1_W, T_TXT_LN1_B, i, -1);
+        bind_linear(b, &blk->in_proj, T_TXT_IN_PROJ_W, T_TXT_IN_PROJ_B, i, -1);
+        bind_linear(b, &blk->out_proj, T_TXT_OUT_PROJ_W, T_TXT_OUT_PROJ_B, i, -1);
+        bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, T_TXT_LN2_W, T_TXT_LN2_B, i, -1);
+        bind_linear(b, &blk->c_fc, T_TXT_FC_W, T_TXT_FC_B, i, -1);
+        bind_linear(b, &blk->c_proj, T_TXT_CPROJ_W, T_TXT_CPROJ_B, i, -1);
     }
-    bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, "text.ln_final", w);
+    bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, T_TXT_LN_FINAL_W, T_TXT_LN_FINAL_B, -1, -1);
     /* text_projection is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
-    const float *proj = bind(b, "text.text_projection", 2, SHAPE(w, c->embed_dim));
+    const float *proj = bind_kind(b, T_TXT_PROJ, -1, -1);
     pack_into(b, &m->text_projection, proj, c->embed_dim, w, 1);
     m->text_projection.bias = NULL;
 }
@@ -299,13 +256,20 @@ vt_status weights_bind(struct vt_model *m, vt_error *err) {
     binder b = {.m = m, .err = err};
     vt_status st = key_index_build(m->checkpoint, &b.ix, err);
     if (st) { key_index_free(&b.ix); return st; }
-    bind_image_tower(&b);
-    int text_present = key_index_find(&b.ix, "text.token_embedding.weight", NULL) != NULL;
+    char token[64], head_bias[64];
+    schema_name(T_TXT_TOKEN, -1, -1, token, sizeof token);
+    schema_name(T_HEAD_PROJ_B, -1, -1, head_bias, sizeof head_bias);
+    int text_present = key_index_find(&b.ix, token, NULL) != NULL;
     m->has_text = m->cfg.text_width > 0 && text_present;
+    st = schema_build(&m->cfg, m->has_text, key_index_find(&b.ix, head_bias, NULL) != NULL, &b.schema, err);
+    if (st) { key_index_free(&b.ix); return st; }
+    bind_image_tower(&b);
     if (m->has_text) bind_text_tower(&b);
     m->logit_scale = 0.0f;
-    if (!b.status && key_index_find(&b.ix, "logit_scale", NULL)) {
-        const float *ls = bind(&b, "logit_scale", 0, NULL);
+    char logit_scale[32];
+    schema_name(T_LOGIT_SCALE, -1, -1, logit_scale, sizeof logit_scale);
+    if (!b.status && key_index_find(&b.ix, logit_scale, NULL)) {
+        const float *ls = bind_kind(&b, T_LOGIT_SCALE, -1, -1);
         if (ls) m->logit_scale = ls[0];
     } else if (!b.status && m->has_text) {
         b.status = vt_fail(err, VT_ERR_SHAPE, "tensor 'logit_scale' [] is missing from the checkpoint (model %s)", m->cfg.name);
@@ -322,5 +286,6 @@ vt_status weights_bind(struct vt_model *m, vt_error *err) {
         }
     }
     key_index_free(&b.ix);
+    schema_free(&b.schema);
     return b.status;
 }

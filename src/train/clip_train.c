@@ -1,24 +1,22 @@
 /* Both towers together: creation, frozen tensors, forward, backward. */
 #include "train/clip_train.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 
-train_tensor clip_trainer_tensor(const clip_trainer *tr, const char *fmt, ...) {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    train_tensor t = {NULL, NULL};
-    int i = train_params_find(tr->params, name);
-    if (i < 0) return t;
-    t.value = tr->params->values + tr->params->params[i].offset;
-    if (!tr->frozen[i]) t.grad = tr->params->grads + tr->params->params[i].offset;
+train_tensor clip_trainer_tensor(const clip_trainer *tr, schema_kind kind, int i, int j) {
+    int k = train_params_index(tr->params, kind, i, j);
+    if (k < 0) { /* a tower asking for a tensor its own schema does not have: a bug, not an input error */
+        char name[160];
+        schema_name(kind, i, j, name, sizeof name);
+        fprintf(stderr, "vitamin: internal error: %s has no tensor %s\n", tr->params->cfg.name, name);
+        abort();
+    }
+    train_tensor t = {tr->params->values + tr->params->params[k].offset, NULL};
+    if (!tr->frozen[k]) t.grad = tr->params->grads + tr->params->params[k].offset;
     return t;
 }
 

@@ -69,13 +69,12 @@ void text_train_free(text_train_state *state);
 void text_train_forward(clip_trainer *trainer, const int32_t *tokens, int n, float *features);
 void text_train_backward(clip_trainer *trainer, const float *d_features);
 
-/* Value and gradient pointers of a named tensor for a tower file; the gradient
- * is NULL when the tensor is frozen. */
+/* Value and gradient pointers of the schema tensor (kind, i, j) for a tower
+ * file (model/schema.h); the gradient is NULL when the tensor is frozen. */
 typedef struct {
     float *value;
     float *grad;
 } train_tensor;
-train_tensor clip_trainer_tensor(const clip_trainer *trainer, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+train_tensor clip_trainer_tensor(const clip_trainer *trainer, schema_kind kind, int i, int j);
 
 #endif

@@ -25,74 +25,23 @@
  *     [resblocks L-1, ln_final], [text_projection]. */
 #include "train/lock.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-static int starts_with(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
-
-/* "blocks.12.attn..." → 12 (after the prefix), or -1. */
-static int index_after(const char *s, const char *prefix) {
-    if (!starts_with(s, prefix)) return -1;
-    char *end;
-    long v = strtol(s + strlen(prefix), &end, 10);
-    return end != s + strlen(prefix) && *end == '.' ? (int)v : -1;
-}
-
-/* timm's sort key of a trunk parameter (name without "visual.trunk."),
- * flattened to an int: stem 0, block i → 1+i, "norm" → the last block's key
- * (MATCH_PREV_GROUP), anything unmatched → depth+1. */
-static int image_group_key(const char *n, int depth) {
-    static const char *const stem[] = {"cls_token", "reg_token", "pos_embed", "patch_embed", "norm_pre"};
-    for (size_t i = 0; i < sizeof stem / sizeof *stem; i++)
-        if (starts_with(n, stem[i])) return 0;
-    int b = index_after(n, "blocks.");
-    if (b >= 0) return 1 + b;
-    if (starts_with(n, "norm")) return depth;
-    return depth + 1;
-}
-
-static const char TRUNK[] = "visual.trunk.";
-
-static void lock_image(const train_params *p, unsigned char *frozen, int unlocked) {
-    int depth = p->cfg.depth, nkeys = depth + 2;
-    /* group_with_matcher numbers the keys that occur, in sorted order. */
-    int *lid = calloc((size_t)nkeys, sizeof *lid);
-    if (!lid) abort();
-    for (int i = 0; i < p->count; i++)
-        if (starts_with(p->params[i].name, TRUNK)) lid[image_group_key(p->params[i].name + strlen(TRUNK), depth)] = 1;
-    int max_lid = -1;
-    for (int k = 0; k < nkeys; k++) lid[k] = lid[k] ? ++max_lid : -1;
-    for (int i = 0; i < p->count; i++) {
-        const char *n = p->params[i].name;
-        if (!starts_with(n, TRUNK)) continue;
-        frozen[i] = !unlocked || lid[image_group_key(n + strlen(TRUNK), depth)] <= max_lid - unlocked;
-    }
-    free(lid);
-}
-
-/* Index of a text tensor's group (see the list above), or -1 for a name
- * lock_text_tower does not touch. */
-static int text_group(const char *n, int layers) {
-    if (starts_with(n, "text.token_embedding.") || !strcmp(n, "text.positional_embedding")) return 0;
-    int b = index_after(n, "text.transformer.resblocks.");
-    if (b >= 0) return 1 + b; /* the last block, 1 + (L-1), shares group L with ln_final */
-    if (starts_with(n, "text.ln_final.")) return layers;
-    if (!strcmp(n, "text.text_projection")) return layers + 1;
-    return -1;
-}
-
-static void lock_text(const train_params *p, unsigned char *frozen, int unlocked) {
-    int layers = p->cfg.text_layers, groups = layers + 2;
-    int first_unlocked = groups - (unlocked < groups ? unlocked : groups);
-    for (int i = 0; i < p->count; i++) {
-        int g = text_group(p->params[i].name, layers);
-        if (g >= 0) frozen[i] = g < first_unlocked;
-    }
-}
-
+/* The groups themselves are numbered in the schema (model/schema.c) exactly as
+ * derived above: image 0 = stem, 1 + i = block i, depth + 1 = fc_norm;
+ * text 0 = embeddings, 1 + i = resblock i (the last with ln_final),
+ * layers + 1 = text_projection; -1 = never locked (the head, logit_scale). */
 void train_lock_apply(const train_params *p, unsigned char *frozen, int lock_image_tower, int image_unlocked_groups,
                       int lock_text_tower, int text_unlocked_layers) {
     memset(frozen, 0, (size_t)p->count);
-    if (lock_image_tower) lock_image(p, frozen, image_unlocked_groups);
-    if (lock_text_tower) lock_text(p, frozen, text_unlocked_layers);
+    int image_max = p->schema.image_lock_groups - 1, text_groups = p->schema.text_lock_groups;
+    int first_text_unlocked = text_groups - (text_unlocked_layers < text_groups ? text_unlocked_layers : text_groups);
+    for (int i = 0; i < p->count; i++) {
+        const schema_tensor *t = &p->schema.tensors[i];
+        if (t->lock_group < 0) continue;
+        if (t->tower == SCHEMA_IMAGE && lock_image_tower)
+            frozen[i] = !image_unlocked_groups || t->lock_group <= image_max - image_unlocked_groups;
+        else if (t->tower == SCHEMA_TEXT && lock_text_tower)
+            frozen[i] = t->lock_group < first_text_unlocked;
+    }
 }

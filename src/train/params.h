@@ -11,9 +11,10 @@
 #include <stdint.h>
 
 #include "model/config.h"
+#include "model/schema.h"
 #include "vitamin.h"
 
-enum { TRAIN_TOWER_IMAGE = 0, TRAIN_TOWER_TEXT = 1, TRAIN_TOWER_SHARED = 2 };
+enum { TRAIN_TOWER_IMAGE = SCHEMA_IMAGE, TRAIN_TOWER_TEXT = SCHEMA_TEXT, TRAIN_TOWER_SHARED = SCHEMA_SHARED };
 
 typedef struct {
     char name[96];      /* open_clip state-dict key */
@@ -28,6 +29,7 @@ typedef struct {
 
 typedef struct {
     vt_model_config cfg;
+    model_schema schema; /* what each entry is (kind, role, lock group); parallel to params */
     train_param *params; /* in open_clip state_dict order */
     int count;
     size_t total;        /* floats in each flat buffer */
@@ -44,6 +46,11 @@ int train_params_find(const train_params *p, const char *name);
 /* Pointers into the flat buffers by name (NULL if absent). */
 float *train_param_values(const train_params *p, const char *name);
 float *train_param_grads(const train_params *p, const char *name);
+
+/* Index of the schema tensor (kind, i, j) (model/schema.h), or -1. */
+static inline int train_params_index(const train_params *p, schema_kind kind, int i, int j) {
+    return schema_find(&p->schema, kind, i, j);
+}
 
 /* open_clip's initialisation for a fresh model (vitamin-spec §6.1), from a
  * counter-based RNG keyed by `seed` (same values for any thread count). */

@@ -17,7 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/json.h"
 #include "io/json_write.h"
-#include "io/npy.h"
+#include "core/atomic_file.h"
 #include "model/config_json.h"
 #include "train/checkpoint_dir.h"
 

@@ -148,7 +148,7 @@ double trainer_gradients(trainer *t, const float *pixels, const int32_t *tokens,
         clip_train_forward(t->model, pixels + (size_t)s * px, tokens + (size_t)s * ctx, k, drop_key, first + s,
                            t->image_features + (size_t)s * e, t->text_features + (size_t)s * e);
     }
-    int li = train_params_find(p, "logit_scale");
+    int li = train_params_index(p, T_LOGIT_SCALE, -1, -1);
     float scale = p->values[p->params[li].offset], dscale = 0.0f;
     double loss;
     if (logits && t->world == 1)
@@ -228,7 +228,7 @@ vt_status trainer_step(trainer *t, const float *pixels, const int32_t *tokens, i
                      t->exp_avg_sq + (a - t->moment_begin), b - a, (float)lr, q->decay, t->step, adam);
     }
     if (t->dist.zero1) dist_allgatherv_inplace(t->dist.dist, p->values, t->shard);
-    int li = train_params_find(p, "logit_scale");
+    int li = train_params_index(p, T_LOGIT_SCALE, -1, -1);
     float *scale = p->values + p->params[li].offset;
     if (*scale < 0.0f) *scale = 0.0f;
     if (*scale > LOGIT_SCALE_MAX) *scale = LOGIT_SCALE_MAX;

@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from vtpaths import BUILD  # noqa: E402
 
-safetensors_torch = pytest.importorskip("safetensors.torch")
+import safetensors.torch as safetensors_torch  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CKPT_DUMP = pathlib.Path(os.environ.get("CKPT_DUMP", BUILD / "testtools" / "ckpt_dump"))

@@ -26,11 +26,11 @@ import zlib
 import numpy as np
 import pytest
 
-PIL = pytest.importorskip("PIL")
+import PIL  # noqa: E402
 from PIL import Image  # noqa: E402
 
-open_clip_transform = pytest.importorskip("open_clip.transform")
-skimage_data = pytest.importorskip("skimage.data")
+import open_clip.transform as open_clip_transform  # noqa: E402
+import skimage.data as skimage_data  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIZES = (224, 256, 336, 384)

@@ -1,0 +1,230 @@
+/* The ViTamin CLIP schema (see schema.h). Order and shapes follow open_clip's
+ * CustomTextCLIP state_dict for a timm "vitamin_*" trunk (timm
+ * models/vitamin.py; open_clip model.py, transformer.py). */
+#include "model/schema.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+typedef struct {
+    const char *pattern;
+    schema_tower tower;
+    schema_role role;
+} kind_info;
+
+static const kind_info KINDS[T_KIND_COUNT] = {
+#define SCHEMA_INFO(kind, name, tower, role) [T_##kind] = {name, SCHEMA_##tower, ROLE_##role},
+    SCHEMA_KINDS(SCHEMA_INFO)
+#undef SCHEMA_INFO
+};
+
+void schema_name(schema_kind kind, int i, int j, char *out, size_t size) {
+    if ((unsigned)kind >= T_KIND_COUNT) {
+        snprintf(out, size, "?");
+        return;
+    }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(out, size, KINDS[kind].pattern, i, j);
+#pragma GCC diagnostic pop
+}
+
+/* open_clip_train/main.py: exclude = ndim < 2 or "bn"/"ln"/"bias"/"logit_scale"
+ * in the name; everything else is decayed — including the token and positional
+ * embeddings, pos_embed and text_projection (ndim >= 2). */
+static int open_clip_decays(const char *name, int ndim) {
+    return !(ndim < 2 || strstr(name, "bn") || strstr(name, "ln") || strstr(name, "bias") ||
+             strstr(name, "logit_scale"));
+}
+
+typedef struct {
+    model_schema *s;
+    int capacity;
+    int failed;
+} builder;
+
+static void add(builder *b, schema_kind kind, int i, int j, int lock_group, int ndim, const int64_t *shape) {
+    if (b->failed) return;
+    model_schema *s = b->s;
+    if (s->count == b->capacity) {
+        int cap = b->capacity ? 2 * b->capacity : 256;
+        schema_tensor *grown = realloc(s->tensors, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        s->tensors = grown;
+        b->capacity = cap;
+    }
+    schema_tensor *t = &s->tensors[s->count++];
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->index[0] = i;
+    t->index[1] = j;
+    schema_name(kind, i, j, t->name, sizeof t->name);
+    t->ndim = ndim;
+    t->count = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->count *= (size_t)shape[d];
+    }
+    t->tower = KINDS[kind].tower;
+    t->role = KINDS[kind].role;
+    t->decay = open_clip_decays(t->name, ndim);
+    t->lock_group = lock_group;
+    s->params[t->tower] += (int64_t)t->count;
+}
+
+#define S(...) ((const int64_t[]){__VA_ARGS__})
+#define NDIM(...) ((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+/* ADD(kind, i, j, lock group, (shape...)) */
+#define ADD(kind, i, j, group, shape) add(&b, T_##kind, i, j, group, NDIM shape, S shape)
+
+/* Lock groups as open_clip counts them (train/lock.c has the derivation):
+ * image trunk: 0 = pos_embed + the hybrid patch_embed, 1 + i = block i,
+ * depth + 1 = fc_norm; the head is never locked. Text: 0 = token and
+ * positional embeddings, 1 + i = resblock i (the last shares its group with
+ * ln_final), layers + 1 = text_projection. */
+vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, model_schema *out, vt_error *err) {
+    memset(out, 0, sizeof *out);
+    builder b = {out, 0, 0};
+    int n = (c->image_size / 16) * (c->image_size / 16), d = c->width, h = c->mlp_hidden, c0 = c->stem_width;
+    add(&b, T_LOGIT_SCALE, -1, -1, -1, 0, NULL);
+    if (c->has_pos_embed) ADD(POS_EMBED, -1, -1, 0, (1, n, d));
+    ADD(STEM_CONV1_W, -1, -1, 0, (c0, 3, 3, 3));
+    ADD(STEM_CONV1_B, -1, -1, 0, (c0));
+    ADD(STEM_NORM1_W, -1, -1, 0, (c0));
+    ADD(STEM_NORM1_B, -1, -1, 0, (c0));
+    ADD(STEM_CONV2_W, -1, -1, 0, (c0, c0, 3, 3));
+    ADD(STEM_CONV2_B, -1, -1, 0, (c0));
+    int cin = c0;
+    for (int s = 0; s < 2; s++) {
+        int cout = c->stage_widths[s], mid = 4 * cout;
+        for (int i = 0; i < c->stage_depths[s]; i++) {
+            if (i == 0 && cin != cout) { /* the stride-2 block's shortcut: pool, then a 1x1 conv */
+                ADD(MB_EXPAND_W, s, i, 0, (cout, cin, 1, 1));
+                ADD(MB_EXPAND_B, s, i, 0, (cout));
+            }
+            ADD(MB_PRE_NORM_W, s, i, 0, (cin));
+            ADD(MB_PRE_NORM_B, s, i, 0, (cin));
+            ADD(MB_CONV1_W, s, i, 0, (mid, cin, 1, 1));
+            ADD(MB_CONV1_B, s, i, 0, (mid));
+            ADD(MB_DW_W, s, i, 0, (mid, 1, 3, 3));
+            ADD(MB_DW_B, s, i, 0, (mid));
+            ADD(MB_CONV3_W, s, i, 0, (cout, mid, 1, 1));
+            ADD(MB_CONV3_B, s, i, 0, (cout));
+            cin = cout;
+        }
+    }
+    /* state_dict order puts pool.proj before pool.norm (registration order),
+     * although the norm runs first. */
+    ADD(POOL_PROJ_W, -1, -1, 0, (d, cin, 3, 3));
+    ADD(POOL_PROJ_B, -1, -1, 0, (d));
+    ADD(POOL_NORM_W, -1, -1, 0, (cin));
+    ADD(POOL_NORM_B, -1, -1, 0, (cin));
+    for (int i = 0; i < c->depth; i++) {
+        int g = 1 + i;
+        ADD(BLK_NORM1_W, i, -1, g, (d));
+        ADD(BLK_NORM1_B, i, -1, g, (d));
+        ADD(BLK_QKV_W, i, -1, g, (3 * d, d));
+        ADD(BLK_QKV_B, i, -1, g, (3 * d));
+        ADD(BLK_PROJ_W, i, -1, g, (d, d));
+        ADD(BLK_PROJ_B, i, -1, g, (d));
+        ADD(BLK_NORM2_W, i, -1, g, (d));
+        ADD(BLK_NORM2_B, i, -1, g, (d));
+        ADD(BLK_MLP_NORM_W, i, -1, g, (d));
+        ADD(BLK_MLP_NORM_B, i, -1, g, (d));
+        ADD(BLK_W0_W, i, -1, g, (h, d));
+        ADD(BLK_W0_B, i, -1, g, (h));
+        ADD(BLK_W1_W, i, -1, g, (h, d));
+        ADD(BLK_W1_B, i, -1, g, (h));
+        ADD(BLK_W2_W, i, -1, g, (d, h));
+        ADD(BLK_W2_B, i, -1, g, (d));
+    }
+    ADD(FC_NORM_W, -1, -1, c->depth + 1, (d));
+    ADD(FC_NORM_B, -1, -1, c->depth + 1, (d));
+    ADD(HEAD_PROJ_W, -1, -1, -1, (c->embed_dim, d));
+    if (head_bias) ADD(HEAD_PROJ_B, -1, -1, -1, (c->embed_dim));
+    out->image_lock_groups = c->depth + 2;
+
+    int w = c->text_width, layers = c->text_layers;
+    if (with_text && w > 0) {
+        ADD(TXT_POS, -1, -1, 0, (c->context_length, w));
+        ADD(TXT_PROJ, -1, -1, layers + 1, (w, c->embed_dim));
+        ADD(TXT_TOKEN, -1, -1, 0, (c->vocab_size, w));
+        for (int i = 0; i < layers; i++) {
+            int g = 1 + i;
+            ADD(TXT_LN1_W, i, -1, g, (w));
+            ADD(TXT_LN1_B, i, -1, g, (w));
+            ADD(TXT_IN_PROJ_W, i, -1, g, (3 * w, w));
+            ADD(TXT_IN_PROJ_B, i, -1, g, (3 * w));
+            ADD(TXT_OUT_PROJ_W, i, -1, g, (w, w));
+            ADD(TXT_OUT_PROJ_B, i, -1, g, (w));
+            ADD(TXT_LN2_W, i, -1, g, (w));
+            ADD(TXT_LN2_B, i, -1, g, (w));
+            ADD(TXT_FC_W, i, -1, g, (4 * w, w));
+            ADD(TXT_FC_B, i, -1, g, (4 * w));
+            ADD(TXT_CPROJ_W, i, -1, g, (w, 4 * w));
+            ADD(TXT_CPROJ_B, i, -1, g, (w));
+        }
+        ADD(TXT_LN_FINAL_W, -1, -1, layers, (w));
+        ADD(TXT_LN_FINAL_B, -1, -1, layers, (w));
+        out->text_lock_groups = layers + 2;
+    }
+    if (b.failed) {
+        schema_free(out);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory for the tensor table of %s", c->name);
+    }
+    return VT_OK;
+}
+
+void schema_free(model_schema *s) {
+    free(s->tensors);
+    memset(s, 0, sizeof *s);
+}
+
+int schema_find(const model_schema *s, schema_kind kind, int i, int j) {
+    for (int k = 0; k < s->count; k++) {
+        const schema_tensor *t = &s->tensors[k];
+        if (t->kind == kind && t->index[0] == i && t->index[1] == j) return k;
+    }
+    return -1;
+}
+
+int schema_is_buffer(const char *name) { return !strcmp(name, "text.attn_mask"); }
+
+/* ------------------------------------------------------------ layouts */
+
+/* The text keys of an OpenAI-style CLIP state dict, which has no "text." prefix. */
+static const char *const PLAIN_CLIP_TEXT_KEYS[] = {"token_embedding.", "positional_embedding", "transformer.",
+                                                   "ln_final.", "text_projection", "attn_mask"};
+
+void schema_detect_layout(const char *key, int *plain_clip_layout, int *timm_image_only) {
+    while (!strncmp(key, "module.", 7)) key += 7;
+    if (!strcmp(key, "positional_embedding")) *plain_clip_layout = 1;
+    if (!strcmp(key, "patch_embed.backbone.stem.conv1.weight")) *timm_image_only = 1;
+}
+
+void schema_normalize_key(const char *key, int plain_clip_layout, int timm_image_only, char *out, size_t out_size) {
+    while (!strncmp(key, "module.", 7)) key += 7; /* DDP wrapper */
+    if (timm_image_only) {
+        /* timm's classifier head is the CLIP projection (timm vision_transformer.py checkpoint_filter_fn). */
+        if (!strcmp(key, "head.weight")) { schema_name(T_HEAD_PROJ_W, -1, -1, out, out_size); return; }
+        if (!strcmp(key, "head.bias")) { schema_name(T_HEAD_PROJ_B, -1, -1, out, out_size); return; }
+        snprintf(out, out_size, "visual.trunk.%s", key);
+        return;
+    }
+    if (plain_clip_layout) {
+        for (size_t i = 0; i < sizeof PLAIN_CLIP_TEXT_KEYS / sizeof *PLAIN_CLIP_TEXT_KEYS; i++) {
+            if (!strncmp(key, PLAIN_CLIP_TEXT_KEYS[i], strlen(PLAIN_CLIP_TEXT_KEYS[i]))) {
+                snprintf(out, out_size, "text.%s", key);
+                return;
+            }
+        }
+    }
+    snprintf(out, out_size, "%s", key);
+}
