@@ -101,7 +101,7 @@ clean:
 	rm -rf $(BUILD)
 
 # The BPE vocabulary is assembled into the library (.incbin, see the file).
-$(BUILD)/obj/src/io/tokenizer_vocab.o $(BUILD)/fuzzobj/src/io/tokenizer_vocab.o: share/bpe_simple_vocab_16e6.txt.gz
+$(BUILD)/obj/src/io/text/tokenizer_vocab.o $(BUILD)/fuzzobj/src/io/text/tokenizer_vocab.o: share/bpe_simple_vocab_16e6.txt.gz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/io/generated_tokenizer_tables.c: every Unicode / ftfy / html
+"""Generates src/io/text/generated_tokenizer_tables.c: every Unicode / ftfy / html
 table the C port of open_clip's SimpleTokenizer needs, taken from the very
 Python objects the reference uses, so the C code matches them exactly.
 
@@ -353,14 +353,14 @@ def html_invalid_tables():
 # main
 # ----------------------------------------------------------------------------
 def main():
-    out_path = sys.argv[1] if len(sys.argv) > 1 else "src/io/generated_tokenizer_tables.c"
+    out_path = sys.argv[1] if len(sys.argv) > 1 else "src/io/text/generated_tokenizer_tables.c"
     check_detector_shape()
     w = Writer()
     w.emit("/* GENERATED FILE - do not edit. Produced by scripts/gen_tokenizer_tables.py")
     w.emit(f" * from CPython {sys.version.split()[0]} (unicodedata {unicodedata.unidata_version}),")
     w.emit(f" * regex {regex.__version__}, ftfy {ftfy.__version__} and html.entities in .venv.")
     w.emit(" * Regenerate with: .venv/bin/python scripts/gen_tokenizer_tables.py */")
-    w.emit('#include "io/unicode_util.h"')
+    w.emit('#include "io/text/unicode_util.h"')
     w.emit()
     w.emit(f'const char vt_gen_python_unicode_version[] = "{unicodedata.unidata_version}";')
     w.emit()

@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "core/float16.h"
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "model/config_json.h"
 #include "model/schema.h"
 #include "model/weights.h"

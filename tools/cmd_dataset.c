@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "io/fashion_mnist.h"
+#include "io/dataset/fashion_mnist.h"
 
 #define DEFAULT_SRC FASHION_MNIST_DEFAULT_SRC
 

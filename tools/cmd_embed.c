@@ -7,8 +7,8 @@
 #include "train/dist.h"
 #include "commands.h"
 #include "core/error.h"
-#include "io/image.h"
-#include "io/npy.h"
+#include "io/image/image.h"
+#include "io/serial/npy.h"
 
 static const char EMBED_HELP[] =
     "usage: vitamin embed -m MODEL [--image PATH]... [--text STRING]... -o OUT.npy\n"

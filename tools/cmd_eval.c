@@ -10,7 +10,7 @@
 #include "eval/eval_data.h"
 #include "eval/eval_metrics.h"
 #include "eval/zeroshot.h"
-#include "io/json_write.h"
+#include "io/serial/json_write.h"
 #include "core/atomic_file.h"
 
 static const char EVAL_HELP[] =

@@ -13,8 +13,8 @@
 
 #include "core/error.h"
 #include "core/grow.h"
-#include "io/csv.h"
-#include "io/unicode_util.h"
+#include "io/dataset/csv.h"
+#include "io/text/unicode_util.h"
 
 /* torchvision.datasets.folder.IMG_EXTENSIONS: what ImageFolder counts as an
  * image. Formats the decoder lacks (bmp, tiff, ...) then fail by name when

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 typedef struct {
     size_t count;

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/image.h"
-#include "io/tokenizer.h"
+#include "io/image/image.h"
+#include "io/text/tokenizer.h"
 #include "kernels/norm.h"
 #include "model/forward.h"
 #include "model/config_resolve.h"

@@ -12,9 +12,9 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/notes.h"
-#include "io/image.h"
-#include "io/json.h"
-#include "io/json_write.h"
+#include "io/image/image.h"
+#include "io/serial/json.h"
+#include "io/serial/json_write.h"
 #include "core/atomic_file.h"
 
 enum { CONFIG_JSON_MAX_BYTES = 1 << 24 };

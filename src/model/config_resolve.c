@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "io/image.h"
-#include "io/json.h"
+#include "io/image/image.h"
+#include "io/serial/json.h"
 #include "model/checkpoint_keys.h"
 #include "model/config_json.h"
 #include "model/schema.h"

@@ -14,7 +14,7 @@
 #define VT_MODEL_CONFIG_RESOLVE_H
 
 #include "core/notes.h"
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "model/config.h"
 
 vt_status config_resolve(const char *checkpoint_path, const ckpt_file *ckpt, const char *model_name,

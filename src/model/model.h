@@ -5,7 +5,7 @@
 #define VT_MODEL_MODEL_H
 
 #include "core/notes.h"
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "model/config.h"

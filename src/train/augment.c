@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/pillow_resample.h"
+#include "io/image/pillow_resample.h"
 #include "train/data.h"
 #include "train/rng.h"
 

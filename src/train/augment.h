@@ -10,7 +10,7 @@
 #ifndef VT_TRAIN_AUGMENT_H
 #define VT_TRAIN_AUGMENT_H
 
-#include "io/image.h"
+#include "io/image/image.h"
 
 typedef struct {
     int top, left, height, width;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/tokenizer.h"
+#include "io/text/tokenizer.h"
 #include "train/augment.h"
 #include "train/data.h"
 #include "train/data_source.h"

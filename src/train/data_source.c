@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "io/csv.h"
-#include "io/shard_list.h"
-#include "io/tar_reader.h"
+#include "io/dataset/csv.h"
+#include "io/dataset/shard_list.h"
+#include "io/dataset/tar_reader.h"
 
 /* Shards beyond this many are opened per read instead of held open, so a
  * dataset of thousands of shards stays under the descriptor limit. */

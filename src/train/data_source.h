@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/image.h"
+#include "io/image/image.h"
 #include "train/data.h"
 
 typedef struct data_source data_source;

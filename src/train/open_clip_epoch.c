@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/pickle_reader.h"
-#include "io/zip_reader.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/checkpoint/pickle_reader.h"
+#include "io/checkpoint/zip_reader.h"
 
 typedef struct {
     const char *path;

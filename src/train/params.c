@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "model/model.h"
 #include "model/checkpoint_keys.h"
 #include "model/schema.h"

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/json.h"
-#include "io/json_write.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/serial/json.h"
+#include "io/serial/json_write.h"
 #include "model/config_json.h"
 #include "train/checkpoint_dir.h"
 #include "train/open_clip_epoch.h"

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/json.h"
-#include "io/json_write.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/serial/json.h"
+#include "io/serial/json_write.h"
 #include "core/atomic_file.h"
 #include "model/config_json.h"
 #include "train/checkpoint_dir.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 #define STORAGE_COUNT 10
 #define STORAGE_SIZE 256

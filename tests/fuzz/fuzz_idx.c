@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "io/idx.h"
+#include "io/dataset/idx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     idx_array a;

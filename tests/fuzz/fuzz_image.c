@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/image.h"
+#include "io/image/image.h"
 
 #define FUZZ_MAX_PIXELS (1LL << 20)
 #define FUZZ_CROP_SIZE 32

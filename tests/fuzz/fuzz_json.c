@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/json.h"
+#include "io/serial/json.h"
 
 /* Visits every node (depth is bounded by the parser's limit). */
 static size_t walk(const json_value *value) {

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/image.h"
-#include "io/tar_reader.h"
+#include "io/image/image.h"
+#include "io/dataset/tar_reader.h"
 #include "train/augment.h"
 #include "train/data.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/tokenizer.h"
+#include "io/text/tokenizer.h"
 
 static const clip_tokenizer *tokenizer(void) {
     static clip_tokenizer *tok;

@@ -320,13 +320,13 @@ def test_megabyte_inputs_are_fast_and_match(reference):
 
 
 def test_generated_tables_are_current(tmp_path):
-    """src/io/generated_tokenizer_tables.c is exactly what the generator makes
+    """src/io/text/generated_tokenizer_tables.c is exactly what the generator makes
     from this venv (so nobody edited it by hand and the venv did not move)."""
     import sys
 
     out = tmp_path / "tables.c"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_tokenizer_tables.py"), str(out)],
                    check=True, capture_output=True, cwd=ROOT, timeout=120)
-    committed = (ROOT / "src" / "io" / "generated_tokenizer_tables.c").read_text(encoding="utf-8")
+    committed = (ROOT / "src" / "io" / "text" / "generated_tokenizer_tables.c").read_text(encoding="utf-8")
     assert out.read_text(encoding="utf-8") == committed, \
         "regenerate with: .venv/bin/python scripts/gen_tokenizer_tables.py"

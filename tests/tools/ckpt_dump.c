@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 /* Converts element i of any dtype to double (f16/bf16 expanded exactly). */
 static double element_as_double(const ckpt_tensor *t, int64_t i) {

@@ -22,10 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "io/image.h"
-#include "io/npy.h"
-#include "io/shard_list.h"
-#include "io/tar_reader.h"
+#include "io/image/image.h"
+#include "io/serial/npy.h"
+#include "io/dataset/shard_list.h"
+#include "io/dataset/tar_reader.h"
 #include "train/augment.h"
 #include "train/data.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/image.h"
+#include "io/image/image.h"
 
 
 static int usage(void) {

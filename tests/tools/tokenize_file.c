@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/text_clean.h"
-#include "io/tokenizer.h"
-#include "io/unicode_util.h"
+#include "io/text/text_clean.h"
+#include "io/text/tokenizer.h"
+#include "io/text/unicode_util.h"
 
 typedef struct {
     int context;

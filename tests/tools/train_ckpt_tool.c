@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/json_write.h"
-#include "io/npy.h"
+#include "io/serial/json_write.h"
+#include "io/serial/npy.h"
 #include "model/config_json.h"
 #include "train/train_checkpoint.h"
 

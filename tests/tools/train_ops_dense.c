@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/npy.h"
+#include "io/serial/npy.h"
 #include "kernels/gemm.h"
 #include "train/ops.h"
 

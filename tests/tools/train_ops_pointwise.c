@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/npy.h"
+#include "io/serial/npy.h"
 #include "kernels/conv.h"
 #include "train/ops.h"
 #include "train/optimizer.h"

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/checkpoint.h"
-#include "io/npy.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/serial/npy.h"
 #include "model/config.h"
 #include "train/lock.h"
 #include "train/trainer.h"

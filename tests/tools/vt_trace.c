@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/npy.h"
+#include "io/serial/npy.h"
 #include "model/forward.h"
 #include "vitamin.h"
 

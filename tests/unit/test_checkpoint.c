@@ -15,9 +15,9 @@
 #include <zlib.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/npy.h"
-#include "io/zip_reader.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/serial/npy.h"
+#include "io/checkpoint/zip_reader.h"
 #include "unit.h"
 
 /* ================================================================ byte buffers */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/csv.h"
+#include "io/dataset/csv.h"
 #include "unit.h"
 
 static int parse(const char *text, char sep, csv_table *t, vt_error *err) {

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "io/image.h"
-#include "io/pillow_resample.h"
+#include "io/image/image.h"
+#include "io/image/pillow_resample.h"
 #include "unit.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/json.h"
+#include "io/serial/json.h"
 #include "unit.h"
 
 /* Parses a NUL-terminated literal; returns the DOM or NULL. */

@@ -9,9 +9,9 @@
 #include <unistd.h>
 #include <utf8proc.h>
 
-#include "io/text_clean.h"
-#include "io/tokenizer.h"
-#include "io/unicode_util.h"
+#include "io/text/text_clean.h"
+#include "io/text/tokenizer.h"
+#include "io/text/unicode_util.h"
 #include "unit.h"
 
 #define CTX 77

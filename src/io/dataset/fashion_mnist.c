@@ -1,6 +1,6 @@
 /* The Fashion-MNIST demo dataset (see fashion_mnist.h): Debian's IDX files ->
  * PNG files + open_clip-style tables. */
-#include "io/fashion_mnist.h"
+#include "io/dataset/fashion_mnist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +13,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "io/idx.h"
-#include "io/image_encode.h"
+#include "io/dataset/idx.h"
+#include "io/image/image_encode.h"
 #include "train/rng.h"
 
 #define CLASS_COUNT 10

@@ -14,7 +14,7 @@
  *    like empty lines.
  * Duplicate or empty header names are kept as written (pandas renames them
  * "x.1" / "Unnamed: i"; a lookup of the first occurrence agrees either way). */
-#include "io/csv.h"
+#include "io/dataset/csv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@
 
 #include "core/error.h"
 #include "core/grow.h"
-#include "io/unicode_util.h"
+#include "io/text/unicode_util.h"
 
 typedef struct {
     const char *data;

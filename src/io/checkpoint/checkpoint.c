@@ -8,7 +8,7 @@
  * is checked to lie inside its storage entry; contiguous ones point into the
  * mapping, strided views (e.g. a saved transpose) are gathered into an owned
  * contiguous buffer. */
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,8 @@
 
 #include "core/error.h"
 #include "core/float16.h"
-#include "io/pickle_reader.h"
-#include "io/zip_reader.h"
+#include "io/checkpoint/pickle_reader.h"
+#include "io/checkpoint/zip_reader.h"
 
 struct ckpt_file {
     ckpt_format format;

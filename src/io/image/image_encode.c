@@ -1,5 +1,5 @@
 /* PNG encoding into memory (see image_encode.h). */
-#include "io/image_encode.h"
+#include "io/image/image_encode.h"
 
 #include <png.h>
 #include <stdlib.h>

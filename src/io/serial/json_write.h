@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "io/json.h"
+#include "io/serial/json.h"
 
 /* Zero-initialise. An allocation failure sets `failed` and makes every later
  * call a no-op, so callers check once at the end. `text` is NUL-terminated. */

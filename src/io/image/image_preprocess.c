@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/image.h"
-#include "io/pillow_resample.h"
+#include "io/image/image.h"
+#include "io/image/pillow_resample.h"
 
 const float CLIP_PIXEL_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 const float CLIP_PIXEL_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};

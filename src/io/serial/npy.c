@@ -6,7 +6,7 @@
  * padded with spaces and ending in '\n' so that the data starts at a multiple of
  * 64 bytes (what numpy itself writes). Versions 2.0/3.0 only widen the header
  * length to 4 bytes, so the reader accepts them too. */
-#include "io/npy.h"
+#include "io/serial/npy.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
  * sizes and offsets live in the "zip64 extended information" extra field.
  * Nothing read from the file is trusted: every offset + length is checked
  * against the buffer before use, with overflow-safe arithmetic. */
-#include "io/zip_reader.h"
+#include "io/checkpoint/zip_reader.h"
 
 #include <stdlib.h>
 #include <string.h>

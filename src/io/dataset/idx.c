@@ -1,5 +1,5 @@
 /* IDX reader (see idx.h). */
-#include "io/idx.h"
+#include "io/dataset/idx.h"
 
 #include <errno.h>
 #include <stdlib.h>

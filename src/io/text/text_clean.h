@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/unicode_util.h"
+#include "io/text/unicode_util.h"
 
 /* open_clip tokenizer.py: _clean_lower. */
 int vt_clip_clean_lower(const uint32_t *text, size_t n, vt_u32str *out);

@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/json.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/serial/json.h"
 #include "core/atomic_file.h"
 
 #define SAFETENSORS_MAX_HEADER ((uint64_t)100 * 1000 * 1000)

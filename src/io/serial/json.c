@@ -7,7 +7,7 @@
  * numbers are checked against the JSON grammar before strtod sees a bounded,
  * NUL-terminated copy (parsed in the "C" locale, whatever the caller's locale).
  * Errors give the line and column of the offending byte. */
-#include "io/json.h"
+#include "io/serial/json.h"
 
 #include <locale.h>
 #include <stdlib.h>

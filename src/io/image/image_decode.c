@@ -27,7 +27,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
-#include "io/image.h"
+#include "io/image/image.h"
 
 #define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
 

@@ -2,7 +2,7 @@
  * from CPython 3.11.7 (unicodedata 14.0.0),
  * regex 2026.11.19, ftfy 6.3.1 and html.entities in .venv.
  * Regenerate with: .venv/bin/python scripts/gen_tokenizer_tables.py */
-#include "io/unicode_util.h"
+#include "io/text/unicode_util.h"
 
 const char vt_gen_python_unicode_version[] = "14.0.0";
 

@@ -1,7 +1,7 @@
 /* Shard specification expansion (see shard_list.h). Expansion works on the
  * raw (still escaped) text and removes backslash escapes only from the final
  * names, so a literal "\{" survives any number of nesting levels. */
-#include "io/shard_list.h"
+#include "io/dataset/shard_list.h"
 
 #include <ctype.h>
 #include <stdio.h>

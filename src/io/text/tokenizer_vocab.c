@@ -3,7 +3,7 @@
  * the installed open_clip's). `.incbin` reads it at assembly time, relative to
  * the directory the compiler runs in, which the Makefile keeps at the repo
  * root; the Makefile also lists the file as a prerequisite of this object. */
-#include "io/tokenizer_vocab.h"
+#include "io/text/tokenizer_vocab.h"
 
 __asm__(".section .rodata\n"
         ".balign 64\n"

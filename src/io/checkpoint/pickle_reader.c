@@ -9,7 +9,7 @@
  * most one value and consumes at least one input byte, so memory grows with the
  * pickle's size; a byte budget (PK_BUDGET_*) bounds that growth, and the stack,
  * mark and memo sizes have explicit caps on top. */
-#include "io/pickle_reader.h"
+#include "io/checkpoint/pickle_reader.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
  * badness.py, bad_codecs/), CPython 3.11 (html/__init__.py, str methods) and
  * open_clip 3.3.0 (tokenizer.py). Character data comes from the generated
  * tables (scripts/gen_tokenizer_tables.py). */
-#include "io/text_clean.h"
+#include "io/text/text_clean.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* WebDataset shard indexing (see tar_reader.h): scans tar headers, seeks over
  * member data, groups members into samples the way webdataset does. */
-#include "io/tar_reader.h"
+#include "io/dataset/tar_reader.h"
 
 #include <errno.h>
 #include <fcntl.h>

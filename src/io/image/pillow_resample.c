@@ -3,7 +3,7 @@
  * The arithmetic below mirrors Pillow's C code step by step (function names in
  * the comments refer to src/libImaging/Resample.c and Geometry.c). Changing the
  * order of any floating-point operation here changes output bytes. */
-#include "io/pillow_resample.h"
+#include "io/image/pillow_resample.h"
 
 #include <limits.h>
 #include <math.h>

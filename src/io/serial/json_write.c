@@ -1,5 +1,5 @@
 /* JSON text output (see json_write.h). */
-#include "io/json_write.h"
+#include "io/serial/json_write.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Unicode plumbing for the CLIP tokenizer; see unicode_util.h. */
-#include "io/unicode_util.h"
+#include "io/text/unicode_util.h"
 
 #include <stdlib.h>
 #include <string.h>

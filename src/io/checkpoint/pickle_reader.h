@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "vitamin.h"
 
 typedef enum {

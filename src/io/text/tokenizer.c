@@ -1,7 +1,7 @@
 /* open_clip's SimpleTokenizer (open_clip 3.3.0 src/open_clip/tokenizer.py)
  * in C: vocabulary loading, the pre-tokeniser regex, byte-level BPE and the
  * [SOT] ... [EOT] framing. Text cleaning lives in text_clean.c. */
-#include "io/tokenizer.h"
+#include "io/text/tokenizer.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,9 +12,9 @@
 #include <zlib.h>
 
 #include "core/error.h"
-#include "io/text_clean.h"
-#include "io/tokenizer_vocab.h"
-#include "io/unicode_util.h"
+#include "io/text/text_clean.h"
+#include "io/text/tokenizer_vocab.h"
+#include "io/text/unicode_util.h"
 
 /* merges[1 : 49152-256-2+1] in SimpleTokenizer.__init__ */
 #define CLIP_MERGE_COUNT (49152 - 256 - 2)
