@@ -1,5 +1,5 @@
 /* Activations. Every GELU in ViTamin (stem, MBConv, GeGLU, text MLP) is the
- * exact erf form, never the tanh approximation (spec §9).
+ * exact erf form, never the tanh approximation (timm vitamin.py builds nn.GELU with approximate="none").
  *
  * The scalar path uses libm's erff. The AVX-512 path evaluates erf(x/√2) as a
  * rational function fitted by scripts/fit_gelu_rational.py (GELU |error| <=

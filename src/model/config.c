@@ -1,6 +1,6 @@
 /* The family table. Numbers from timm/models/vitamin.py (image trunks) and
  * open_clip's model_configs/ViTamin-*.json (pairing, text towers, embed dims);
- * see docs/vitamin-spec §2. One row per open_clip model. */
+ * One row per open_clip model. */
 #include "model/config.h"
 
 #include <ctype.h>
@@ -33,7 +33,7 @@ static const family_row FAMILY[] = {
     {"ViTamin-L2-384", "vitamin_large2_384", "ViTamin-L2-384px", 160, 160, 320, 1024, 31, 16, 384, 1, 1024, 1024, 16, 24, 384},
     {"ViTamin-XL-256", "vitamin_xlarge_256", "ViTamin-XL-256px", 192, 192, 384, 1152, 32, 16, 256, 0, 1152, 1152, 16, 27, 256},
     {"ViTamin-XL-336", "vitamin_xlarge_336", "ViTamin-XL-336px", 192, 192, 384, 1152, 32, 16, 336, 0, 1152, 1152, 16, 27, 336},
-    /* open_clip's json says image_size 256 here (a bug, spec §2.6); the authors
+    /* open_clip's json says image_size 256 here (a bug in open_clip model_configs/ViTamin-XL-384.json); the authors
      * and the HF config.json say 384, and so do we. `preprocess` records open_clip's. */
     {"ViTamin-XL-384", "vitamin_xlarge_384", "ViTamin-XL-384px", 192, 192, 384, 1152, 32, 16, 384, 0, 1152, 1152, 16, 27, 256},
     /* Not released: the tiny member trained by the demo (scripts/demo.sh). */

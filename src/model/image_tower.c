@@ -1,4 +1,4 @@
-/* ViTamin image tower forward (timm VisionTransformer + MbConvStages, spec §1),
+/* ViTamin image tower forward (timm models/vitamin.py: a VisionTransformer over MbConvStages),
  * on NHWC activations so that every 1×1 conv is a GEMM over pixels and every
  * LayerNorm2d normalises a contiguous channel vector. */
 #include <omp.h>
@@ -174,7 +174,7 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
     }
 }
 
-/* MbConvLNBlock (spec §1.3): shortcut from the raw input; pre-norm, 1×1 expand
+/* MbConvLNBlock (timm models/vitamin.py): shortcut from the raw input; pre-norm, 1×1 expand
  * + GELU, depthwise 3×3 (stride) + GELU, 1×1 project, + shortcut. */
 static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, float *out, const float *x,
                            int batch, int h, int w, float *pooled, float *band_scratch, size_t band_floats) {
@@ -204,7 +204,7 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     }
 }
 
-/* timm Block with GeGLU (spec §1.6): x += attn(LN1 x); x += w2(gelu(w0 u) ⊙ w1 u), u = LNmlp(LN2 x). */
+/* timm Block with GeGLU (timm models/vitamin.py GeGluMlp in vision_transformer.py Block): x += attn(LN1 x); x += w2(gelu(w0 u) ⊙ w1 u), u = LNmlp(LN2 x). */
 static void vit_block_forward(const struct vt_model *m, const vit_block *blk, float *x, int batch, int n,
                               float *t1, float *t2, float *t3, float *attn_scratch) {
     const vt_model_config *c = &m->cfg;

@@ -1,4 +1,4 @@
-/* open_clip TextTransformer forward (spec §3): token + positional embedding,
+/* open_clip TextTransformer forward (open_clip transformer.py TextTransformer): token + positional embedding,
  * causal pre-LN blocks (eps 1e-5, GELU MLP), ln_final, pooling at the first
  * EOT (argmax of ids), projection x·P.
  *

@@ -1,5 +1,6 @@
 /* Binding checkpoint tensors to the model, strictly (as open_clip's
- * load_state_dict(strict=True) after its key normalisation, spec §5.3). */
+ * load_state_dict(strict=True) after its key normalisation: open_clip factory.py
+ * load_checkpoint). */
 #include "model/weights.h"
 
 #include <math.h>

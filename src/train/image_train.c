@@ -1,5 +1,5 @@
 /* ViTamin image tower for training: the same network as model/image_tower.c
- * (vitamin-spec §1), written as plain layer calls on NHWC maps that keep every
+ * (timm models/vitamin.py), written as plain layer calls on NHWC maps that keep every
  * activation the backward needs. The conv part keeps both sides of each GELU:
  * the backward needs the pre-activation for GELU's derivative and the
  * post-activation as the next layer's input for its weight gradient, and

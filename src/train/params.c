@@ -82,7 +82,7 @@ float *train_param_grads(const train_params *p, const char *name) {
     return i < 0 ? NULL : p->grads + p->params[i].offset;
 }
 
-/* ---- Initialisation (vitamin-spec §6.1) ---- */
+/* ---- Initialisation (open_clip TextTransformer.init_parameters, timm init_weights_vit_timm / _init_conv) ---- */
 
 static void fill_normal(float *x, size_t n, double std, uint64_t key) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(std * rng_normal(key, i));

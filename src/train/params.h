@@ -52,7 +52,9 @@ static inline int train_params_index(const train_params *p, schema_kind kind, in
     return schema_find(&p->schema, kind, i, j);
 }
 
-/* open_clip's initialisation for a fresh model (vitamin-spec §6.1), from a
+/* open_clip's initialisation for a fresh model (open_clip transformer.py
+ * TextTransformer.init_parameters; timm vision_transformer.py init_weights_vit_timm and
+ * vitamin.py _init_conv for the trunk), from a
  * counter-based RNG keyed by `seed` (same values for any thread count). */
 void train_params_init(train_params *p, uint64_t seed);
 

@@ -1,4 +1,4 @@
-/* open_clip TextTransformer for training (vitamin-spec §3): token + positional
+/* open_clip TextTransformer for training (open_clip transformer.py): token + positional
  * embedding, causal pre-LN blocks with a GELU MLP, ln_final at the first EOT
  * (argmax of ids), x·text_projection.
  *

@@ -57,7 +57,7 @@ def save_checkpoint(model, path, fmt="bin", layout="open_clip", dtype=torch.floa
 
 def random_pixels(model, n, seed=0):
     # The trunk's own size: for ViTamin-XL-384 open_clip's config says 256 (spec
-    # §2.6) while the trunk is built for 384, which is what vitamin.c runs.
+    # open_clip model_configs/ViTamin-XL-384.json) while the trunk is built for 384, which is what vitamin.c runs.
     size = model.visual.trunk.patch_embed.img_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     gen = torch.Generator().manual_seed(seed)

@@ -27,15 +27,16 @@ RESOLVE = str(BUILD / "testtools" / "config_resolve")
 
 # The released repos' config.json fields: (repo, vision_cfg.timm_model_name,
 # vision_cfg.image_size, embed_dim, text width / heads / layers, the family
-# member it must resolve to). Where they come from: the repos' config.json as
-# quoted in ../shared/docs/vitamin-spec.md §2.2 and §7.4 (L2-384px names
+# member it must resolve to). Where they come from: the hub repos' config.json
+# files as their "Files and versions" pages show them (L2-384px names
 # vitamin_large_384 with embed 1024 and text 1024/16/24; B-LTT vitamin_base,
 # 768, 768/12/12; XL-384px vitamin_xlarge_384 at 384; XL-256px-s13B
 # vitamin_xlarge_256, 1152/16/27) and the released-checkpoint issue's list
 # (vitamin_large for L-224px, vitamin_large_336 for L-336px, vitamin_xlarge_256
 # for XL-256px). The S, S-LTT, B, L2-224/256/336 repos are not quoted
-# anywhere; they follow the authors' own model_configs (spec §2.2: short
-# trunk names without _224, L2 on the vitamin_large* trunks).
+# anywhere; they follow the authors' own open_clip model_configs in their
+# repository Beckschen/ViTamin (short trunk names without _224, L2 on the
+# vitamin_large* trunks).
 RELEASED = [
     ("ViTamin-S", "vitamin_small", 224, 384, 384, 6, 12, "ViTamin-S"),
     ("ViTamin-S-LTT", "vitamin_small", 224, 768, 768, 12, 12, "ViTamin-S-LTT"),
@@ -122,7 +123,7 @@ def test_l2_is_not_reported_as_l(tmp_path):
 
 
 def test_image_size_disagreeing_with_trunk_is_a_note(tmp_path):
-    # The authors' own ViTamin-L-384.json says image_size 336 (spec §2.2): the trunk's size wins, loudly.
+    # The authors' own ViTamin-L-384.json (Beckschen/ViTamin) says image_size 336: the trunk's size wins, loudly.
     proc = resolve(tmp_path, authors_config("vitamin_large_384", 336, 768, 768, 12, 12))
     assert fields(proc.stdout)["name"] == "ViTamin-L-384" and fields(proc.stdout)["image"] == "384"
     assert "note:" in proc.stdout and "image_size 336" in proc.stdout
