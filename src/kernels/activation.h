@@ -1,11 +1,10 @@
 /* Activations. Every GELU in ViTamin (stem, MBConv, GeGLU, text MLP) is the
  * exact erf form, never the tanh approximation (timm vitamin.py builds nn.GELU with approximate="none").
  *
- * The scalar path uses libm's erff. The AVX-512 path evaluates erf(x/√2) as a
- * rational function fitted by scripts/fit_gelu_rational.py (GELU |error| <=
- * 2.5e-7·max(1, |x|), as with PyTorch's own vectorised erf; see
- * vecmath_avx512.h); scalar erff on every element cost ~10% of a ViTamin-S
- * forward pass. */
+ * Every path evaluates erf(x/√2) as the rational function fitted by
+ * scripts/fit_gelu_rational.py (kernels/gelu_rational.h; GELU |error| <=
+ * 2.5e-7·max(1, |x|), as with PyTorch's own vectorised erf): the AVX-512
+ * kernel in vecmath_avx512.h, the portable loops here, and training. */
 #ifndef VT_KERNELS_ACTIVATION_H
 #define VT_KERNELS_ACTIVATION_H
 
@@ -13,8 +12,10 @@
 #include <stddef.h>
 
 #include "kernels/cpu.h"
+#include "kernels/gelu_rational.h"
 
-static inline float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
+/* The one GELU (kernels/gelu_rational.h), for the portable paths. */
+static inline float gelu_exact(float x) { return gelu_rational(x); }
 
 /* x[i] = gelu(x[i]) for n elements, on the calling thread. */
 void gelu_inplace(vt_isa isa, float *x, size_t n);

@@ -7,6 +7,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/gelu_rational.h"
+
 #define VECMATH_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
 /* exp(x), Cephes expf: x = n·ln2 + r, exp(r) by a degree-6 polynomial, scaled by 2^n. */
@@ -30,7 +32,7 @@ VECMATH_AVX512 static inline __m512 exp_ps(__m512 x) {
 /* Exact-erf GELU, x·Φ(x) = ½x + ½x·erf(x/√2), with erf(u) = u·P(u²)/Q(u²), a
  * degree 6/4 rational fit on |u| <= 3.92 (beyond it erf(u) rounds to ±1 in
  * fp32, so u is clamped there). scripts/fit_gelu_rational.py fits the
- * coefficients and folds ½ and 1/√2 into them: ½x·erf(x/√2) = x·xc·P(s)/Q(s),
+ * coefficients (kernels/gelu_rational.h) and folds ½ and 1/√2 into them: ½x·erf(x/√2) = x·xc·P(s)/Q(s),
  * xc = clamp(x, ±3.92√2), s = xc². |error| <= 2.5e-7·max(1, |x|) against
  * double erf (tests/unit/test_kernels.c checks 1e-6), the same accuracy as the
  * Abramowitz–Stegun 7.1.26 + exp form this replaced, in 20 instead of 34
@@ -38,21 +40,21 @@ VECMATH_AVX512 static inline __m512 exp_ps(__m512 x) {
  * GEMM epilogue of every MBConv expansion (K = 64..128, where GELU cost 35%
  * of the GEMM). 1/Q by rcp14 + one Newton step (~23 bits). */
 VECMATH_AVX512 static inline __m512 gelu_ps(__m512 x) {
-    const __m512 limit = _mm512_set1_ps(5.54371716f);
+    const __m512 limit = _mm512_set1_ps(GELU_LIMIT);
     __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), limit)), limit);
     __m512 s = _mm512_mul_ps(xc, xc);
-    __m512 p = _mm512_set1_ps(1.100497559e-10f);
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-2.203402395e-08f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.292209493e-06f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.755827242e-04f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(4.542947328e-03f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.643660000e-02f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(3.989421426e-01f));
-    __m512 q = _mm512_set1_ps(6.400901220e-05f);
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.861176234e-03f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(2.939137782e-02f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(2.579973944e-01f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(GELU_P6);
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P5));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P4));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P3));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P2));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P1));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(GELU_P0));
+    __m512 q = _mm512_set1_ps(GELU_Q4);
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(GELU_Q3));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(GELU_Q2));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(GELU_Q1));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(GELU_Q0));
     __m512 r = _mm512_rcp14_ps(q);
     r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
     __m512 half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));

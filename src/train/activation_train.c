@@ -1,17 +1,18 @@
 /* Exact-erf GELU and the GeGLU gate for training: forward and backward.
  *
- * Φ(x) and φ(x) come from one branch-free scalar routine that GCC vectorises
- * (VT_CLONES): erf by Abramowitz–Stegun 7.1.26 (|error| <= 1.5e-7, the method
- * the inference kernel and PyTorch's vectorised CPU erf use) and exp by a
- * Cephes-style polynomial. libm's erff/expf would not vectorise and cost most
- * of the time on the big MBConv maps (25 M values per call for ViTamin-S
- * stage 1 at batch 32). erf's own exp(−z²) with z = x/√2 is exp(−x²/2), so the
- * density φ costs no second exp. */
+ * Φ(x) is the one GELU's rational erf (kernels/gelu_rational.h), the same
+ * function inference evaluates, so a trained model's activations are the ones
+ * inference computes; the backward's density φ(x) = exp(−x²/2)/√(2π) takes a
+ * Cephes-style exp. Both are branch-free scalar code that GCC vectorises
+ * (VT_CLONES): libm's erff/expf would not vectorise and cost most of the time
+ * on the big MBConv maps (25 M values per call for ViTamin-S stage 1 at
+ * batch 32). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/gelu_rational.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
 
@@ -45,7 +46,7 @@ static inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
-/* cdf = Φ(x) = ½(1 + erf(x/√2)), pdf = φ(x) = exp(−x²/2)/√(2π). */
+/* cdf = Φ(x) by the one GELU's rational erf, pdf = φ(x) = exp(−x²/2)/√(2π). */
 static inline void normal_cdf_pdf(float x, float *cdf, float *pdf) {
     /* exp(−x²/2) of |x| clamped to 13 (exp(−84.5) ≈ 2e-37), then set to 0
      * beyond. The clamp works on the bit pattern, since non-negative floats
@@ -66,23 +67,12 @@ static inline void normal_cdf_pdf(float x, float *cdf, float *pdf) {
     memcpy(&e_bits, &e, sizeof e_bits);
     e_bits &= keep;
     memcpy(&e, &e_bits, sizeof e);
-    /* erf by Abramowitz–Stegun 7.1.26: erfc(z) = t·P(t)·exp(−z²), z = |x|/√2,
-     * and exp(−z²) is the e above. For x < 0, Φ is ½·erfc(|z|) itself, which
-     * avoids the cancellation of ½(1 + erf) = ½(1 − (1 − small)) in the tail. */
-    float t = 1.0f / (1.0f + 0.3275911f * (ax * 0.70710678118654752440f));
-    float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-    float half_erfc = 0.5f * poly * e, upper = 1.0f - half_erfc;
-    /* Φ = 1 − ½erfc for x >= 0, ½erfc below, picked by the sign bit (same
-     * reason as above; −0 gives 0.5 either way). */
-    uint32_t lower_bits, upper_bits, x_bits;
-    memcpy(&lower_bits, &half_erfc, sizeof lower_bits);
-    memcpy(&upper_bits, &upper, sizeof upper_bits);
-    memcpy(&x_bits, &x, sizeof x_bits);
-    uint32_t negative = 0u - (x_bits >> 31);
-    uint32_t cdf_bits = (lower_bits & negative) | (upper_bits & ~negative);
-    memcpy(cdf, &cdf_bits, sizeof cdf_bits);
+    *cdf = gelu_cdf(x);
     *pdf = 0.39894228040143267794f * e;
 }
+
+/* The forward needs Φ alone: no exp. */
+static inline float normal_cdf(float x) { return gelu_cdf(x); }
 
 /* Software prefetch for the streaming loops below. Each element costs ~40
  * vector operations, so the out-of-order window holds only a few cache lines
@@ -106,11 +96,7 @@ VT_CLONES static void gelu_forward_span(float *y, const float *x, size_t n) {
         PREFETCH_BLOCK(y, b, 1);
         size_t e = block_end(b, n);
 #pragma omp simd
-        for (size_t i = b; i < e; i++) {
-            float cdf, pdf;
-            normal_cdf_pdf(x[i], &cdf, &pdf);
-            y[i] = x[i] * cdf;
-        }
+        for (size_t i = b; i < e; i++) y[i] = x[i] * normal_cdf(x[i]);
     }
 }
 
@@ -137,11 +123,7 @@ VT_CLONES static void geglu_forward_span(float *y, const float *gate, const floa
         PREFETCH_BLOCK(y, b, 1);
         size_t e = block_end(b, n);
 #pragma omp simd
-        for (size_t i = b; i < e; i++) {
-            float cdf, pdf;
-            normal_cdf_pdf(gate[i], &cdf, &pdf);
-            y[i] = gate[i] * cdf * lin[i];
-        }
+        for (size_t i = b; i < e; i++) y[i] = gate[i] * normal_cdf(gate[i]) * lin[i];
     }
 }
 
