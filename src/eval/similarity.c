@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
-#include "kernels/cpu.h"
+#include "kernels/kernels.h"
 #include "kernels/gemm.h"
 
 /* Block sizes: an image block of 2048 packed rows is 8 MiB at dim 1024, a
@@ -18,9 +18,10 @@ vt_status similarity_blocks(const float *a, size_t na, const float *b, size_t nb
     if ((na && !a) || (nb && !b) || dim <= 0 || !visit)
         return vt_fail(err, VT_ERR_ARGUMENT, "similarity_blocks: bad arguments");
     if (!na || !nb) return VT_OK;
-    vt_isa isa;
-    vt_status st = vt_isa_select(&isa, err);
+    vt_kernels kernels;
+    vt_status st = vt_kernels_select(&kernels, err);
     if (st) return st;
+    vt_isa isa = kernels.isa;
     size_t b_rows = nb < B_BLOCK ? nb : B_BLOCK, a_rows = na < A_BLOCK ? na : A_BLOCK;
     size_t packed_bytes = (gemm_packed_floats((int)b_rows, dim) * sizeof(float) + 63) & ~(size_t)63;
     float *packed = aligned_alloc(64, packed_bytes);

@@ -1,4 +1,5 @@
 #include "kernels/norm.h"
+#include "kernels/kernels.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -75,17 +76,9 @@ __attribute__((target("avx512f,fma"))) static void layernorm_row_avx512(float *y
     }
 }
 
-/* The row kernel follows the library's ISA choice (kernels/cpu.h), so that
- * VITAMIN_ISA=scalar also runs the portable row. */
-static vt_isa norm_isa(void) {
-    static int chosen = -1;
-    if (chosen < 0) {
-        vt_isa isa;
-        vt_error err = {0};
-        chosen = vt_isa_select(&isa, &err) == VT_OK ? (int)isa : (int)VT_ISA_SCALAR;
-    }
-    return (vt_isa)chosen;
-}
+/* The row kernel follows the process's kernel table (kernels/kernels.h), so
+ * that VITAMIN_ISA=scalar also runs the portable row. */
+static vt_isa norm_isa(void) { return vt_kernels_process()->isa; }
 
 void layernorm_forward_stats(float *y, float *mean_out, float *rstd_out, const float *x, size_t rows, int dim,
                              const float *weight, const float *bias, float eps) {

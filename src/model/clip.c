@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/image/image.h"
 #include "io/text/tokenizer.h"
+#include "kernels/kernels.h"
 #include "kernels/norm.h"
 #include "model/forward.h"
 #include "model/config_resolve.h"
@@ -42,16 +43,12 @@ static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_mo
     }
     scratch_pool_init(&m->scratch);
     m->checkpoint = checkpoint;
-    vt_status st = vt_isa_select(&m->isa, err);
+    vt_kernels kernels;
+    vt_status st = vt_kernels_select(&kernels, err);
+    m->isa = kernels.isa;
     m->bf16 = options && options->bf16;
-    if (!st && m->bf16 && (m->isa != VT_ISA_AVX512 || !__builtin_cpu_supports("avx512bf16")))
-        st = vt_fail(err, VT_ERR_UNSUPPORTED, "bf16 weights need a CPU with AVX512-BF16 (this one has none, or "
-                                              "VITAMIN_ISA forces another path); load in fp32 instead");
-    /* AMX unless VITAMIN_AMX=0 (the tests use that to cover the VDPBF16PS path). */
-    if (!st && m->bf16) {
-        const char *amx_env = getenv("VITAMIN_AMX");
-        m->amx = !(amx_env && !strcmp(amx_env, "0")) && gemm_amx_available();
-    }
+    if (!st && m->bf16) st = vt_kernels_require_bf16(&kernels, err);
+    m->amx = m->bf16 && kernels.amx;
     if (!st && !m->checkpoint) st = ckpt_open(path, &m->checkpoint, err);
     if (!st) {
         if (cfg) m->cfg = *cfg;

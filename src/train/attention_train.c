@@ -10,7 +10,8 @@
 #include "kernels/activation.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
-#include "train/train_gemm.h"
+#include "kernels/gemm_train.h"
+#include "kernels/kernels.h"
 
 /* Per-thread [T, T] buffer for dP in the backward. */
 static _Thread_local float *attn_buf;
@@ -45,7 +46,7 @@ void attention_train_forward(float *out, float *probs, const float *qkv, int bat
                              int causal) {
     int hd = width / heads, ld = 3 * width;
     float scale = 1.0f / sqrtf((float)hd);
-    vt_isa isa = train_isa();
+    vt_isa isa = vt_kernels_process()->isa;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int pair = 0; pair < batch * heads; pair++) {
         int b = pair / heads, h = pair % heads;

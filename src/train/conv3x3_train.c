@@ -12,7 +12,8 @@
 #include "kernels/conv.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
-#include "train/train_gemm.h"
+#include "kernels/gemm_train.h"
+#include "kernels/kernels.h"
 
 /* Floats of one band's column matrix (4 MiB, about two cores' L2): the GEMM
  * then reads columns that im2col has just written from cache (16 MiB bands

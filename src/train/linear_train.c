@@ -4,7 +4,8 @@
 
 #include "kernels/simd.h"
 #include "train/ops.h"
-#include "train/train_gemm.h"
+#include "kernels/gemm_train.h"
+#include "kernels/kernels.h"
 
 /* y[rows, out] = x[rows, in] · weight[out, in]ᵀ + bias[out] */
 void linear_forward(float *y, const float *x, const float *weight, const float *bias, int rows, int in, int out) {

@@ -28,16 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- GEMM in the three orientations training needs (row-major, fp32) ---- */
-/* C[m, n] (+)= A[m, k] · B[n, k]ᵀ       (forward of a Linear: X · Wᵀ) */
-void tmat_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-             int accumulate);
-/* C[m, n] (+)= A[m, k] · B[k, n]        (input gradient of a Linear: dY · W) */
-void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-             int accumulate);
-/* C[m, n] (+)= A[k, m]ᵀ · B[k, n]       (weight gradient of a Linear: dYᵀ · X) */
-void tmat_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-             int accumulate);
+#include "kernels/gemm_train.h"
+
+/* ---- GEMM in the three orientations training needs: tmat_nt, tmat_nn,
+ * tmat_tn (kernels/gemm_train.h) ---- */
 
 /* ---- Linear (also every 1×1 conv on NHWC maps: rows = pixels) ---- */
 /* y[rows, out] = x[rows, in] · weightᵀ + bias (bias may be NULL). */

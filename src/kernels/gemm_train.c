@@ -1,9 +1,9 @@
-/* Training GEMMs (ops.h tmat_nt / tmat_nn / tmat_tn). tmat_nt / tmat_nn run
- * on the inference kernel kernels/gemm.c; weights change every step, so B is
- * packed into its 32-column panels on every call. tmat_tn has its own tile
- * driver below (Aᵀ is read by packing A k-major for gemm_micro_kmajor.c).
- * Packing is a plain copy and every output element is summed over k by one
- * tile in a fixed order, so results do not depend on the thread count. */
+/* Training GEMMs (gemm_train.h). tmat_nt / tmat_nn run on the inference
+ * kernel kernels/gemm.c; weights change every step, so B is packed into its
+ * 32-column panels on every call. tmat_tn has its own tile driver below (Aᵀ is
+ * read by packing A k-major for gemm_micro_kmajor.c). Packing is a plain copy
+ * and every output element is summed over k by one tile in a fixed order, so
+ * results do not depend on the thread count. */
 #include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
@@ -12,28 +12,11 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
-#include "train/ops.h"
-#include "train/train_gemm.h"
+#include "kernels/gemm_train.h"
+#include "kernels/kernels.h"
 
-/* ---- ISA: chosen once per process (VITAMIN_ISA may force the scalar path) ---- */
-
-static vt_isa train_isa_value;
-static pthread_once_t train_isa_once = PTHREAD_ONCE_INIT;
-
-static void train_isa_init(void) {
-    vt_error err = {0};
-    if (vt_isa_select(&train_isa_value, &err) != VT_OK) {
-        /* A bad VITAMIN_ISA must not crash training; say so once and run the
-         * path that is always available. */
-        fprintf(stderr, "vitamin: %s; training GEMMs use the scalar path\n", err.message);
-        train_isa_value = VT_ISA_SCALAR;
-    }
-}
-
-vt_isa train_isa(void) {
-    pthread_once(&train_isa_once, train_isa_init);
-    return train_isa_value;
-}
+/* The process's kernel table (kernels/kernels.h): VITAMIN_ISA may force the scalar path. */
+static vt_isa train_isa(void) { return vt_kernels_process()->isa; }
 
 /* ---- Thread-local growable scratch: slot 0 packed B, slot 1 packed A block
  * (tmat_tn), slot 2 split-k partial products (tmat_tn) ----

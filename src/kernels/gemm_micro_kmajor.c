@@ -6,7 +6,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_store_avx512.h"
-#include "train/train_gemm.h"
+#include "kernels/gemm_train.h"
 
 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void
 gemm_micro_kmajor_avx512(int kc, const float *ap, const float *panel, float *c, int ldc, int mr, int nr,

@@ -1,12 +1,22 @@
-/* Internals of train_gemm.c shared by the other training ops (linear, conv,
- * attention); the public GEMMs are tmat_nt / tmat_nn / tmat_tn in ops.h. */
-#ifndef VT_TRAIN_TRAIN_GEMM_H
-#define VT_TRAIN_TRAIN_GEMM_H
+/* The GEMMs training needs, in three orientations (row-major fp32), on the
+ * packed-panel kernels of kernels/gemm.h; the ISA is the process's kernel
+ * table (kernels/kernels.h). tmat_nt / tmat_nn run the inference kernel with
+ * B packed on every call (weights change every step); tmat_tn has its own tile
+ * driver (gemm_train.c), reading Aᵀ by packing A k-major for
+ * gemm_micro_kmajor.c. Every output element is summed over k by one tile in a
+ * fixed order, so results do not depend on the thread count. */
+#ifndef VT_KERNELS_GEMM_TRAIN_H
+#define VT_KERNELS_GEMM_TRAIN_H
 
-#include "kernels/cpu.h"
-
-/* The ISA the training kernels run (VITAMIN_ISA honoured), chosen once. */
-vt_isa train_isa(void);
+/* C[m, n] (+)= A[m, k] · B[n, k]ᵀ       (forward of a Linear: X · Wᵀ) */
+void tmat_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
+/* C[m, n] (+)= A[m, k] · B[k, n]        (input gradient of a Linear: dY · W) */
+void tmat_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
+/* C[m, n] (+)= A[k, m]ᵀ · B[k, n]       (weight gradient of a Linear: dYᵀ · X) */
+void tmat_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+             int accumulate);
 
 /* C[m, n] = A[m, k] · B[n, k]ᵀ + bias[n]: tmat_nt with the bias added in the
  * GEMM's epilogue while the tile is in cache (bias may be NULL). */
