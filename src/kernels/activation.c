@@ -10,12 +10,12 @@ void gelu_inplace(vt_isa isa, float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = gelu_exact(x[i]);
 }
 
-void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size_t n) {
+void glu_row(vt_isa isa, vt_glu act, float *out, const float *gate, const float *lin, size_t n) {
     if (isa == VT_ISA_AVX512) {
-        geglu_row_avx512(out, gate, lin, n);
+        glu_row_avx512(act, out, gate, lin, n);
         return;
     }
-    for (size_t j = 0; j < n; j++) out[j] = gelu_exact(gate[j]) * lin[j];
+    for (size_t j = 0; j < n; j++) out[j] = glu_gate(act, gate[j]) * lin[j];
 }
 
 /* The unnormalised exponentials, then one scaling pass. */

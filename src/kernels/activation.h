@@ -17,13 +17,22 @@
 /* The one GELU (kernels/gelu_rational.h), for the portable paths. */
 static inline float gelu_exact(float x) { return gelu_rational(x); }
 
+/* The gate of a gated-linear-unit MLP, out = act(gate) ⊙ lin: GeGLU (every
+ * ViTamin; timm vitamin.py GeGluMlp) or SwiGLU (SiLU, x·σ(x), as LLaMA-style
+ * MLPs use; a custom-size model can choose it). Choosing one is this one
+ * argument, from the config to the GEMM epilogue and the training op. */
+typedef enum { VT_GLU_GELU = 0, VT_GLU_SILU = 1 } vt_glu;
+
+static inline float silu_exact(float x) { return x / (1.0f + expf(-x)); }
+static inline float glu_gate(vt_glu act, float g) { return act == VT_GLU_SILU ? silu_exact(g) : gelu_exact(g); }
+
 /* x[i] = gelu(x[i]) for n elements, on the calling thread. */
 void gelu_inplace(vt_isa isa, float *x, size_t n);
 void gelu_inplace_avx512(float *x, size_t n);
 
-/* out[j] = gelu(gate[j]) * lin[j], on the calling thread. */
-void geglu_row(vt_isa isa, float *out, const float *gate, const float *lin, size_t n);
-void geglu_row_avx512(float *out, const float *gate, const float *lin, size_t n);
+/* out[j] = act(gate[j]) * lin[j], on the calling thread. */
+void glu_row(vt_isa isa, vt_glu act, float *out, const float *gate, const float *lin, size_t n);
+void glu_row_avx512(vt_glu act, float *out, const float *gate, const float *lin, size_t n);
 
 /* row[0..n) = softmax(row[0..n)), n >= 1, on the calling thread. */
 void softmax_row(vt_isa isa, float *row, size_t n);

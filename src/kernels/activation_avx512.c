@@ -15,13 +15,13 @@ TARGET_AVX512 void gelu_inplace_avx512(float *x, size_t n) {
     }
 }
 
-TARGET_AVX512 void geglu_row_avx512(float *out, const float *gate, const float *lin, size_t n) {
+TARGET_AVX512 void glu_row_avx512(vt_glu act, float *out, const float *gate, const float *lin, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(gelu_ps(_mm512_loadu_ps(gate + i)), _mm512_loadu_ps(lin + i)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(glu_gate_ps(act, _mm512_loadu_ps(gate + i)), _mm512_loadu_ps(lin + i)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512 g = gelu_ps(_mm512_maskz_loadu_ps(m, gate + i));
+        __m512 g = glu_gate_ps(act, _mm512_maskz_loadu_ps(m, gate + i));
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, lin + i)));
     }
 }

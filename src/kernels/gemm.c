@@ -184,8 +184,8 @@ static void gemm_tile(const gemm_job *job, int m0, int m1, int p0, int p1, float
 
 /* GeGLU from a tile's interleaved sums `in` (ld GEMM_NC) into C's columns
  * [p0·16, p1·16) ∩ [0, cols): the path for kernels without the fused store. */
-static void geglu_tile(vt_isa isa, int rows, int p0, int p1, const float *in, const float *bias, float *c, int ldc,
-                       int cols) {
+static void geglu_tile(vt_isa isa, vt_glu act, int rows, int p0, int p1, const float *in, const float *bias, float *c,
+                       int ldc, int cols) {
     float gate[GEMM_NR / 2], lin[GEMM_NR / 2];
     for (int r = 0; r < rows; r++)
         for (int p = p0; p < p1; p++) {
@@ -195,7 +195,7 @@ static void geglu_tile(vt_isa isa, int rows, int p0, int p1, const float *in, co
                 gate[j] = sums[j] + (bp ? bp[j] : 0.0f);
                 lin[j] = sums[GEMM_NR / 2 + j] + (bp ? bp[GEMM_NR / 2 + j] : 0.0f);
             }
-            geglu_row(isa, c + (size_t)r * ldc + j0, gate, lin, (size_t)width);
+            glu_row(isa, act, c + (size_t)r * ldc + j0, gate, lin, (size_t)width);
         }
 }
 
@@ -230,7 +230,7 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     /* A residual stored in C itself (x = x + W·h) is accumulated onto by the
      * micro-kernel, since the first K block would otherwise overwrite it. That
      * needs the product unscaled and un-activated. */
-    gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0};
+    gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0, 0};
     gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, 0, {0}};
     if (job.onto_c) {
         if (local.alpha != 1.0f || local.gelu || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
@@ -243,7 +243,8 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f;
     const float *geglu_bias = local.geglu_cols ? local.bias : NULL;
     if (fuse) {
-        job.fused = (gemm_micro_fused){local.bias, local.gelu, local.residual, local.ldr, NULL, 0, local.geglu_cols};
+        job.fused = (gemm_micro_fused){local.bias, local.gelu, local.residual, local.ldr, NULL, 0, local.geglu_cols,
+                                       local.glu_act};
         job.fuse = local.bias || local.gelu || local.residual || local.geglu_cols;
         local.gelu = 0;
         local.residual = NULL;
@@ -268,7 +269,8 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
             float sums[GEMM_MC * GEMM_NC] __attribute__((aligned(64)));
             float *rows = c + (size_t)m0 * ldc;
             gemm_tile(&job, m0, m1, p0, p1, sums, GEMM_NC, fuse ? rows + p0 * (GEMM_NR / 2) : NULL, ldc);
-            if (!fuse) geglu_tile(isa, m1 - m0, p0, p1, sums, geglu_bias, rows, ldc, local.geglu_cols);
+            if (!fuse)
+                geglu_tile(isa, (vt_glu)local.glu_act, m1 - m0, p0, p1, sums, geglu_bias, rows, ldc, local.geglu_cols);
             continue;
         }
         gemm_tile(&job, m0, m1, p0, p1, c + (size_t)m0 * ldc + p0 * GEMM_NR, ldc, NULL, 0);

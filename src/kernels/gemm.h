@@ -43,9 +43,11 @@ typedef struct {
     const float *residual;  /* [m, ldr] added last, or NULL. May alias C (same ldc)
                                only with alpha 1 and no GELU. */
     int ldr;
-    int geglu_cols;         /* > 0: GeGLU. B is [w0; w1] laid out by gemm_geglu_interleave
-                               and C receives geglu_cols columns, gelu(w0·a + b0) ⊙ (w1·a + b1).
-                               Not with alpha != 1, GELU or a residual. */
+    int geglu_cols;         /* > 0: a gated linear unit. B is [w0; w1] laid out by
+                               gemm_geglu_interleave and C receives geglu_cols columns,
+                               act(w0·a + b0) ⊙ (w1·a + b1). Not with alpha != 1, GELU or a
+                               residual. */
+    int glu_act;            /* that act: VT_GLU_GELU (0, GeGLU) or VT_GLU_SILU (SwiGLU) */
 } gemm_epilogue;
 
 /* GeGLU layout: w0 (gate) and w1 (linear), each [hidden, k] with biases
@@ -96,6 +98,7 @@ typedef struct {
     int ldr;
     float *geglu_out;
     int ld_out, geglu_cols;
+    int glu_act; /* kernels/activation.h vt_glu */
 } gemm_micro_fused;
 /* AVX-512, also prefetching the 8 rows × kc of A at `pf` (lda apart) for the
  * next call while this one runs (pf NULL: none); `fused` NULL: plain store. */

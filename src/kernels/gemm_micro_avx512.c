@@ -80,7 +80,8 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
         l = _mm512_add_ps(l, blo);
         h = _mm512_add_ps(h, bhi);
         if (fused->geglu_out) {
-            _mm512_mask_storeu_ps(fused->geglu_out + (size_t)r * fused->ld_out, mout, _mm512_mul_ps(gelu_ps(l), h));
+            _mm512_mask_storeu_ps(fused->geglu_out + (size_t)r * fused->ld_out, mout,
+                                  _mm512_mul_ps(glu_gate_ps(fused->glu_act, l), h));
             continue;
         }
         if (fused->gelu) {

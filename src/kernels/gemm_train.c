@@ -92,7 +92,7 @@ static void run_packed(vt_isa isa, int m, int n, int k, const float *a, int lda,
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
     /* A residual equal to C makes gemm_run add the product onto C in the
      * micro-kernel's store (kernels/gemm.c). */
-    gemm_epilogue acc = {1.0f, NULL, 0, c, ldc, 0};
+    gemm_epilogue acc = {1.0f, NULL, 0, c, ldc, 0, 0};
     gemm_run(isa, m, a, lda, &pb, c, ldc, accumulate ? &acc : NULL);
 }
 
@@ -112,7 +112,7 @@ void tmat_nt_bias(int m, int n, int k, const float *a, int lda, const float *b, 
     float *packed = scratch_get(0, gemm_packed_floats(n, k));
     pack_b_nk(packed, b, n, k, ldb);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
-    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0, 0};
+    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0, 0, 0};
     gemm_run(isa, m, a, lda, &pb, c, ldc, &epi);
 }
 

@@ -61,4 +61,13 @@ VECMATH_AVX512 static inline __m512 gelu_ps(__m512 x) {
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(x, xc), p), r, half_x);
 }
 
+/* SiLU, x·σ(x) = x / (1 + exp(−x)), for SwiGLU gates. */
+VECMATH_AVX512 static inline __m512 silu_ps(__m512 x) {
+    __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* act(g) of a gated linear unit (kernels/activation.h vt_glu; 0 = GELU). */
+VECMATH_AVX512 static inline __m512 glu_gate_ps(int silu, __m512 g) { return silu ? silu_ps(g) : gelu_ps(g); }
+
 #endif

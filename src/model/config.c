@@ -82,14 +82,19 @@ const vt_model_config *vt_config_at(int index) {
     return &table[index];
 }
 
-/* "ViTamin-C96-N8" or "ViTamin-C96-N8-256" → custom config. Returns 1 if the
- * name has that form. */
-static int parse_custom_name(const char *name, int *c, int *nb, int *img) {
+/* "ViTamin-C96-N8", "ViTamin-C96-N8-256" or either with "-SwiGLU" → custom
+ * config. Returns 1 if the name has that form. */
+static int parse_custom_name(const char *name, int *c, int *nb, int *img, int *swiglu) {
     if (strncasecmp(name, "ViTamin-C", 9) != 0) return 0;
+    char body[64];
+    snprintf(body, sizeof body, "%s", name + 9);
+    size_t n = strlen(body);
+    *swiglu = n > 7 && !strcasecmp(body + n - 7, "-SwiGLU");
+    if (*swiglu) body[n - 7] = '\0';
     char tail[16] = "";
-    int n = sscanf(name + 9, "%d-N%d-%d%15s", c, nb, img, tail);
-    if (n == 2) { *img = 224; return 1; }
-    return n == 3;
+    int k = sscanf(body, "%d-N%d-%d%15s", c, nb, img, tail);
+    if (k == 2) { *img = 224; return 1; }
+    return k == 3;
 }
 
 vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err) {
@@ -111,8 +116,16 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
             return VT_OK;
         }
     }
-    int c, nb, img;
-    if (parse_custom_name(bare, &c, &nb, &img)) return vt_config_custom(c, nb, img, out, err);
+    int c, nb, img, swiglu;
+    if (parse_custom_name(bare, &c, &nb, &img, &swiglu)) {
+        vt_status st = vt_config_custom(c, nb, img, out, err);
+        if (!st && swiglu) {
+            out->mlp_glu = 1;
+            size_t len = strlen(out->name);
+            snprintf(out->name + len, sizeof out->name - len, "-SwiGLU");
+        }
+        return st;
+    }
     char known[1024] = "";
     for (int i = 0; i < FAMILY_COUNT; i++) {
         strncat(known, FAMILY[i].name, sizeof known - strlen(known) - 3);

@@ -19,6 +19,8 @@ typedef struct {
     int depth;            /* N_B: transformer blocks */
     int heads;            /* attention heads (head dim = width / heads) */
     int mlp_hidden;       /* GeGLU hidden size = 2 * D */
+    int mlp_glu;          /* the MLP's gate (kernels/activation.h vt_glu): 0 GeGLU, as every
+                             release; 1 SwiGLU, for custom sizes ("...-SwiGLU") */
     int image_size;       /* square input size the tower (and its pos_embed) is built for */
     int has_pos_embed;    /* 0 for XL: timm builds it with pos_embed='none' */
     int embed_dim;        /* E: CLIP embedding size (visual.head.proj out) */
@@ -35,7 +37,7 @@ const vt_model_config *vt_config_at(int index);
 
 /* Looks a model up by open_clip name (case-insensitive; "hf-hub:jienengchen/ViTamin-L-224px"
  * and timm names such as "vitamin_small_224" are accepted too) or by the custom
- * form "ViTamin-C<width>-N<depth>[-<image size>]". Unknown names fail with a
+ * form "ViTamin-C<width>-N<depth>[-<image size>][-SwiGLU]". Unknown names fail with a
  * message listing the known ones. */
 vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err);
 

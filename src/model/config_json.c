@@ -71,9 +71,10 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
     json_write_format(&w,
                       ",\n    \"stem_width\": %d,\n    \"stage_widths\": [%d, %d],\n    \"stage_depths\": [%d, %d],\n"
                       "    \"width\": %d,\n    \"depth\": %d,\n    \"heads\": %d,\n    \"mlp_hidden\": %d,\n"
-                      "    \"pos_embed\": %s\n  }\n}\n",
+                      "    \"mlp\": \"%s\",\n    \"pos_embed\": %s\n  }\n}\n",
                       c->stem_width, c->stage_widths[0], c->stage_widths[1], c->stage_depths[0], c->stage_depths[1],
-                      c->width, c->depth, c->heads, c->mlp_hidden, c->has_pos_embed ? "true" : "false");
+                      c->width, c->depth, c->heads, c->mlp_hidden, c->mlp_glu ? "swiglu" : "geglu",
+                      c->has_pos_embed ? "true" : "false");
     if (w.failed) {
         json_writer_free(&w);
         return vt_fail(err, VT_ERR_NOMEM, "out of memory writing %s", path);
@@ -142,6 +143,10 @@ static vt_status trunk_from_vitamin_cfg(const char *path, const json_value *v, v
     if (!st) st = get_int(path, "vitamin_cfg", v, "depth", -1, 1, &out->depth, err);
     if (!st) st = get_int(path, "vitamin_cfg", v, "heads", -1, 1, &out->heads, err);
     if (!st) st = get_int(path, "vitamin_cfg", v, "mlp_hidden", -1, 1, &out->mlp_hidden, err);
+    const char *mlp = json_get_string(v, "mlp", "geglu");
+    if (!st && strcasecmp(mlp, "geglu") && strcasecmp(mlp, "swiglu"))
+        st = vt_fail(err, VT_ERR_FORMAT, "%s: vitamin_cfg.mlp is '%s'; expected \"geglu\" or \"swiglu\"", path, mlp);
+    out->mlp_glu = !strcasecmp(mlp, "swiglu");
     out->context_length = 77;
     out->vocab_size = 49408;
     return st;

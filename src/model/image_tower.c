@@ -129,7 +129,7 @@ static void conv3x3_forward(const struct vt_model *m, const linear_layer *conv, 
                             int batch, int h, int w, int cin, int stride, float *band_scratch, size_t band_floats) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride), cout = conv->weight.n;
     int rows = balanced_band_rows(ho, conv3x3_rows_per_band(h, w, cin, stride), batch), bands = (ho + rows - 1) / rows;
-    gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0, 0};
+    gemm_epilogue epi = {1.0f, conv->bias, 0, NULL, 0, 0, 0};
 #pragma omp parallel for schedule(dynamic, 1)
     for (int job = 0; job < batch * bands; job++) {
         int b = job / bands, oy0 = (job % bands) * rows, oy1 = oy0 + rows < ho ? oy0 + rows : ho;
@@ -151,7 +151,7 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
     size_t in_row = (size_t)w * cin, mid_row = (size_t)w * mid;
     float *normed = scratch, *expanded = normed + align16((size_t)band_input_rows(chunk, s) * in_row);
     float *depthwise = expanded + align16((size_t)band_input_rows(chunk, s) * mid_row);
-    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0, 0};
+    gemm_epilogue expand = {1.0f, blk->conv1.bias, 1, NULL, 0, 0, 0};
     int have0 = 0, have1 = 0; /* input rows whose expansion `expanded` holds */
     for (int c0 = oy0; c0 < oy1; c0 += chunk) {
         int c1 = c0 + chunk < oy1 ? c0 + chunk : oy1;
@@ -169,7 +169,7 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
                                blk->depthwise_weight, blk->depthwise_bias);
         float *dst = out + (size_t)c0 * wo * cout;
         const float *shortcut = s == 1 ? x + (size_t)c0 * w * cin : dst;
-        gemm_epilogue project = {1.0f, blk->conv3.bias, 0, shortcut, cout, 0};
+        gemm_epilogue project = {1.0f, blk->conv3.bias, 0, shortcut, cout, 0, 0};
         gemm_run(m->isa, (c1 - c0) * wo, depthwise, mid, &blk->conv3.weight, dst, cout, &project);
     }
 }
@@ -186,7 +186,7 @@ static void mbconv_forward(const struct vt_model *m, const mbconv_block *blk, fl
     if (blk->stride == 2) {
         if (blk->has_expand) {
             avgpool3x3s2_forward(pooled, x, batch, h, w, cin);
-            gemm_epilogue epi = {1.0f, blk->expand.bias, 0, NULL, 0, 0};
+            gemm_epilogue epi = {1.0f, blk->expand.bias, 0, NULL, 0, 0, 0};
             gemm_run(m->isa, (int)out_pixels, pooled, cin, &blk->expand.weight, out, cout, &epi);
         } else {
             avgpool3x3s2_forward(out, x, batch, h, w, cin);
@@ -211,17 +211,17 @@ static void vit_block_forward(const struct vt_model *m, const vit_block *blk, fl
     int d = c->width, hidden = c->mlp_hidden;
     size_t rows = (size_t)batch * n;
     layernorm_forward(t1, x, rows, d, blk->norm1_weight, blk->norm1_bias, IMAGE_LN_EPS);
-    gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0, 0};
+    gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0, 0, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->qkv.weight, t2, 3 * d, &bias_only);
     attention_forward(m->isa, t1, t2, batch, n, d, c->heads, 0, attn_scratch);
-    gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d, 0};
+    gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d, 0, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->proj.weight, x, d, &residual);
 
     layernorm_forward(t1, x, rows, d, blk->norm2_weight, blk->norm2_bias, IMAGE_LN_EPS);
     layernorm_forward(t1, t1, rows, d, blk->mlp_norm_weight, blk->mlp_norm_bias, IMAGE_LN_EPS);
-    gemm_epilogue w01 = {1.0f, blk->w0_w1.bias, 0, NULL, 0, hidden};
+    gemm_epilogue w01 = {1.0f, blk->w0_w1.bias, 0, NULL, 0, hidden, m->cfg.mlp_glu};
     gemm_run(m->isa, (int)rows, t1, d, &blk->w0_w1.weight, t3, hidden, &w01);
-    gemm_epilogue residual2 = {1.0f, blk->w2.bias, 0, x, d, 0};
+    gemm_epilogue residual2 = {1.0f, blk->w2.bias, 0, x, d, 0, 0};
     gemm_run(m->isa, (int)rows, t3, hidden, &blk->w2.weight, x, d, &residual2);
 }
 
@@ -294,6 +294,6 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     }
     layernorm_forward(t1, t1, (size_t)batch, d, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS);
     if (trace && trace->fn) trace->fn(trace->user, "pooled", t1, 2, (const int64_t[]){batch, d});
-    gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0, 0};
+    gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0, 0, 0};
     gemm_run(m->isa, batch, t1, d, &m->head_proj.weight, out, c->embed_dim, &head);
 }

@@ -150,6 +150,7 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
     ADD(HEAD_PROJ_W, -1, -1, -1, (c->embed_dim, d));
     if (head_bias) ADD(HEAD_PROJ_B, -1, -1, -1, (c->embed_dim));
     out->image_lock_groups = c->depth + 2;
+    out->mlp_glu = c->mlp_glu;
 
     int w = c->text_width, layers = c->text_layers;
     if (with_text && w > 0) {

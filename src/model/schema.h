@@ -109,6 +109,8 @@ typedef struct {
     int image_lock_groups;  /* timm's layer groups of the trunk: stem, blocks, fc_norm */
     int text_lock_groups;   /* lock_text_tower's groups */
     int64_t params[3];      /* elements per tower (SCHEMA_IMAGE, _TEXT, _SHARED) */
+    int mlp_glu;            /* the blocks' MLP gate over the same w0 / w1 / w2 tensors
+                               (kernels/activation.h vt_glu: GeGLU, or SwiGLU for custom sizes) */
 } model_schema;
 
 /* The tensors of `cfg` (text tower when `with_text` and cfg has one;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/activation.h"
 #include "kernels/gelu_rational.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
@@ -148,6 +149,44 @@ VT_CLONES static void geglu_backward_span(float *dgate, float *dlin, const float
     }
 }
 
+/* σ(x) = 1 / (1 + exp(−x)) from exp of a non-positive argument only (no
+ * overflow): for x >= 0, 1/(1 + e), for x < 0, e/(1 + e), e = exp(−|x|).
+ * Branch-free selects, as above. */
+static inline float sigmoid(float x) {
+    float ax = fabsf(x);
+    float e = exp_nonpositive(-(ax < 85.0f ? ax : 85.0f));
+    float inv = 1.0f / (1.0f + e);
+    return x >= 0.0f ? inv : e * inv;
+}
+
+VT_CLONES static void swiglu_forward_span(float *y, const float *gate, const float *lin, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(gate, b, 0);
+        PREFETCH_BLOCK(lin, b, 0);
+        PREFETCH_BLOCK(y, b, 1);
+        size_t e = block_end(b, n);
+#pragma omp simd
+        for (size_t i = b; i < e; i++) y[i] = gate[i] * sigmoid(gate[i]) * lin[i];
+    }
+}
+
+/* y = silu(g)·l: silu'(g) = σ(g)·(1 + g·(1 − σ(g))). */
+VT_CLONES static void swiglu_backward_span(float *dgate, float *dlin, const float *dy, const float *gate,
+                                           const float *lin, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(gate, b, 0);
+        PREFETCH_BLOCK(lin, b, 0);
+        PREFETCH_BLOCK(dy, b, 0);
+        size_t e = block_end(b, n);
+#pragma omp simd
+        for (size_t i = b; i < e; i++) {
+            float g = gate[i], s = sigmoid(g), d = dy[i];
+            dgate[i] = d * lin[i] * (s * (1.0f + g * (1.0f - s)));
+            dlin[i] = d * (g * s);
+        }
+    }
+}
+
 static size_t chunk_len(size_t start, size_t n) { return n - start < GELU_CHUNK ? n - start : GELU_CHUNK; }
 
 void gelu_train_forward(float *y, const float *x, size_t n) {
@@ -167,16 +206,23 @@ void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size
 }
 
 /* gate, lin, y: [rows, hidden], contiguous, so the pair is one flat loop. */
-void geglu_train_forward(float *y, const float *gate, const float *lin, size_t rows, int hidden) {
+void glu_train_forward(int act, float *y, const float *gate, const float *lin, size_t rows, int hidden) {
     size_t n = rows * (size_t)hidden;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) geglu_forward_span(y + s, gate + s, lin + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) {
+        if (act == VT_GLU_SILU) swiglu_forward_span(y + s, gate + s, lin + s, chunk_len(s, n));
+        else geglu_forward_span(y + s, gate + s, lin + s, chunk_len(s, n));
+    }
 }
 
-void geglu_train_backward(float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
-                          size_t rows, int hidden) {
+void glu_train_backward(int act, float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
+                        size_t rows, int hidden) {
     size_t n = rows * (size_t)hidden;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK)
-        geglu_backward_span(dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) {
+        if (act == VT_GLU_SILU)
+            swiglu_backward_span(dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
+        else
+            geglu_backward_span(dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
+    }
 }

@@ -448,7 +448,7 @@ static void block_forward(const vt_model_config *c, const block_train *b, const 
     layernorm_train_forward(a->u, a->mm, a->rm, a->ln2, b->mn_w.value, b->mn_b.value, rows, d, EPS);
     linear_forward(a->g, a->u, b->w0_w.value, b->w0_b.value, (int)rows, d, hid);
     linear_forward(a->l, a->u, b->w1_w.value, b->w1_b.value, (int)rows, d, hid);
-    geglu_train_forward(a->hid, a->g, a->l, rows, hid);
+    glu_train_forward(c->mlp_glu, a->hid, a->g, a->l, rows, hid);
     if (!out) return;
     linear_forward(branch, a->hid, b->w2_w.value, b->w2_b.value, (int)rows, hid, d);
     add_scaled_per_sample(out, a->x_mid, branch, b->keep2, n, (size_t)T * d);
@@ -564,7 +564,7 @@ static void block_backward(const vt_model_config *c, image_train_state *st, int 
     add_scaled_per_sample(db, NULL, dx, b->keep2, n, (size_t)T * d);
     linear_backward(dh, b->w2_w.grad, b->w2_b.grad, db, a->hid, b->w2_w.value, (int)rows, hid, d);
     float *dg = db; /* db is free now; rows·H fits (t sized rows·max(3D, H)) */
-    geglu_train_backward(dg, dl, dh, a->g, a->l, rows, hid);
+    glu_train_backward(c->mlp_glu, dg, dl, dh, a->g, a->l, rows, hid);
     linear_backward(dh, b->w0_w.grad, b->w0_b.grad, dg, a->u, b->w0_w.value, (int)rows, d, hid);
     linear_backward(dg, b->w1_w.grad, b->w1_b.grad, dl, a->u, b->w1_w.value, (int)rows, d, hid);
     add_into(dh, dg, rows * d); /* du */

@@ -94,12 +94,13 @@ void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n);
 void gelu_train_forward_serial(float *y, const float *x, size_t n);
 void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size_t n);
 
-/* ---- GeGLU gate over the [w0 | w1] pair ----
+/* ---- Gated linear unit over the [w0 | w1] pair ----
  * gate [rows, hidden] (w0 output), lin [rows, hidden] (w1 output):
- * y = gelu(gate) ⊙ lin; backward writes dgate and dlin. */
-void geglu_train_forward(float *y, const float *gate, const float *lin, size_t rows, int hidden);
-void geglu_train_backward(float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
-                          size_t rows, int hidden);
+ * y = act(gate) ⊙ lin with act GELU (GeGLU) or SiLU (SwiGLU), `act` a
+ * kernels/activation.h vt_glu; backward writes dgate and dlin. */
+void glu_train_forward(int act, float *y, const float *gate, const float *lin, size_t rows, int hidden);
+void glu_train_backward(int act, float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
+                        size_t rows, int hidden);
 
 /* ---- Multi-head attention over a packed qkv [B, T, 3D] (layout as in
  * kernels/attention.h: q | k | v, head h at columns h*hd .. h*hd+hd-1) ----

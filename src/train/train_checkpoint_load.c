@@ -112,7 +112,7 @@ static int same_architecture(const vt_model_config *a, const vt_model_config *b)
            a->heads == b->heads && a->mlp_hidden == b->mlp_hidden && a->image_size == b->image_size &&
            a->has_pos_embed == b->has_pos_embed && a->embed_dim == b->embed_dim && a->text_width == b->text_width &&
            a->text_heads == b->text_heads && a->text_layers == b->text_layers &&
-           a->context_length == b->context_length && a->vocab_size == b->vocab_size;
+           a->context_length == b->context_length && a->vocab_size == b->vocab_size && a->mlp_glu == b->mlp_glu;
 }
 
 /* Head counts do not show in any tensor shape, so the saved config is checked

@@ -147,6 +147,22 @@ def test_geglu(tool, tmp_path, rows, hidden):
     check("dlin", out["dlin"], lr.grad)
 
 
+@pytest.mark.parametrize("rows,hidden", [(37, 129), (300, 200)])
+def test_swiglu(tool, tmp_path, rows, hidden):
+    """The SwiGLU gate (SiLU), the MLP variant a custom-size model can select."""
+    g = torch.Generator().manual_seed(rows * hidden)
+    gate, lin, dy = rand(g, rows, hidden, scale=4.0), rand(g, rows, hidden), rand(g, rows, hidden)
+    gate.view(-1)[:6] = torch.tensor([0.0, -0.0, 90.0, -90.0, 30.0, -30.0])  # sigmoid saturation both ways
+    save(tmp_path, gate=gate, lin=lin, dy=dy)
+    out = run_both(tool, tmp_path, "swiglu", [], ["y", "dgate", "dlin"])
+    gr, lr = f64(gate), f64(lin)
+    y = F.silu(gr) * lr
+    y.backward(dy.double())
+    check("y", out["y"], y)
+    check("dgate", out["dgate"], gr.grad)
+    check("dlin", out["dlin"], lr.grad)
+
+
 # ---------------------------------------------------------------- depthwise 3×3, avg-pool
 
 @pytest.mark.parametrize("b,h,w,c,stride,mode", [

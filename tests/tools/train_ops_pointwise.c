@@ -6,6 +6,7 @@
  *                                 → y mean rstd dx dweight dbias
  *   gelu DIR MODE                 x dy → y dx
  *   geglu DIR                     gate lin dy → y dgate dlin
+ *   swiglu DIR                    gate lin dy → y dgate dlin (SiLU gate)
  *   depthwise DIR B H W C STRIDE MODE
  *                                 x weight[C,9] bias dy dweight0 dbias0 → y dx dweight dbias
  *   avgpool DIR B H W C           x dy → y dx
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "io/serial/npy.h"
+#include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "train/ops.h"
 #include "train/optimizer.h"
@@ -107,12 +109,12 @@ static int run_gelu(const char *mode) {
     return 0;
 }
 
-static int run_geglu(void) {
+static int run_glu(int act) {
     array gate = load("gate"), lin = load("lin"), dy = load("dy");
     size_t n = count(gate);
     float *y = alloc_floats(n), *dgate = alloc_floats(n), *dlin = alloc_floats(n);
-    geglu_train_forward(y, gate.data, lin.data, (size_t)gate.rows, (int)gate.cols);
-    geglu_train_backward(dgate, dlin, dy.data, gate.data, lin.data, (size_t)gate.rows, (int)gate.cols);
+    glu_train_forward(act, y, gate.data, lin.data, (size_t)gate.rows, (int)gate.cols);
+    glu_train_backward(act, dgate, dlin, dy.data, gate.data, lin.data, (size_t)gate.rows, (int)gate.cols);
     save("y", gate.rows, gate.cols, y);
     save("dgate", gate.rows, gate.cols, dgate);
     save("dlin", gate.rows, gate.cols, dlin);
@@ -218,7 +220,8 @@ int main(int argc, char **argv) {
     char **arg = argv + 3;
     if (!strcmp(op, "layernorm") && extra == 2) return run_layernorm(strtof(arg[0], NULL), arg[1]);
     if (!strcmp(op, "gelu") && extra == 1) return run_gelu(arg[0]);
-    if (!strcmp(op, "geglu") && extra == 0) return run_geglu();
+    if (!strcmp(op, "geglu") && extra == 0) return run_glu(VT_GLU_GELU);
+    if (!strcmp(op, "swiglu") && extra == 0) return run_glu(VT_GLU_SILU);
     if (!strcmp(op, "depthwise") && extra == 6)
         return run_depthwise(atoi(arg[0]), atoi(arg[1]), atoi(arg[2]), atoi(arg[3]), atoi(arg[4]), arg[5]);
     if (!strcmp(op, "avgpool") && extra == 4)

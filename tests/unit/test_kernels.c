@@ -41,8 +41,8 @@ static void check_gemm(vt_isa isa, int m, int n, int k, int with_epilogue) {
     /* with_epilogue 1: alpha, bias, GELU and a residual (applied after the
      * tile); 2: bias and GELU only, 3: bias, GELU and a residual (both fused
      * into the AVX-512 kernel's store). */
-    gemm_epilogue epi = {0.5f, bias, 1, res, ldc, 0}, fused = {1.0f, bias, 1, NULL, 0, 0},
-                  fused_res = {1.0f, bias, 1, res, ldc, 0};
+    gemm_epilogue epi = {0.5f, bias, 1, res, ldc, 0, 0}, fused = {1.0f, bias, 1, NULL, 0, 0, 0},
+                  fused_res = {1.0f, bias, 1, res, ldc, 0, 0};
     gemm_run(isa, m, a, lda, &pb, c, ldc,
              with_epilogue == 1 ? &epi : with_epilogue == 2 ? &fused : with_epilogue == 3 ? &fused_res : NULL);
     double worst = 0;
@@ -89,7 +89,7 @@ static float bf16_round(float x) {
     memcpy(&f, &u, 4);
     return f;
 }
-static void check_gemm_geglu(vt_isa isa, int m, int hidden, int k, int bf16, int amx) {
+static void check_gemm_geglu(vt_isa isa, vt_glu act, int m, int hidden, int k, int bf16, int amx) {
     int lda = k + 2, ldc = hidden + 3, rows = gemm_geglu_rows(hidden);
     float *a = rand_buf((size_t)m * lda), *w0 = rand_buf((size_t)hidden * k), *w1 = rand_buf((size_t)hidden * k);
     float *b0 = rand_buf(hidden), *b1 = rand_buf(hidden), *c = rand_buf((size_t)m * ldc), *before = malloc((size_t)m * ldc * 4);
@@ -109,7 +109,7 @@ static void check_gemm_geglu(vt_isa isa, int m, int hidden, int k, int bf16, int
         gemm_pack(w, rows, k, k, 0, packed);
         pb.data = packed;
     }
-    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0, hidden};
+    gemm_epilogue epi = {1.0f, bias, 0, NULL, 0, hidden, act};
     gemm_run(isa, m, a, lda, &pb, c, ldc, &epi);
     double worst = 0;
     for (int i = 0; i < m; i++) {
@@ -121,28 +121,30 @@ static void check_gemm_geglu(vt_isa isa, int m, int hidden, int k, int bf16, int
                 l += av * (bf16 ? bf16_round(w1[j * k + kk]) : w1[j * k + kk]);
                 mag += fabs(av * w0[j * k + kk]) + fabs(av * w1[j * k + kk]);
             }
-            double ref = 0.5 * g * (1 + erf(g / sqrt(2.0))) * l;
+            double gate = act == VT_GLU_SILU ? g / (1 + exp(-g)) : 0.5 * g * (1 + erf(g / sqrt(2.0)));
+            double ref = gate * l;
             worst = fmax(worst, fabs(ref - c[i * ldc + j]) / (mag * (1 + fabs(l))));
         }
         for (int j = hidden; j < ldc; j++) CHECK(c[i * ldc + j] == before[i * ldc + j]); /* nothing past hidden */
     }
     if (worst > 1e-5)
-        fprintf(stderr, "gemm geglu %s bf16=%d amx=%d m=%d hidden=%d k=%d: rel err %g\n", vt_isa_name(isa), bf16, amx, m,
-                hidden, k, worst);
+        fprintf(stderr, "gemm glu(%s) %s bf16=%d amx=%d m=%d hidden=%d k=%d: rel err %g\n",
+                act == VT_GLU_SILU ? "silu" : "gelu", vt_isa_name(isa), bf16, amx, m, hidden, k, worst);
     CHECK(worst <= 1e-5);
     free(a); free(w0); free(w1); free(b0); free(b1); free(c); free(before); free(w); free(bias); free(packed);
 }
 
 static void test_gemm_geglu(void) {
     const int sizes[][3] = {{1, 16, 1}, {9, 37, 300}, {70, 96, 64}, {196, 200, 513}};
-    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
-        check_gemm_geglu(VT_ISA_SCALAR, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
-        if (!cpu_avx512()) continue;
-        check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
-        if (!__builtin_cpu_supports("avx512bf16")) continue;
-        check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 1, 0);
-        if (gemm_amx_available()) check_gemm_geglu(VT_ISA_AVX512, sizes[s][0], sizes[s][1], sizes[s][2], 1, 1);
-    }
+    for (int act = VT_GLU_GELU; act <= VT_GLU_SILU; act++)
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+            check_gemm_geglu(VT_ISA_SCALAR, (vt_glu)act, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
+            if (!cpu_avx512()) continue;
+            check_gemm_geglu(VT_ISA_AVX512, (vt_glu)act, sizes[s][0], sizes[s][1], sizes[s][2], 0, 0);
+            if (!__builtin_cpu_supports("avx512bf16")) continue;
+            check_gemm_geglu(VT_ISA_AVX512, (vt_glu)act, sizes[s][0], sizes[s][1], sizes[s][2], 1, 0);
+            if (gemm_amx_available()) check_gemm_geglu(VT_ISA_AVX512, (vt_glu)act, sizes[s][0], sizes[s][1], sizes[s][2], 1, 1);
+        }
 }
 
 /* x = x + W·h with the residual stored in C itself (the transformer's residual
@@ -156,7 +158,7 @@ static void test_residual_in_place(vt_isa isa) {
     float *packed = aligned_alloc(64, gemm_packed_floats(n, k) * 4 + 64);
     gemm_pack(b, n, k, k, 0, packed);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, packed, NULL, 0};
-    gemm_epilogue epi = {1.0f, bias, 0, c, n, 0};
+    gemm_epilogue epi = {1.0f, bias, 0, c, n, 0, 0};
     gemm_run(isa, m, a, k, &pb, c, n, &epi);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -183,7 +185,7 @@ static void test_gemm_bf16(int m, int n, int k, int with_residual, int amx) {
     memset(packed + elems, 0, 64 * GEMM_NR * 2);
     gemm_pack_bf16(b, n, k, k, packed);
     gemm_packed_b pb = {n, k, (n + GEMM_NR - 1) / GEMM_NR, NULL, packed, amx};
-    gemm_epilogue epi = {1.0f, bias, 0, with_residual ? c : NULL, ldc, 0};
+    gemm_epilogue epi = {1.0f, bias, 0, with_residual ? c : NULL, ldc, 0, 0};
     gemm_run(VT_ISA_AVX512, m, a, lda, &pb, c, ldc, &epi);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -327,7 +329,7 @@ static void test_gelu(vt_isa isa) {
         lin[i] = 0.5f;
     }
     gelu_inplace(isa, g, N);
-    geglu_row(isa, out, x, lin, N);
+    glu_row(isa, VT_GLU_GELU, out, x, lin, N);
     double worst = 0;
     for (int i = 0; i < N; i++) {
         double ref = 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)));
@@ -336,6 +338,15 @@ static void test_gelu(vt_isa isa) {
         worst = fmax(worst, fmax(e, e2));
     }
     if (worst > 1e-6) fprintf(stderr, "gelu %s: worst %g\n", vt_isa_name(isa), worst);
+    CHECK(worst <= 1e-6);
+    /* SwiGLU's gate, SiLU: relative to max(1, |x|) as well (exp and a division). */
+    glu_row(isa, VT_GLU_SILU, out, x, lin, N);
+    worst = 0;
+    for (int i = 0; i < N; i++) {
+        double ref = 0.5 * x[i] / (1 + exp(-(double)x[i]));
+        worst = fmax(worst, fabs(out[i] - ref) / fmax(1.0, fabs(x[i])));
+    }
+    if (worst > 1e-6) fprintf(stderr, "silu %s: worst %g\n", vt_isa_name(isa), worst);
     CHECK(worst <= 1e-6);
 }
 
