@@ -19,8 +19,8 @@ from vtpaths import BUILD, ROOT
 ASAN_ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1",
                 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
 TSAN_ENV = dict(os.environ, OMP_NUM_THREADS="1", TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1")
-UNIT_TESTS = ["test_checkpoint", "test_csv", "test_eval_metrics", "test_image", "test_json", "test_kernels",
-              "test_sha256", "test_tokenizer"]
+UNIT_TESTS = ["test_checkpoint", "test_csv", "test_eval_metrics", "test_hub_names", "test_image", "test_json",
+              "test_kernels", "test_schema", "test_sha256", "test_tokenizer"]
 
 
 def make(target):

@@ -1,0 +1,86 @@
+/* The schema (src/model/schema.c): every family member's tensor list is in
+ * open_clip's order with unique names, sums to the parameter counts, finds
+ * each (kind, index) it built, numbers the lock groups as open_clip counts
+ * them, and the key layouts normalise as both loaders rely on. Parameter
+ * counts themselves are checked against open_clip in tests/test_cli.py. */
+#include <string.h>
+
+#include "model/config.h"
+#include "model/schema.h"
+#include "unit.h"
+
+static void check_member(const vt_model_config *c) {
+    model_schema s;
+    CHECK(schema_build(c, 1, 0, &s, NULL) == VT_OK);
+    int64_t sum[3] = {0, 0, 0};
+    int unique = 1, found = 1, ordered = 1;
+    for (int i = 0; i < s.count; i++) {
+        const schema_tensor *t = &s.tensors[i];
+        sum[t->tower] += (int64_t)t->count;
+        for (int j = 0; j < i && unique; j++) unique = strcmp(t->name, s.tensors[j].name) != 0;
+        found &= schema_find(&s, t->kind, t->index[0], t->index[1]) == i;
+        char name[128];
+        schema_name(t->kind, t->index[0], t->index[1], name, sizeof name);
+        found &= !strcmp(name, t->name);
+    }
+    /* open_clip's order: logit_scale, the trunk (pos_embed first), head, then text. */
+    ordered &= s.tensors[0].kind == T_LOGIT_SCALE;
+    ordered &= !c->has_pos_embed || s.tensors[1].kind == T_POS_EMBED;
+    int head = schema_find(&s, T_HEAD_PROJ_W, -1, -1), text = schema_find(&s, T_TXT_POS, -1, -1);
+    ordered &= head > 0 && text == head + 1 && s.tensors[s.count - 1].kind == T_TXT_LN_FINAL_B;
+    CHECK(unique);
+    CHECK(found);
+    CHECK(ordered);
+    CHECK(sum[SCHEMA_IMAGE] == s.params[SCHEMA_IMAGE] && sum[SCHEMA_IMAGE] == vt_config_image_params(c));
+    CHECK(sum[SCHEMA_TEXT] == vt_config_text_params(c) && sum[SCHEMA_SHARED] == 1);
+    /* Lock groups: stem 0, block i -> 1 + i, fc_norm depth + 1, head and logit_scale never;
+     * text: embeddings 0, resblock i -> 1 + i, ln_final with the last block, projection last. */
+    CHECK(s.image_lock_groups == c->depth + 2 && s.text_lock_groups == c->text_layers + 2);
+    CHECK(s.tensors[schema_find(&s, T_STEM_CONV1_W, -1, -1)].lock_group == 0);
+    CHECK(s.tensors[schema_find(&s, T_BLK_QKV_W, c->depth - 1, -1)].lock_group == c->depth);
+    CHECK(s.tensors[schema_find(&s, T_FC_NORM_W, -1, -1)].lock_group == c->depth + 1);
+    CHECK(s.tensors[head].lock_group == -1 && s.tensors[0].lock_group == -1);
+    CHECK(s.tensors[schema_find(&s, T_TXT_LN_FINAL_W, -1, -1)].lock_group == c->text_layers);
+    CHECK(s.tensors[schema_find(&s, T_TXT_PROJ, -1, -1)].lock_group == c->text_layers + 1);
+    /* open_clip_train's decay rule: matrices yes, norms, biases and logit_scale no. */
+    CHECK(s.tensors[schema_find(&s, T_BLK_QKV_W, 0, -1)].decay && s.tensors[schema_find(&s, T_TXT_TOKEN, -1, -1)].decay);
+    CHECK(!s.tensors[schema_find(&s, T_BLK_QKV_B, 0, -1)].decay && !s.tensors[0].decay);
+    CHECK(!s.tensors[schema_find(&s, T_TXT_LN1_W, 0, -1)].decay);
+    CHECK(schema_find(&s, T_HEAD_PROJ_B, -1, -1) < 0 && schema_find(&s, T_BLK_QKV_W, c->depth, -1) < 0);
+    schema_free(&s);
+}
+
+static void check_layouts(void) {
+    char out[128];
+    int plain = 0, timm = 0;
+    schema_detect_layout("module.positional_embedding", &plain, &timm);
+    CHECK(plain == 1 && timm == 0);
+    schema_detect_layout("patch_embed.backbone.stem.conv1.weight", &plain, &timm);
+    CHECK(timm == 1);
+    schema_normalize_key("module.module.transformer.resblocks.0.ln_1.weight", 1, 0, out, sizeof out);
+    CHECK(!strcmp(out, "text.transformer.resblocks.0.ln_1.weight"));
+    schema_normalize_key("attn_mask", 1, 0, out, sizeof out);
+    CHECK(!strcmp(out, "text.attn_mask") && schema_is_buffer(out));
+    schema_normalize_key("visual.trunk.blocks.0.norm1.weight", 1, 0, out, sizeof out);
+    CHECK(!strcmp(out, "visual.trunk.blocks.0.norm1.weight"));
+    schema_normalize_key("head.weight", 0, 1, out, sizeof out);
+    CHECK(!strcmp(out, "visual.head.proj.weight"));
+    schema_normalize_key("blocks.3.mlp.w0.weight", 0, 1, out, sizeof out);
+    CHECK(!strcmp(out, "visual.trunk.blocks.3.mlp.w0.weight"));
+    CHECK(!schema_is_buffer("text.positional_embedding"));
+}
+
+int main(void) {
+    for (int i = 0; i < vt_config_count(); i++) check_member(vt_config_at(i));
+    vt_model_config custom;
+    CHECK(vt_config_lookup("ViTamin-C32-N3-64-SwiGLU", &custom, NULL) == VT_OK);
+    CHECK(custom.mlp_glu == 1 && !strcmp(custom.name, "ViTamin-C32-N3-64-SwiGLU"));
+    check_member(&custom);
+    model_schema image_only;
+    CHECK(schema_build(&custom, 0, 1, &image_only, NULL) == VT_OK);
+    CHECK(schema_find(&image_only, T_TXT_TOKEN, -1, -1) < 0 && schema_find(&image_only, T_HEAD_PROJ_B, -1, -1) > 0);
+    CHECK(image_only.mlp_glu == 1);
+    schema_free(&image_only);
+    check_layouts();
+    return unit_summary("schema");
+}
