@@ -43,7 +43,7 @@ CC      := mpicc
 CFLAGS  += -DVITAMIN_MPI
 endif
 
-.PHONY: all test clean fuzz mpi asan tsan sanitized
+.PHONY: all test clean fuzz mpi asan tsan sanitized install
 all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
 mpi:
@@ -68,8 +68,15 @@ $(BUILD)/libvitamin.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libvitamin.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+# Versioned shared library: libvitamin.so.$(SOVERSION) is the soname (bumped
+# when the C API breaks), libvitamin.so links to it for -lvitamin.
+SOVERSION := 0
+VERSION   := 0.1.0
+$(BUILD)/libvitamin.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libvitamin.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+$(BUILD)/libvitamin.so: $(BUILD)/libvitamin.so.$(VERSION)
+	ln -sf libvitamin.so.$(VERSION) $(BUILD)/libvitamin.so.$(SOVERSION)
+	ln -sf libvitamin.so.$(SOVERSION) $@
 
 $(BUILD)/vitamin: $(CLI_OBJ) $(BUILD)/libvitamin.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libvitamin.a $(LDLIBS)
@@ -93,6 +100,22 @@ $(BUILD)/fuzzobj/%.o: %.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+
+# `make install PREFIX=/usr/local` (DESTDIR honoured): the CLI, both
+# libraries, the header and a pkg-config file. The BPE vocabulary is built
+# into the library, so nothing else is needed at run time.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+install: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/libvitamin.so.$(VERSION) $(BUILD)/vitamin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/vitamin $(DESTDIR)$(PREFIX)/bin/vitamin
+	install -m 644 $(BUILD)/libvitamin.a $(DESTDIR)$(LIBDIR)/libvitamin.a
+	install -m 755 $(BUILD)/libvitamin.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitamin.so.$(VERSION)
+	ln -sf libvitamin.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitamin.so.$(SOVERSION)
+	ln -sf libvitamin.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libvitamin.so
+	install -m 644 include/vitamin.h $(DESTDIR)$(PREFIX)/include/vitamin.h
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s/include\n\nName: vitamin\nDescription: ViTamin CLIP inference and training in C\nVersion: %s\nLibs: -L$${libdir} -lvitamin\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	    '$(PREFIX)' '$(LIBDIR)' '$(PREFIX)' '$(VERSION)' '$(LDLIBS)' > $(DESTDIR)$(LIBDIR)/pkgconfig/vitamin.pc
 
 test: all
 	bash tests/run.sh
