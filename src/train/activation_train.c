@@ -117,38 +117,6 @@ VT_CLONES static void gelu_backward_span(float *dx, const float *dy, const float
     }
 }
 
-VT_CLONES static void geglu_forward_span(float *y, const float *gate, const float *lin, size_t n) {
-    for (size_t b = 0; b < n; b += PF_BLOCK) {
-        PREFETCH_BLOCK(gate, b, 0);
-        PREFETCH_BLOCK(lin, b, 0);
-        PREFETCH_BLOCK(y, b, 1);
-        size_t e = block_end(b, n);
-#pragma omp simd
-        for (size_t i = b; i < e; i++) y[i] = gate[i] * normal_cdf(gate[i]) * lin[i];
-    }
-}
-
-/* y = gelu(g)·l: dgate = dy·l·gelu'(g), dlin = dy·gelu(g). */
-VT_CLONES static void geglu_backward_span(float *dgate, float *dlin, const float *dy, const float *gate,
-                                          const float *lin, size_t n) {
-    for (size_t b = 0; b < n; b += PF_BLOCK) {
-        PREFETCH_BLOCK(gate, b, 0);
-        PREFETCH_BLOCK(lin, b, 0);
-        PREFETCH_BLOCK(dy, b, 0);
-        PREFETCH_BLOCK(dgate, b, 1);
-        PREFETCH_BLOCK(dlin, b, 1);
-        size_t e = block_end(b, n);
-#pragma omp simd
-        for (size_t i = b; i < e; i++) {
-            float cdf, pdf;
-            normal_cdf_pdf(gate[i], &cdf, &pdf);
-            float g = gate[i], d = dy[i];
-            dgate[i] = d * lin[i] * (cdf + g * pdf);
-            dlin[i] = d * (g * cdf);
-        }
-    }
-}
-
 /* σ(x) = 1 / (1 + exp(−x)) from exp of a non-positive argument only (no
  * overflow): for x >= 0, 1/(1 + e), for x < 0, e/(1 + e), e = exp(−|x|).
  * Branch-free selects, as above. */
@@ -159,30 +127,49 @@ static inline float sigmoid(float x) {
     return x >= 0.0f ? inv : e * inv;
 }
 
-VT_CLONES static void swiglu_forward_span(float *y, const float *gate, const float *lin, size_t n) {
+/* y = act(g)·l, act GELU or SiLU (the branch is outside the vector loops). */
+VT_CLONES static void glu_forward_span(int act, float *y, const float *gate, const float *lin, size_t n) {
     for (size_t b = 0; b < n; b += PF_BLOCK) {
         PREFETCH_BLOCK(gate, b, 0);
         PREFETCH_BLOCK(lin, b, 0);
         PREFETCH_BLOCK(y, b, 1);
         size_t e = block_end(b, n);
+        if (act == VT_GLU_SILU) {
 #pragma omp simd
-        for (size_t i = b; i < e; i++) y[i] = gate[i] * sigmoid(gate[i]) * lin[i];
+            for (size_t i = b; i < e; i++) y[i] = gate[i] * sigmoid(gate[i]) * lin[i];
+        } else {
+#pragma omp simd
+            for (size_t i = b; i < e; i++) y[i] = gate[i] * normal_cdf(gate[i]) * lin[i];
+        }
     }
 }
 
-/* y = silu(g)·l: silu'(g) = σ(g)·(1 + g·(1 − σ(g))). */
-VT_CLONES static void swiglu_backward_span(float *dgate, float *dlin, const float *dy, const float *gate,
-                                           const float *lin, size_t n) {
+/* dgate = dy·l·act'(g), dlin = dy·act(g); gelu' = Φ + g·φ, silu' = σ·(1 + g·(1 − σ)). */
+VT_CLONES static void glu_backward_span(int act, float *dgate, float *dlin, const float *dy, const float *gate,
+                                        const float *lin, size_t n) {
     for (size_t b = 0; b < n; b += PF_BLOCK) {
         PREFETCH_BLOCK(gate, b, 0);
         PREFETCH_BLOCK(lin, b, 0);
         PREFETCH_BLOCK(dy, b, 0);
+        PREFETCH_BLOCK(dgate, b, 1);
+        PREFETCH_BLOCK(dlin, b, 1);
         size_t e = block_end(b, n);
+        if (act == VT_GLU_SILU) {
 #pragma omp simd
-        for (size_t i = b; i < e; i++) {
-            float g = gate[i], s = sigmoid(g), d = dy[i];
-            dgate[i] = d * lin[i] * (s * (1.0f + g * (1.0f - s)));
-            dlin[i] = d * (g * s);
+            for (size_t i = b; i < e; i++) {
+                float g = gate[i], sg = sigmoid(g), d = dy[i];
+                dgate[i] = d * lin[i] * (sg * (1.0f + g * (1.0f - sg)));
+                dlin[i] = d * (g * sg);
+            }
+        } else {
+#pragma omp simd
+            for (size_t i = b; i < e; i++) {
+                float cdf, pdf;
+                normal_cdf_pdf(gate[i], &cdf, &pdf);
+                float g = gate[i], d = dy[i];
+                dgate[i] = d * lin[i] * (cdf + g * pdf);
+                dlin[i] = d * (g * cdf);
+            }
         }
     }
 }
@@ -209,20 +196,13 @@ void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size
 void glu_train_forward(int act, float *y, const float *gate, const float *lin, size_t rows, int hidden) {
     size_t n = rows * (size_t)hidden;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) {
-        if (act == VT_GLU_SILU) swiglu_forward_span(y + s, gate + s, lin + s, chunk_len(s, n));
-        else geglu_forward_span(y + s, gate + s, lin + s, chunk_len(s, n));
-    }
+    for (size_t s = 0; s < n; s += GELU_CHUNK) glu_forward_span(act, y + s, gate + s, lin + s, chunk_len(s, n));
 }
 
 void glu_train_backward(int act, float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,
                         size_t rows, int hidden) {
     size_t n = rows * (size_t)hidden;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) {
-        if (act == VT_GLU_SILU)
-            swiglu_backward_span(dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
-        else
-            geglu_backward_span(dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
-    }
+    for (size_t s = 0; s < n; s += GELU_CHUNK)
+        glu_backward_span(act, dgate + s, dlin + s, dy + s, gate + s, lin + s, chunk_len(s, n));
 }
