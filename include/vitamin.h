@@ -62,8 +62,10 @@ typedef struct {
 } vt_load_options;
 
 /* Loads an open_clip ViTamin checkpoint: PyTorch .bin/.pt (zip + pickle, read
- * without executing anything) or .safetensors; fp32, fp16 or bf16. Every
- * parameter is checked by name and shape; extra tensors are an error. */
+ * without executing anything) or .safetensors; fp32, fp16 or bf16; or a
+ * directory holding one (see vt_resolve_checkpoint for names and the hub
+ * cache). Every parameter is checked by name and shape; extra tensors are an
+ * error. */
 vt_status vt_model_load(const char *checkpoint_path, const vt_load_options *options, vt_model **out,
                         vt_error *err);
 void vt_model_free(vt_model *model);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "io/image/image.h"
@@ -71,6 +72,14 @@ static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_mo
 
 vt_status vt_model_load(const char *path, const vt_load_options *options, vt_model **out, vt_error *err) {
     if (!path || !out) return vt_fail(err, VT_ERR_ARGUMENT, "vt_model_load: path and out must not be NULL");
+    struct stat st;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+        /* A directory stands for the checkpoint in it, as for -m (never the network). */
+        vt_checkpoint_ref ref;
+        vt_hub_options offline = {.offline = 1};
+        vt_status s = vt_resolve_checkpoint(path, &offline, &ref, err);
+        return s ? s : load_model(ref.path, NULL, NULL, options, out, err);
+    }
     return load_model(path, NULL, NULL, options, out, err);
 }
 

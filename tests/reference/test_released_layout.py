@@ -244,6 +244,12 @@ def test_release_layout_embeds_like_open_clip(tmp_path, repo, layout):
     info = subprocess.run([VITAMIN, "info", "-m", str(d)], capture_output=True, text=True, timeout=600)
     assert info.returncode == 0 and f"model:        {member}\n" in info.stdout, info.stdout + info.stderr
     print(f"{repo}: max abs error {err:.2e}")
+    if repo == "ViTamin-S":  # the library loads the directory too (vt_model_load), not only the CLI
+        pix = tmp_path / "pixels.f32"
+        np.zeros((1, 3, size, size), np.float32).tofile(pix)
+        trace = subprocess.run([str(BUILD / "testtools" / "vt_trace"), str(d), str(tmp_path), "--pixels", str(pix), "1"],
+                               capture_output=True, text=True, timeout=600)
+        assert trace.returncode == 0, trace.stderr
 
 
 @pytest.fixture(scope="module")
