@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "model/schema.h"
+#include "model/topology.h"
 
 typedef struct {
     const char *name, *timm_name, *hf_repo;
@@ -243,6 +244,11 @@ vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
     if (c->width % c->heads)
         return vt_fail(err, VT_ERR_MODEL, "model '%s': width %d not divisible by %d heads", c->name,
                        c->width, c->heads);
+    if (c->stage_depths[0] < 1 || c->stage_depths[1] < 1 || c->stage_depths[0] + c->stage_depths[1] > VT_MAX_MBCONV)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': %d + %d MBConv blocks; each stage needs 1 to %d in all",
+                       c->name, c->stage_depths[0], c->stage_depths[1], VT_MAX_MBCONV);
+    if (c->mlp_glu != 0 && c->mlp_glu != 1)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': unknown MLP gate %d", c->name, c->mlp_glu);
     if (c->image_size % 16)
         return vt_fail(err, VT_ERR_MODEL, "model '%s': image size %d is not a multiple of 16", c->name,
                        c->image_size);
@@ -278,24 +284,22 @@ int64_t vt_config_text_params(const vt_model_config *c) {
 /* --- FLOPs: 2 per multiply-add of every conv, linear and attention matmul --- */
 
 double vt_config_image_flops(const vt_model_config *c, int image_size) {
-    double f = 0, hw = (double)(image_size / 2) * (image_size / 2);
-    double c0 = c->stem_width;
-    f += 2 * hw * 27 * c0 + 2 * hw * 9 * c0 * c0; /* stem */
-    double cin = c0;
-    for (int s = 0; s < 2; s++) {
-        double cout = c->stage_widths[s], mid = 4 * cout;
-        for (int b = 0; b < c->stage_depths[s]; b++) {
-            double in_hw = hw;
-            if (b == 0) hw /= 4;                      /* stride 2 in the depthwise conv */
-            f += 2 * in_hw * cin * mid;               /* expand 1x1 at input resolution */
-            f += 2 * hw * 9 * mid + 2 * hw * mid * cout;
-            if (b == 0 && cin != cout) f += 2 * hw * cin * cout;
-            cin = cout;
-        }
+    vt_model_config at_size = *c;
+    at_size.image_size = image_size;
+    image_topology t;
+    if (image_topology_build(&at_size, &t)) return -1;
+    double hw = (double)t.stem_out * t.stem_out, c0 = t.stem_width;
+    double f = 2 * hw * 27 * c0 + 2 * hw * 9 * c0 * c0; /* stem */
+    for (int k = 0; k < t.mbconv_count; k++) {
+        const topo_mbconv *b = &t.mbconv[k];
+        double in_hw = (double)b->h_in * b->h_in, out_hw = (double)b->h_out * b->h_out;
+        f += 2 * in_hw * b->cin * b->mid;                          /* expand 1x1 at input resolution */
+        f += 2 * out_hw * 9 * b->mid + 2 * out_hw * b->mid * b->cout; /* depthwise (stride) + project */
+        if (b->has_expand) f += 2 * out_hw * b->cin * b->cout;
     }
-    double n = hw / 4, d = c->width, h = c->mlp_hidden;
-    f += 2 * n * 9 * c->stage_widths[1] * d;          /* StridedConv */
-    f += c->depth * (2 * n * d * (3 * d + d + 2 * h) + 2 * n * h * d + 2 * 2 * n * n * d);
+    double n = t.tokens, d = t.width, h = t.mlp_hidden;
+    f += 2 * n * 9 * t.pool_channels * d;            /* StridedConv */
+    f += t.depth * (2 * n * d * (3 * d + d + 2 * h) + 2 * n * h * d + 2 * 2 * n * n * d);
     f += 2 * d * c->embed_dim;
     return f;
 }

@@ -9,6 +9,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "model/topology.h"
 #include "model/scratch_pool.h"
 
 /* A Linear / 1×1 conv / im2col'd 3×3 conv: packed weight [out, in] and bias. */
@@ -41,7 +42,6 @@ typedef struct {
     linear_layer in_proj, out_proj, c_fc, c_proj;
 } text_block;
 
-#define VT_MAX_MBCONV 16
 
 struct vt_model {
     vt_model_config cfg;

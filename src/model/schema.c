@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/topology.h"
 
 typedef struct {
     const char *pattern;
@@ -101,25 +102,28 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
     ADD(STEM_NORM1_B, -1, -1, 0, (c0));
     ADD(STEM_CONV2_W, -1, -1, 0, (c0, c0, 3, 3));
     ADD(STEM_CONV2_B, -1, -1, 0, (c0));
-    int cin = c0;
-    for (int s = 0; s < 2; s++) {
-        int cout = c->stage_widths[s], mid = 4 * cout;
-        for (int i = 0; i < c->stage_depths[s]; i++) {
-            if (i == 0 && cin != cout) { /* the stride-2 block's shortcut: pool, then a 1x1 conv */
-                ADD(MB_EXPAND_W, s, i, 0, (cout, cin, 1, 1));
-                ADD(MB_EXPAND_B, s, i, 0, (cout));
-            }
-            ADD(MB_PRE_NORM_W, s, i, 0, (cin));
-            ADD(MB_PRE_NORM_B, s, i, 0, (cin));
-            ADD(MB_CONV1_W, s, i, 0, (mid, cin, 1, 1));
-            ADD(MB_CONV1_B, s, i, 0, (mid));
-            ADD(MB_DW_W, s, i, 0, (mid, 1, 3, 3));
-            ADD(MB_DW_B, s, i, 0, (mid));
-            ADD(MB_CONV3_W, s, i, 0, (cout, mid, 1, 1));
-            ADD(MB_CONV3_B, s, i, 0, (cout));
-            cin = cout;
-        }
+    image_topology topo;
+    if (image_topology_build(c, &topo)) {
+        schema_free(out);
+        return vt_fail(err, VT_ERR_MODEL, "%s: more than %d MBConv blocks", c->name, VT_MAX_MBCONV);
     }
+    for (int k = 0; k < topo.mbconv_count; k++) {
+        const topo_mbconv *t = &topo.mbconv[k];
+        int s = t->stage, i = t->index, cin = t->cin, cout = t->cout, mid = t->mid;
+        if (t->has_expand) { /* the stride-2 block's shortcut: pool, then a 1x1 conv */
+            ADD(MB_EXPAND_W, s, i, 0, (cout, cin, 1, 1));
+            ADD(MB_EXPAND_B, s, i, 0, (cout));
+        }
+        ADD(MB_PRE_NORM_W, s, i, 0, (cin));
+        ADD(MB_PRE_NORM_B, s, i, 0, (cin));
+        ADD(MB_CONV1_W, s, i, 0, (mid, cin, 1, 1));
+        ADD(MB_CONV1_B, s, i, 0, (mid));
+        ADD(MB_DW_W, s, i, 0, (mid, 1, 3, 3));
+        ADD(MB_DW_B, s, i, 0, (mid));
+        ADD(MB_CONV3_W, s, i, 0, (cout, mid, 1, 1));
+        ADD(MB_CONV3_B, s, i, 0, (cout));
+    }
+    int cin = topo.pool_channels;
     /* state_dict order puts pool.proj before pool.norm (registration order),
      * although the norm runs first. */
     ADD(POOL_PROJ_W, -1, -1, 0, (d, cin, 3, 3));

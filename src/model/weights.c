@@ -180,18 +180,20 @@ static void bind_image_tower(binder *b) {
     bind_norm(b, &m->stem_norm_weight, &m->stem_norm_bias, T_STEM_NORM1_W, T_STEM_NORM1_B, -1, -1);
     bind_conv3x3(b, &m->stem_conv2, T_STEM_CONV2_W, T_STEM_CONV2_B);
 
-    int in = c->stem_width;
-    m->mbconv_count = 0;
-    for (int s = 0; s < 2; s++) {
-        for (int i = 0; i < c->stage_depths[s] && m->mbconv_count < VT_MAX_MBCONV; i++) {
-            mbconv_block *blk = &m->mbconv[m->mbconv_count++];
-            blk->in_channels = in;
-            blk->out_channels = c->stage_widths[s];
-            blk->stride = i == 0 ? 2 : 1;
-            blk->has_expand = schema_find(&b->schema, T_MB_EXPAND_W, s, i) >= 0;
-            bind_mbconv(b, blk, s, i);
-            in = c->stage_widths[s];
-        }
+    image_topology topo;
+    if (image_topology_build(c, &topo)) {
+        b->status = vt_fail(b->err, VT_ERR_MODEL, "model %s has more than %d MBConv blocks", c->name, VT_MAX_MBCONV);
+        return;
+    }
+    m->mbconv_count = topo.mbconv_count;
+    for (int k = 0; k < topo.mbconv_count; k++) {
+        const topo_mbconv *t = &topo.mbconv[k];
+        mbconv_block *blk = &m->mbconv[k];
+        blk->in_channels = t->cin;
+        blk->out_channels = t->cout;
+        blk->stride = t->stride;
+        blk->has_expand = t->has_expand;
+        bind_mbconv(b, blk, t->stage, t->index);
     }
     bind_norm(b, &m->pool_norm_weight, &m->pool_norm_bias, T_POOL_NORM_W, T_POOL_NORM_B, -1, -1);
     bind_conv3x3(b, &m->pool_proj, T_POOL_PROJ_W, T_POOL_PROJ_B);

@@ -37,6 +37,7 @@
 
 #include "core/error.h"
 #include "kernels/conv.h"
+#include "model/topology.h"
 #include "train/clip_train.h"
 #include "train/ops.h"
 #include "train/rng.h"
@@ -77,8 +78,8 @@ struct image_train_state {
     train_tensor c1_w, c1_b, n1_w, n1_b, c2_w, c2_b;
     float *x0, *a1, *sm, *sr, *n1, *stem_out;
     float *stem_g; /* gelu(n1); NULL with recompute (then recomputed in the backward) */
-    mbconv_train mb[16];
-    mbconv_acts mb_acts[16];
+    mbconv_train mb[VT_MAX_MBCONV];
+    mbconv_acts mb_acts[VT_MAX_MBCONV];
     int mb_count;
     /* StridedConv + tokens */
     train_tensor pn_w, pn_b, pp_w, pp_b, pos;
@@ -186,17 +187,20 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     size_t max_ln = 0, max_px = 0;
     int cin = c->stem_width, h = st->h1;
     float *prev = st->stem_out;
-    st->mb_count = c->stage_depths[0] + c->stage_depths[1];
+    image_topology topo;
+    if (image_topology_build(c, &topo)) return vt_fail(err, VT_ERR_MODEL, "%s: too many MBConv blocks", c->name);
+    st->mb_count = topo.mbconv_count;
     for (int i = 0; i < st->mb_count; i++) {
         mbconv_train *m = &st->mb[i];
-        int stage = i < c->stage_depths[0] ? 0 : 1, idx = stage ? i - c->stage_depths[0] : i;
-        m->cin = cin;
-        m->cout = c->stage_widths[stage];
-        m->mid = 4 * m->cout;
-        m->stride = idx == 0 ? 2 : 1;
-        m->h = m->w = h;
-        m->ho = m->wo = conv3x3_out(h, m->stride);
-        m->has_expand = m->stride == 2 && m->cin != m->cout;
+        const topo_mbconv *t = &topo.mbconv[i];
+        int stage = t->stage, idx = t->index;
+        m->cin = t->cin;
+        m->cout = t->cout;
+        m->mid = t->mid;
+        m->stride = t->stride;
+        m->h = m->w = t->h_in;
+        m->ho = m->wo = t->h_out;
+        m->has_expand = t->has_expand;
         m->pool_shortcut = m->stride == 2;
         m->in = prev;
         size_t in_px = B * (size_t)h * h, out_px = B * (size_t)m->ho * m->wo;
