@@ -164,8 +164,18 @@ def test_preprocessor_disagreement_is_reported(tmp_path):
     (json.dumps(authors_config("vitamin_small", 230, 384, 384, 6, 12)), "multiple of 16"),
     (json.dumps(authors_config("vitamin_small", 224, 384, 384, 7, 12)), "not divisible"),
     (json.dumps(authors_config("vitamin_small", -3, 384, 384, 6, 12)), "image_size"),
+    (json.dumps({"model_cfg": {"embed_dim": 96, "vision_cfg": {"timm_model_name": "vitamin_tiny_32", "image_size": 32},
+                               "text_cfg": {"width": 96, "heads": 2, "layers": 2}},
+                 "vitamin_cfg": {"name": "ViTamin-Deep", "timm_name": "", "stem_width": 16, "stage_widths": [16, 32],
+                                 "stage_depths": [10, 10], "width": 96, "depth": 2, "heads": 2, "mlp_hidden": 192,
+                                 "pos_embed": True}}), "MBConv blocks"),
+    (json.dumps({"model_cfg": {"embed_dim": 96, "vision_cfg": {"timm_model_name": "vitamin_tiny_32", "image_size": 32},
+                               "text_cfg": {"width": 96, "heads": 2, "layers": 2}},
+                 "vitamin_cfg": {"name": "ViTamin-Tiny", "timm_name": "", "stem_width": 16, "stage_widths": [16, 32],
+                                 "stage_depths": [2, 4], "width": 96, "depth": 2, "heads": 2, "mlp_hidden": 192,
+                                 "mlp": "relu", "pos_embed": True}}), "vitamin_cfg.mlp"),
 ], ids=["not-json", "array", "trunk-type", "convnext", "transformers-clip", "open-clip-vit", "size", "heads",
-        "negative"])
+        "negative", "too-many-mbconv", "unknown-mlp"])
 def test_bad_configs(tmp_path, config, message):
     proc = resolve(tmp_path, config, expect_ok=False)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
