@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "hub/hub.h"
@@ -347,22 +348,13 @@ static vt_status fetch_blob(const session *s, const char *url, const char *label
 
 /* Writes refs/<revision> = commit atomically. */
 static vt_status write_ref(const char *repo_dir, const char *revision, const char *commit, vt_error *err) {
-    char path[4608], tmp[4700];
+    char path[4608];
     snprintf(path, sizeof path, "%.4300s/refs/%.250s", repo_dir, revision);
     char *slash = strrchr(path, '/');
     *slash = '\0';
     if (mkdirs(path)) return vt_fail(err, VT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     *slash = '/';
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return vt_fail(err, VT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    int ok = fputs(commit, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return vt_fail(err, VT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return VT_OK;
+    return atomic_file_write_all(path, commit, strlen(commit), 1, err);
 }
 
 /* snapshots/<commit>/<file> -> ../../blobs/<etag>, replacing an old link atomically. */

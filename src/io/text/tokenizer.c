@@ -3,7 +3,6 @@
  * [SOT] ... [EOT] framing. Text cleaning lives in text_clean.c. */
 #include "io/text/tokenizer.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "io/text/text_clean.h"
 #include "io/text/tokenizer_vocab.h"
 #include "io/text/unicode_util.h"
@@ -175,37 +175,6 @@ static vt_status gunzip(const unsigned char *gz, size_t gz_len, const char *labe
     *data = buf;
     *len = n;
     return VT_OK;
-}
-
-static vt_status read_file_bytes(const char *path, unsigned char **data, size_t *len, vt_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vt_fail(err, VT_ERR_IO, "cannot open BPE vocabulary '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 21, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            unsigned char *bigger = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
-            if (!bigger) break;
-            buf = bigger;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            int failed = ferror(f);
-            fclose(f);
-            if (failed) {
-                free(buf);
-                return vt_fail(err, VT_ERR_IO, "error reading BPE vocabulary '%s'", path);
-            }
-            *data = buf;
-            *len = n;
-            return VT_OK;
-        }
-    }
-    free(buf);
-    fclose(f);
-    return vt_fail(err, VT_ERR_NOMEM, "out of memory reading '%s'", path);
 }
 
 /* Appends bytes to the arena; returns the offset or UINT32_MAX (no memory). */
@@ -455,10 +424,11 @@ static vt_status load_from_gzip(const unsigned char *gz, size_t gz_len, const ch
 }
 
 static vt_status load_from_path(const char *path, clip_tokenizer **out, vt_error *err) {
-    unsigned char *gz = NULL;
+    char *gz = NULL;
     size_t gz_len = 0;
-    vt_status st = read_file_bytes(path, &gz, &gz_len, err);
-    if (!st) st = load_from_gzip(gz, gz_len, path, out, err);
+    vt_status st = vt_read_file(path, (size_t)1 << 30, 0, &gz, &gz_len, err);
+    if (st) vt_error_prefix(err, "BPE vocabulary: ");
+    else st = load_from_gzip((const unsigned char *)gz, gz_len, path, out, err);
     free(gz);
     return st;
 }
