@@ -93,8 +93,9 @@ static const float *bind(binder *b, const char *name, int ndim, const int64_t *s
     return data;
 }
 
-/* The schema's tensor (kind, i, j): its fp32 data after the name/shape check. */
-static const float *bind_kind(binder *b, schema_kind kind, int i, int j) {
+/* The schema's tensor (kind, i, j): its fp32 data after the name/shape check;
+ * *entry (if given) is its schema row, for the shape. */
+static const float *bind_kind_entry(binder *b, schema_kind kind, int i, int j, const schema_tensor **entry) {
     if (b->status) return NULL;
     int k = schema_find(&b->schema, kind, i, j);
     if (k < 0) {
@@ -105,8 +106,11 @@ static const float *bind_kind(binder *b, schema_kind kind, int i, int j) {
         return NULL;
     }
     const schema_tensor *t = &b->schema.tensors[k];
+    if (entry) *entry = t;
     return bind(b, t->name, t->ndim, t->shape);
 }
+
+static const float *bind_kind(binder *b, schema_kind kind, int i, int j) { return bind_kind_entry(b, kind, i, j, NULL); }
 
 static void pack_into(binder *b, linear_layer *layer, const float *w, int out, int in, int w_is_kn) {
     if (b->status || !w) return;
@@ -129,19 +133,19 @@ static void pack_into(binder *b, linear_layer *layer, const float *w, int out, i
 
 /* Linear or 1×1 conv: weight [out, in(, 1, 1)] packed, optional bias. */
 static void bind_linear(binder *b, linear_layer *layer, schema_kind weight, schema_kind bias, int i, int j) {
-    const float *w = bind_kind(b, weight, i, j);
+    const schema_tensor *t;
+    const float *w = bind_kind_entry(b, weight, i, j, &t);
     layer->bias = NULL;
     if (!w) return;
-    const schema_tensor *t = &b->schema.tensors[schema_find(&b->schema, weight, i, j)];
     pack_into(b, layer, w, (int)t->shape[0], (int)t->shape[1], 0);
     if (bias != T_KIND_COUNT) layer->bias = bind_kind(b, bias, i, j);
 }
 
 /* 3×3 dense conv [out, in, 3, 3], reordered to [out][kh][kw][in] and packed for im2col. */
 static void bind_conv3x3(binder *b, linear_layer *layer, schema_kind weight, schema_kind bias) {
-    const float *w = bind_kind(b, weight, -1, -1);
+    const schema_tensor *t;
+    const float *w = bind_kind_entry(b, weight, -1, -1, &t);
     if (!w) return;
-    const schema_tensor *t = &b->schema.tensors[schema_find(&b->schema, weight, -1, -1)];
     int out = (int)t->shape[0], in = (int)t->shape[1];
     float *ohwi = malloc((size_t)out * in * 9 * sizeof(float));
     if (!ohwi) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
