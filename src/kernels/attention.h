@@ -15,8 +15,11 @@
 size_t attention_scratch_floats(int t, int hd);
 
 /* `scratch` holds threads * attention_scratch_floats(t, hd) floats (64-byte
- * aligned), where threads = omp_get_max_threads() of the caller. */
-void attention_forward(vt_isa isa, float *out, const float *qkv, int batch, int t, int width, int heads,
-                       int causal, float *scratch);
+ * aligned), where threads = omp_get_max_threads() of the caller. probs
+ * [B, heads, T, T] receives the softmax (0 where masked) for training's
+ * backward, or is NULL (inference). One (batch, head) pair is one task, so
+ * the result is the same for any thread count. */
+void attention_forward(vt_isa isa, float *out, float *probs, const float *qkv, int batch, int t, int width,
+                       int heads, int causal, float *scratch);
 
 #endif

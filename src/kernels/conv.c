@@ -25,17 +25,19 @@ VT_CLONES void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c,
     }
 }
 
-VT_CLONES void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w,
-                                      int c, int stride, int oy0, int oy1, const float *weight, const float *bias) {
+VT_CLONES void depthwise3x3_gelu_rows(vt_isa isa, float *y, float *pre, const float *x, int x_row0, int x_rows, int h,
+                                      int w, int c, int stride, int oy0, int oy1, const float *weight,
+                                      const float *bias) {
     if (isa == VT_ISA_AVX512) {
-        depthwise3x3_gelu_rows_avx512(y, x, x_row0, h, w, c, stride, oy0, oy1, weight, bias);
+        depthwise3x3_gelu_rows_avx512(y, pre, x, x_row0, h, w, c, stride, oy0, oy1, weight, bias);
         return;
     }
     int wo = conv3x3_out(w, stride);
     for (int oy = oy0; oy < oy1; oy++) {
         for (int ox = 0; ox < wo; ox++) {
-            float *restrict out = y + ((size_t)(oy - oy0) * wo + ox) * c;
-            for (int ch = 0; ch < c; ch++) out[ch] = bias[ch];
+            size_t at = ((size_t)(oy - oy0) * wo + ox) * c;
+            float *restrict out = pre ? pre + at : y + at;
+            for (int ch = 0; ch < c; ch++) out[ch] = bias ? bias[ch] : 0.0f;
             for (int ky = 0; ky < 3; ky++) {
                 int iy = oy * stride + ky - 1;
                 if (iy < 0 || iy >= h) continue;
@@ -47,7 +49,9 @@ VT_CLONES void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int 
                     for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
                 }
             }
-            gelu_inplace(isa, out, (size_t)c);
+            if (!y) continue;
+            if (pre) memcpy(y + at, out, sizeof(float) * c);
+            gelu_inplace(isa, y + at, (size_t)c);
         }
     }
     (void)x_rows;

@@ -20,11 +20,14 @@ void im2col_3x3_rows(float *cols, const float *x, int h, int w, int c, int strid
 /* Depthwise 3×3, padding 1, bias, then exact GELU (MBConv conv2_kxk + act), for
  * output rows [oy0, oy1) of one image. `x` holds input rows [x_row0, x_row0 +
  * x_rows) of an [H, W, C] map (rows outside [0, H) are the zero padding);
- * weight [3][3][C] (reordered from PyTorch [C,1,3,3]); y [(oy1-oy0), Wo, C]. Serial. */
-void depthwise3x3_gelu_rows(vt_isa isa, float *y, const float *x, int x_row0, int x_rows, int h, int w, int c,
-                            int stride, int oy0, int oy1, const float *weight, const float *bias);
-void depthwise3x3_gelu_rows_avx512(float *y, const float *x, int x_row0, int h, int w, int c, int stride, int oy0,
-                                   int oy1, const float *weight, const float *bias);
+ * weight [3][3][C] (reordered from PyTorch [C,1,3,3]); bias [C] or NULL.
+ * Writes y = gelu(conv) [(oy1-oy0), Wo, C] unless y is NULL, and the
+ * pre-activation conv to `pre` unless that is NULL (training keeps it for
+ * GELU's derivative; inference passes NULL). Serial. */
+void depthwise3x3_gelu_rows(vt_isa isa, float *y, float *pre, const float *x, int x_row0, int x_rows, int h, int w,
+                            int c, int stride, int oy0, int oy1, const float *weight, const float *bias);
+void depthwise3x3_gelu_rows_avx512(float *y, float *pre, const float *x, int x_row0, int h, int w, int c, int stride,
+                                   int oy0, int oy1, const float *weight, const float *bias);
 
 /* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */
 void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c);

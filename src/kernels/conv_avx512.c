@@ -1,14 +1,15 @@
 /* AVX-512 depthwise 3×3 + bias + GELU (the MBConv conv2_kxk + act): per output
  * row and 16-channel block, the 9 tap weights and the bias stay in registers
  * while the row's pixels stream past, and each pixel's sum is GELU'd in
- * registers before its one store. The portable loop in conv.c instead adds
+ * registers before its one store (training also stores the pre-activation
+ * its backward needs). The portable loop in conv.c instead adds
  * tap by tap into the output and runs GELU as a separate pass per pixel. */
 #include <immintrin.h>
 
 #include "kernels/conv.h"
 #include "kernels/vecmath_avx512.h"
 
-VECMATH_AVX512 void depthwise3x3_gelu_rows_avx512(float *y, const float *x, int x_row0, int h, int w, int c,
+VECMATH_AVX512 void depthwise3x3_gelu_rows_avx512(float *y, float *pre, const float *x, int x_row0, int h, int w, int c,
                                                   int stride, int oy0, int oy1, const float *weight,
                                                   const float *bias) {
     int wo = conv3x3_out(w, stride);
@@ -18,12 +19,12 @@ VECMATH_AVX512 void depthwise3x3_gelu_rows_avx512(float *y, const float *x, int 
             int iy = oy * stride + ky - 1;
             rows[ky] = iy < 0 || iy >= h ? NULL : x + (size_t)(iy - x_row0) * w * c;
         }
-        float *out_row = y + (size_t)(oy - oy0) * wo * c;
+        size_t row_at = (size_t)(oy - oy0) * wo * c;
         for (int ch = 0; ch < c; ch += 16) {
             __mmask16 m = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1);
             __m512 wk[9];
             for (int t = 0; t < 9; t++) wk[t] = _mm512_maskz_loadu_ps(m, weight + (size_t)t * c + ch);
-            __m512 b = _mm512_maskz_loadu_ps(m, bias + ch);
+            __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + ch) : _mm512_setzero_ps();
             for (int ox = 0; ox < wo; ox++) {
                 int ix0 = ox * stride - 1;
                 __m512 acc = b;
@@ -36,7 +37,9 @@ VECMATH_AVX512 void depthwise3x3_gelu_rows_avx512(float *y, const float *x, int 
                                               acc);
                     }
                 }
-                _mm512_mask_storeu_ps(out_row + (size_t)ox * c + ch, m, gelu_ps(acc));
+                size_t at = row_at + (size_t)ox * c + ch;
+                if (pre) _mm512_mask_storeu_ps(pre + at, m, acc);
+                if (y) _mm512_mask_storeu_ps(y + at, m, gelu_ps(acc));
             }
         }
     }

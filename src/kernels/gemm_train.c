@@ -13,6 +13,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_train.h"
+#include "core/scratch.h"
 #include "kernels/kernels.h"
 
 /* The process's kernel table (kernels/kernels.h): VITAMIN_ISA may force the scalar path. */
@@ -24,28 +25,9 @@ static vt_isa train_isa(void) { return vt_kernels_process()->isa; }
  * has its own buffers; they only grow, so steady-state training allocates
  * nothing. */
 
-typedef struct {
-    float *data;
-    size_t cap;
-} scratch_buf;
+static _Thread_local vt_scratch gemm_scratch[3];
 
-static _Thread_local scratch_buf train_scratch[3];
-
-static float *scratch_get(int slot, size_t floats) {
-    scratch_buf *s = &train_scratch[slot];
-    if (s->cap < floats) {
-        free(s->data);
-        size_t cap = floats + floats / 4;            /* headroom: fewer regrowths */
-        size_t bytes = (cap * sizeof(float) + 63) & ~(size_t)63;
-        s->data = aligned_alloc(64, bytes);           /* panels are read with aligned loads */
-        if (!s->data) {
-            fprintf(stderr, "vitamin: out of memory for %zu bytes of GEMM scratch\n", bytes);
-            abort();
-        }
-        s->cap = cap;
-    }
-    return s->data;
-}
+static float *scratch_get(int slot, size_t floats) { return vt_scratch_get(&gemm_scratch[slot], floats * sizeof(float)); }
 
 /* Parallel copies only pay off above ~64K floats; inside a parallel region
  * they run on the calling thread. */

@@ -165,7 +165,7 @@ static void mbconv_band(const struct vt_model *m, const mbconv_block *blk, float
         gemm_run(m->isa, (int)new_pixels, normed, cin, &blk->conv1.weight, expanded + kept * mid_row, mid, &expand);
         have0 = iy0;
         have1 = iy1;
-        depthwise3x3_gelu_rows(m->isa, depthwise, expanded, iy0, iy1 - iy0, h, w, mid, s, c0, c1,
+        depthwise3x3_gelu_rows(m->isa, depthwise, NULL, expanded, iy0, iy1 - iy0, h, w, mid, s, c0, c1,
                                blk->depthwise_weight, blk->depthwise_bias);
         float *dst = out + (size_t)c0 * wo * cout;
         const float *shortcut = s == 1 ? x + (size_t)c0 * w * cin : dst;
@@ -213,7 +213,7 @@ static void vit_block_forward(const struct vt_model *m, const vit_block *blk, fl
     layernorm_forward(t1, x, rows, d, blk->norm1_weight, blk->norm1_bias, IMAGE_LN_EPS);
     gemm_epilogue bias_only = {1.0f, blk->qkv.bias, 0, NULL, 0, 0, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->qkv.weight, t2, 3 * d, &bias_only);
-    attention_forward(m->isa, t1, t2, batch, n, d, c->heads, 0, attn_scratch);
+    attention_forward(m->isa, t1, NULL, t2, batch, n, d, c->heads, 0, attn_scratch);
     gemm_epilogue residual = {1.0f, blk->proj.bias, 0, x, d, 0, 0};
     gemm_run(m->isa, (int)rows, t1, d, &blk->proj.weight, x, d, &residual);
 

@@ -60,7 +60,7 @@ void text_tower_forward(const struct vt_model *m, const int32_t *ids, int batch,
         layernorm_forward(t1, x, rows, w, blk->ln1_weight, blk->ln1_bias, TEXT_LN_EPS);
         gemm_epilogue in_proj = {1.0f, blk->in_proj.bias, 0, NULL, 0, 0, 0};
         gemm_run(m->isa, (int)rows, t1, w, &blk->in_proj.weight, big, 3 * w, &in_proj);
-        attention_forward(m->isa, t1, big, batch, t_run, w, c->text_heads, 1, attn);
+        attention_forward(m->isa, t1, NULL, big, batch, t_run, w, c->text_heads, 1, attn);
         gemm_epilogue out_proj = {1.0f, blk->out_proj.bias, 0, x, w, 0, 0};
         gemm_run(m->isa, (int)rows, t1, w, &blk->out_proj.weight, x, w, &out_proj);
         layernorm_forward(t1, x, rows, w, blk->ln2_weight, blk->ln2_bias, TEXT_LN_EPS);

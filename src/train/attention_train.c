@@ -1,62 +1,31 @@
-/* Multi-head attention forward (saving the softmax) and backward for training,
- * on the packed qkv layout of kernels/attention.h. One (batch, head) pair is
- * one task; its small GEMMs run serially on that thread (train_gemm.c falls
- * back to serial inside a parallel region), so each pair's arithmetic is the
- * same for any thread count. */
+/* Multi-head attention for training, on the packed qkv layout of
+ * kernels/attention.h: the forward is the inference kernel saving the
+ * softmax; the backward here. One (batch, head) pair is one task; its small
+ * GEMMs run serially on that thread (gemm_train.c falls back to serial inside
+ * a parallel region), so each pair's arithmetic is the same for any thread
+ * count. */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <omp.h>
 
-#include "kernels/activation.h"
-#include "kernels/simd.h"
-#include "train/ops.h"
+#include "kernels/attention.h"
 #include "kernels/gemm_train.h"
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
+#include "train/ops.h"
+#include "core/scratch.h"
 
-/* Per-thread [T, T] buffer for dP in the backward. */
-static _Thread_local float *attn_buf;
-static _Thread_local size_t attn_buf_cap;
+/* Per-thread [T, T] buffer for dP in the backward; the forward's kernel scratch. */
+static _Thread_local vt_scratch attn_buf, attn_kernel_scratch;
 
-static float *attn_scratch(size_t floats) {
-    if (attn_buf_cap < floats) {
-        free(attn_buf);
-        attn_buf = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-        if (!attn_buf) {
-            fprintf(stderr, "vitamin: out of memory for %zu floats of attention scratch\n", floats);
-            abort();
-        }
-        attn_buf_cap = floats;
-    }
-    return attn_buf;
-}
+static float *attn_scratch(size_t floats) { return vt_scratch_get(&attn_buf, floats * sizeof(float)); }
 
-/* probs [t, t]: row i = softmax(scale · s[i, 0..n)), n = i+1 if causal else t;
- * masked entries are exactly 0 (they then contribute nothing downstream). */
-static void scaled_softmax_rows(vt_isa isa, float *probs, int t, float scale, int causal) {
-    for (int i = 0; i < t; i++) {
-        float *row = probs + (size_t)i * t;
-        int n = causal ? i + 1 : t;
-        for (int j = 0; j < n; j++) row[j] *= scale;
-        softmax_row(isa, row, (size_t)n);
-        for (int j = n; j < t; j++) row[j] = 0.0f;
-    }
-}
-
+/* The inference kernel (kernels/attention.c), keeping the probabilities:
+ * training and inference attend identically. */
 void attention_train_forward(float *out, float *probs, const float *qkv, int batch, int t, int width, int heads,
                              int causal) {
-    int hd = width / heads, ld = 3 * width;
-    float scale = 1.0f / sqrtf((float)hd);
-    vt_isa isa = vt_kernels_process()->isa;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int pair = 0; pair < batch * heads; pair++) {
-        int b = pair / heads, h = pair % heads;
-        const float *base = qkv + (size_t)b * t * ld;
-        const float *q = base + h * hd, *k = base + width + h * hd, *v = base + 2 * width + h * hd;
-        float *p = probs + (size_t)pair * t * t;
-        tmat_nt(t, t, hd, q, ld, k, ld, p, t, 0); /* S = Q Kᵀ */
-        scaled_softmax_rows(isa, p, t, scale, causal);
-        tmat_nn(t, hd, t, p, t, v, ld, out + (size_t)b * t * width + h * hd, width, 0); /* O = P V */
-    }
+    size_t floats = (size_t)omp_get_max_threads() * attention_scratch_floats(t, width / heads);
+    float *scratch = vt_scratch_get(&attn_kernel_scratch, floats * sizeof(float));
+    attention_forward(vt_kernels_process()->isa, out, probs, qkv, batch, t, width, heads, causal, scratch);
 }
 
 /* dp [t, t] → dS · scale in place: dS = P ⊙ (dP − rowsum(dP ⊙ P)). The row

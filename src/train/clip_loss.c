@@ -17,13 +17,13 @@
 
 #include "kernels/simd.h"
 #include "train/ops.h"
-#include "train/scratch.h"
+#include "core/scratch.h"
 
 static const double NORMALIZE_EPS = 1e-12; /* F.normalize's default */
 
 static int run_parallel(size_t work) { return work >= 65536 && !omp_in_parallel(); }
 
-static _Thread_local train_scratch loss_scratch;
+static _Thread_local vt_scratch loss_scratch;
 
 VT_CLONES static double dot_double(const double *a, const double *b, int n) {
     double lane[8] = {0};
@@ -100,7 +100,7 @@ double clip_loss_general(const float *image, const float *text, int n, int e, in
     /* One grow-only block for all temporaries (n·n doubles each for the
      * logits: 130 MB at a global batch of 4096, faulted in afresh every step
      * if taken from malloc). */
-    double *block = train_scratch_get(&loss_scratch, sizeof(double) * (3 * ne + 3 * nn + 5 * (size_t)n));
+    double *block = vt_scratch_get(&loss_scratch, sizeof(double) * (3 * ne + 3 * nn + 5 * (size_t)n));
     double *img = block, *txt = img + ne, *dunit = txt + ne, *cosine = dunit + ne, *logits = cosine + nn;
     double *dz_col_block = logits + nn, *img_norm = dz_col_block + nn, *txt_norm = img_norm + n;
     double *lse_row = txt_norm + n, *lse_col = lse_row + n, *scale_grad_row = lse_col + n;

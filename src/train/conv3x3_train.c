@@ -13,6 +13,7 @@
 #include "kernels/simd.h"
 #include "train/ops.h"
 #include "kernels/gemm_train.h"
+#include "core/scratch.h"
 #include "kernels/kernels.h"
 
 /* Floats of one band's column matrix (4 MiB, about two cores' L2): the GEMM
@@ -23,25 +24,10 @@ enum { CONV_BAND_FLOATS = 1 << 20 };
 
 /* ---- Thread-local growable scratch: 0 = reordered weight / its gradient,
  * 1 = column matrix, 2 = column-matrix gradient ---- */
-typedef struct {
-    float *data;
-    size_t cap;
-} conv_scratch;
-
-static _Thread_local conv_scratch conv_buf[3];
+static _Thread_local vt_scratch conv_buf[3];
 
 static float *conv_scratch_get(int slot, size_t floats) {
-    conv_scratch *s = &conv_buf[slot];
-    if (s->cap < floats) {
-        free(s->data);
-        s->data = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-        if (!s->data) {
-            fprintf(stderr, "vitamin: out of memory for %zu floats of conv scratch\n", floats);
-            abort();
-        }
-        s->cap = floats;
-    }
-    return s->data;
+    return vt_scratch_get(&conv_buf[slot], floats * sizeof(float));
 }
 
 /* Output rows (over the whole batch, image-major) per band: at least one. */

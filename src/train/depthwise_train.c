@@ -14,21 +14,22 @@
 #include <string.h>
 
 #include "kernels/conv.h"
+#include "kernels/kernels.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
-#include "train/scratch.h"
+#include "core/scratch.h"
 
 /* Output rows (over the flattened [batch · Ho] row index) per weight-gradient block. */
 enum { DW_ROWS_PER_BLOCK = 4 };
 
 static int run_parallel(size_t work) { return work >= 32768 && !omp_in_parallel(); }
 
-/* Grow-only scratch (train/scratch.h): reordered taps, parameter-gradient partials and totals. */
-static _Thread_local train_scratch dw_taps, dw_partials, dw_totals;
+/* Grow-only scratch (core/scratch.h): reordered taps, parameter-gradient partials and totals. */
+static _Thread_local vt_scratch dw_taps, dw_partials, dw_totals;
 
 /* PyTorch [C, 1, 3, 3] → [9][C], so a tap's weights are contiguous over channels. */
 static float *weight_to_taps(const float *weight, int c) {
-    float *taps = train_scratch_get(&dw_taps, sizeof(float) * 9 * (size_t)c);
+    float *taps = vt_scratch_get(&dw_taps, sizeof(float) * 9 * (size_t)c);
     for (int ch = 0; ch < c; ch++)
         for (int k = 0; k < 9; k++) taps[(size_t)k * c + ch] = weight[(size_t)ch * 9 + k];
     return taps;
@@ -43,39 +44,20 @@ VT_CLONES static void add_into(float *restrict acc, const float *restrict a, int
     for (int ch = 0; ch < c; ch++) acc[ch] += a[ch];
 }
 
-/* One output row oy of image b: y_row [Wo, C]. */
-static void forward_row(float *y_row, const float *x_img, const float *taps, const float *bias, int h, int w,
-                        int c, int stride, int oy) {
-    int wo = conv3x3_out(w, stride);
-    for (int ox = 0; ox < wo; ox++) {
-        float *out = y_row + (size_t)ox * c;
-        if (bias)
-            memcpy(out, bias, sizeof(float) * c);
-        else
-            memset(out, 0, sizeof(float) * c);
-        for (int ky = 0; ky < 3; ky++) {
-            int iy = oy * stride + ky - 1;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = 0; kx < 3; kx++) {
-                int ix = ox * stride + kx - 1;
-                if (ix < 0 || ix >= w) continue;
-                mul_add(out, x_img + ((size_t)iy * w + ix) * c, taps + (size_t)(ky * 3 + kx) * c, c);
-            }
-        }
-    }
-}
-
+/* The inference kernel (kernels/conv.c), keeping the pre-activation: training
+ * and inference convolve identically. y = depthwise(x), y_gelu = gelu(y)
+ * unless NULL. */
 void depthwise3x3_gelu_train_forward(float *y, float *y_gelu, const float *x, const float *weight,
                                      const float *bias, int batch, int h, int w, int c, int stride) {
     int ho = conv3x3_out(h, stride), wo = conv3x3_out(w, stride);
     const float *taps = weight_to_taps(weight, c);
+    vt_isa isa = vt_kernels_process()->isa;
     size_t rows = (size_t)batch * ho, row_len = (size_t)wo * c;
 #pragma omp parallel for schedule(static) if (run_parallel(rows * row_len))
     for (size_t r = 0; r < rows; r++) {
         int b = (int)(r / ho), oy = (int)(r % ho);
-        forward_row(y + r * row_len, x + (size_t)b * h * w * c, taps, bias, h, w, c, stride, oy);
-        /* The row is still in cache: activating it here saves a pass over the map. */
-        if (y_gelu) gelu_train_forward_serial(y_gelu + r * row_len, y + r * row_len, row_len);
+        depthwise3x3_gelu_rows(isa, y_gelu ? y_gelu + r * row_len : NULL, y + r * row_len,
+                               x + (size_t)b * h * w * c, 0, h, h, w, c, stride, oy, oy + 1, taps, bias);
     }
 }
 
@@ -145,7 +127,7 @@ static void param_grad_block(float *part_w, float *part_b, const float *dy, cons
  * order as an element-outer loop, but reading the partials sequentially. */
 static void reduce_param_partials(float *dweight, float *dbias, const float *partials, size_t blocks, int c) {
     size_t stride = 10 * (size_t)c;
-    double *total = train_scratch_get(&dw_totals, sizeof(double) * stride);
+    double *total = vt_scratch_get(&dw_totals, sizeof(double) * stride);
     memset(total, 0, sizeof(double) * stride);
     for (size_t blk = 0; blk < blocks; blk++) {
         const float *p = partials + blk * stride;
@@ -166,7 +148,7 @@ void depthwise3x3_gelu_train_backward(float *dx, float *dweight, float *dbias, c
     if (dweight || dbias) {
         size_t rows = (size_t)batch * ho, blocks = (rows + DW_ROWS_PER_BLOCK - 1) / DW_ROWS_PER_BLOCK;
         /* Per block: [9][C] weight partials then [C] bias partials. */
-        float *partials = train_scratch_get(&dw_partials, sizeof(float) * 10 * (size_t)c * blocks);
+        float *partials = vt_scratch_get(&dw_partials, sizeof(float) * 10 * (size_t)c * blocks);
 #pragma omp parallel for schedule(static) if (run_parallel(rows * wo * c))
         for (size_t blk = 0; blk < blocks; blk++) {
             float *part = partials + blk * 10 * (size_t)c;

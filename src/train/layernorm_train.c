@@ -7,7 +7,7 @@
 #include "kernels/simd.h"
 #include "kernels/norm.h"
 #include "train/ops.h"
-#include "train/scratch.h"
+#include "core/scratch.h"
 
 /* Rows per block of the parameter-gradient reduction. Fixed (not derived from
  * the thread count) so that the summation order never depends on it. */
@@ -97,9 +97,9 @@ static void backward_block(float *dx, const float *add, double *part_w, double *
     }
 }
 
-/* Per-call scratch, grow-only (train/scratch.h): the block partials are
+/* Per-call scratch, grow-only (core/scratch.h): the block partials are
  * 6 MB for the first MBConv at batch 32. */
-static _Thread_local train_scratch ln_partials, ln_totals;
+static _Thread_local vt_scratch ln_partials, ln_totals;
 
 void layernorm_train_backward_add(float *dx, const float *add, float *dweight, float *dbias, const float *dy,
                                   const float *x, const float *mean, const float *rstd, const float *weight,
@@ -107,7 +107,7 @@ void layernorm_train_backward_add(float *dx, const float *add, float *dweight, f
     size_t blocks = (rows + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK;
     int want_params = (dweight || dbias) && rows > 0;
     /* One double partial per block and parameter element; block order fixes the sum order. */
-    double *partials = want_params ? train_scratch_get(&ln_partials, blocks * 2 * (size_t)dim * sizeof(double)) : NULL;
+    double *partials = want_params ? vt_scratch_get(&ln_partials, blocks * 2 * (size_t)dim * sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static) if (run_parallel(rows * (size_t)dim))
     for (size_t blk = 0; blk < blocks; blk++) {
         size_t r0 = blk * LN_ROWS_PER_BLOCK, r1 = r0 + LN_ROWS_PER_BLOCK < rows ? r0 + LN_ROWS_PER_BLOCK : rows;
@@ -121,7 +121,7 @@ void layernorm_train_backward_add(float *dx, const float *add, float *dweight, f
     if (!want_params) return;
     /* Blocks in order, each added to all elements: the same per-element order
      * as an element-outer loop, but reading the partials sequentially. */
-    double *total = train_scratch_get(&ln_totals, 2 * (size_t)dim * sizeof(double));
+    double *total = vt_scratch_get(&ln_totals, 2 * (size_t)dim * sizeof(double));
     memset(total, 0, 2 * (size_t)dim * sizeof(double));
     for (size_t blk = 0; blk < blocks; blk++) {
         const double *p = partials + blk * 2 * dim;

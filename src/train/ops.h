@@ -20,7 +20,7 @@
  *    are split over fixed-size row blocks whose partial sums are added in block
  *    order).
  *  - Scratch: functions needing temporary memory allocate it themselves, in
- *    thread-local grow-only buffers (train/scratch.h), so steady-state steps
+ *    thread-local grow-only buffers (core/scratch.h), so steady-state steps
  *    allocate nothing; callers do not pass scratch. */
 #ifndef VT_TRAIN_OPS_H
 #define VT_TRAIN_OPS_H

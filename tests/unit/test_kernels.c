@@ -219,12 +219,15 @@ static void test_pack_transposed(void) {
     free(b); free(bt); free(p1); free(p2);
 }
 
-static void test_attention(vt_isa isa, int causal) {
+/* Against a double-precision softmax attention; with keep_probs also the
+ * saved probabilities training's backward reads (0 where masked). */
+static void test_attention(vt_isa isa, int causal, int keep_probs) {
     int batch = 2, t = 13, heads = 3, hd = 8, w = heads * hd;
     float *qkv = rand_buf((size_t)batch * t * 3 * w), *out = malloc((size_t)batch * t * w * 4);
     float *scratch = aligned_alloc(64, 64 * attention_scratch_floats(t, hd) * 4);
-    attention_forward(isa, out, qkv, batch, t, w, heads, causal, scratch);
-    double worst = 0;
+    float *probs = keep_probs ? malloc((size_t)batch * heads * t * t * 4) : NULL;
+    attention_forward(isa, out, probs, qkv, batch, t, w, heads, causal, scratch);
+    double worst = 0, worst_p = 0;
     for (int b = 0; b < batch; b++)
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < t; i++) {
@@ -238,6 +241,10 @@ static void test_attention(vt_isa isa, int causal) {
                     if (s[j] > mx) mx = s[j];
                 }
                 for (int j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int j = 0; probs && j < t; j++) {
+                    double e = fabs((j < n ? s[j] / sum : 0.0) - probs[((size_t)(b * heads + h) * t + i) * t + j]);
+                    if (e > worst_p || (j >= n && e != 0)) worst_p = j >= n && e != 0 ? 1 : e;
+                }
                 for (int d = 0; d < hd; d++) {
                     double o = 0;
                     for (int j = 0; j < n; j++) o += s[j] / sum * qkv[(b * t + j) * 3 * w + 2 * w + h * hd + d];
@@ -246,7 +253,8 @@ static void test_attention(vt_isa isa, int causal) {
                 }
             }
     CHECK(worst < 1e-5);
-    free(qkv); free(out); free(scratch);
+    CHECK(worst_p < 1e-6);
+    free(qkv); free(out); free(scratch); free(probs);
 }
 
 static void test_conv_helpers(void) {
@@ -263,11 +271,11 @@ static void test_conv_helpers(void) {
     CHECK_NEAR(y[(1 * 3 + 1) * c], s9 / 9, 1e-6);
 
     float *wt = rand_buf(9 * c), *bias = rand_buf(c), *z = malloc((size_t)b * h * w * c * 4);
-    depthwise3x3_gelu_rows(VT_ISA_SCALAR, z, x, 0, h, h, w, c, 1, 0, h, wt, bias);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, z, NULL, x, 0, h, h, w, c, 1, 0, h, wt, bias);
     /* A band (output rows 1..2 at stride 2, given input rows 1..5 only) equals those rows of the full map. */
     float *full = malloc((size_t)3 * 3 * c * 4), *band = malloc((size_t)2 * 3 * c * 4);
-    depthwise3x3_gelu_rows(VT_ISA_SCALAR, full, x, 0, h, h, w, c, 2, 0, 3, wt, bias);
-    depthwise3x3_gelu_rows(VT_ISA_SCALAR, band, x + (size_t)1 * w * c, 1, 5, h, w, c, 2, 1, 3, wt, bias);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, full, NULL, x, 0, h, h, w, c, 2, 0, 3, wt, bias);
+    depthwise3x3_gelu_rows(VT_ISA_SCALAR, band, NULL, x + (size_t)1 * w * c, 1, 5, h, w, c, 2, 1, 3, wt, bias);
     CHECK(memcmp(band, full + (size_t)3 * c, (size_t)2 * 3 * c * 4) == 0);
     free(full); free(band);
     double acc = bias[2];
@@ -291,14 +299,30 @@ static void test_depthwise_avx512(void) {
         int x_row0 = oy0 * stride - 1;
         float *x = rand_buf((size_t)h * w * c), *wt = rand_buf(9 * c), *bias = rand_buf(c);
         float *ref = malloc((size_t)ho * wo * c * 4), *got = malloc((size_t)ho * wo * c * 4);
-        depthwise3x3_gelu_rows(VT_ISA_SCALAR, ref, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c, stride,
+        depthwise3x3_gelu_rows(VT_ISA_SCALAR, ref, NULL, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c, stride,
                                oy0, oy1, wt, bias);
-        depthwise3x3_gelu_rows(VT_ISA_AVX512, got, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c, stride,
+        depthwise3x3_gelu_rows(VT_ISA_AVX512, got, NULL, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c, stride,
                                oy0, oy1, wt, bias);
         double worst = 0;
         for (size_t i = 0; i < (size_t)(oy1 - oy0) * wo * c; i++) worst = fmax(worst, fabs(ref[i] - got[i]) / (1 + fabs(ref[i])));
         if (worst > 1e-5) fprintf(stderr, "depthwise avx512 %dx%dx%d s%d: %g\n", h, w, c, stride, worst);
         CHECK(worst <= 1e-5);
+        /* Training's form: the pre-activation kept beside the activation (or
+         * alone): the same activation, and GELU of the kept value, per path. */
+        size_t n = (size_t)(oy1 - oy0) * wo * c;
+        float *pre = malloc(n * 4), *act = malloc(n * 4), *pre_only = malloc(n * 4);
+        const vt_isa isas[2] = {VT_ISA_SCALAR, VT_ISA_AVX512};
+        for (int p = 0; p < 2; p++) {
+            depthwise3x3_gelu_rows(isas[p], act, pre, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c,
+                                   stride, oy0, oy1, wt, bias);
+            depthwise3x3_gelu_rows(isas[p], NULL, pre_only, x + (size_t)x_row0 * w * c, x_row0, h - x_row0, h, w, c,
+                                   stride, oy0, oy1, wt, bias);
+            CHECK(memcmp(act, p ? got : ref, n * 4) == 0);
+            CHECK(memcmp(pre, pre_only, n * 4) == 0);
+            gelu_inplace(isas[p], pre, n);
+            CHECK(memcmp(pre, act, n * 4) == 0);
+        }
+        free(pre); free(act); free(pre_only);
         free(x); free(wt); free(bias); free(ref); free(got);
     }
 }
@@ -369,11 +393,15 @@ int main(void) {
     }
     test_residual_in_place(VT_ISA_SCALAR);
     if (cpu_avx512()) test_residual_in_place(VT_ISA_AVX512);
-    test_attention(VT_ISA_SCALAR, 0);
-    test_attention(VT_ISA_SCALAR, 1);
+    for (int keep = 0; keep < 2; keep++) {
+        test_attention(VT_ISA_SCALAR, 0, keep);
+        test_attention(VT_ISA_SCALAR, 1, keep);
+    }
     if (cpu_avx512()) {
-        test_attention(VT_ISA_AVX512, 0);
-        test_attention(VT_ISA_AVX512, 1);
+        for (int keep = 0; keep < 2; keep++) {
+            test_attention(VT_ISA_AVX512, 0, keep);
+            test_attention(VT_ISA_AVX512, 1, keep);
+        }
     }
     test_conv_helpers();
     if (cpu_avx512()) test_depthwise_avx512();

@@ -1,4 +1,4 @@
-/* Grow-only scratch buffers for the training ops.
+/* Grow-only scratch buffers (the training ops, training's GEMM driver).
  *
  * A training step calls each op dozens of times with the same sizes. Taking
  * fresh memory per call costs more than the op's own work on the big maps:
@@ -6,11 +6,11 @@
  * fresh mapping is faulted and zeroed by the kernel again. A buffer that only
  * grows is allocated during the first step and reused afterwards.
  *
- * Declare one `static _Thread_local train_scratch` per use: each thread that
+ * Declare one `static _Thread_local vt_scratch` per use: each thread that
  * calls the op (e.g. inside another op's parallel region) then has its own,
  * so no locking is needed. The contents are undefined on return. */
-#ifndef VT_TRAIN_SCRATCH_H
-#define VT_TRAIN_SCRATCH_H
+#ifndef VT_CORE_SCRATCH_H
+#define VT_CORE_SCRATCH_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -19,17 +19,19 @@
 typedef struct {
     void *data;
     size_t cap; /* bytes */
-} train_scratch;
+} vt_scratch;
 
 /* At least `bytes` bytes, 64-byte aligned; aborts when out of memory (a kernel
  * has nothing sensible to return). */
-static inline void *train_scratch_get(train_scratch *s, size_t bytes) {
+static inline void *vt_scratch_get(vt_scratch *s, size_t bytes) {
     if (s->cap < bytes || !s->data) {
         free(s->data);
-        size_t cap = ((bytes ? bytes : 64) + 63) & ~(size_t)63;
+        /* A quarter of headroom: sizes that creep up (split-k partials,
+         * the last band) regrow less often. */
+        size_t cap = ((bytes ? bytes + bytes / 4 : 64) + 63) & ~(size_t)63;
         s->data = aligned_alloc(64, cap);
         if (!s->data) {
-            fprintf(stderr, "vitamin: out of memory for %zu bytes of training scratch\n", cap);
+            fprintf(stderr, "vitamin: out of memory for %zu bytes of scratch\n", cap);
             abort();
         }
         s->cap = cap;
