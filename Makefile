@@ -1,7 +1,8 @@
 # vitamin.c build. `make` builds build/libvitamin.a, build/libvitamin.so and the
 # CLI build/vitamin; `make test` runs the whole suite (see tests/run.sh).
 # Every .c under src/ is part of the library, every tools/*.c part of the CLI,
-# every tests/unit/test_*.c its own test binary — add a file, it is built.
+# every tests/unit/<room>/test_*.c its own test binary build/tests/test_* (the
+# rooms mirror src/) — add a file, it is built.
 CC      ?= gcc
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
@@ -21,8 +22,9 @@ LIB_SRC := $(shell find src -name '*.c' | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(sort $(wildcard tools/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
-TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
+TEST_BIN := $(addprefix $(BUILD)/tests/,$(notdir $(TEST_SRC:.c=)))
+vpath test_%.c $(sort $(dir $(TEST_SRC)))
 # Helper programs that tests drive from Python (dump a checkpoint, tokenize a file, ...).
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/testtools/%)
@@ -81,9 +83,9 @@ $(BUILD)/libvitamin.so: $(BUILD)/libvitamin.so.$(VERSION)
 $(BUILD)/vitamin: $(CLI_OBJ) $(BUILD)/libvitamin.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libvitamin.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvitamin.a
+$(BUILD)/tests/%: %.c $(BUILD)/libvitamin.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvitamin.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libvitamin.a $(LDLIBS)
 
 $(BUILD)/testtools/%: tests/tools/%.c $(BUILD)/libvitamin.a
 	@mkdir -p $(dir $@)

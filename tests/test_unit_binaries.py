@@ -1,4 +1,5 @@
-"""Runs every C unit-test binary (build/tests/test_*) as one pytest case each,
+"""Runs every C unit-test binary (build/tests/test_*, from tests/unit/<room>/,
+the rooms mirroring src/) as one pytest case each,
 and the kernel tests once more with VITAMIN_ISA=scalar: kernels that choose
 their path themselves (LayerNorm) then run their portable code."""
 import os
@@ -9,7 +10,10 @@ import pytest
 from vtpaths import BUILD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BINARIES = sorted((BUILD / "tests").glob("test_*"))
+# One per source (tests/unit/<room>/test_*.c): a test whose binary was not
+# built fails instead of going unnoticed, and a stale binary of a removed
+# test is not run.
+BINARIES = sorted(BUILD / "tests" / p.stem for p in ROOT.glob("tests/unit/*/test_*.c"))
 
 
 @pytest.mark.parametrize("binary", BINARIES, ids=[b.name for b in BINARIES])

@@ -9,22 +9,27 @@
 static const char INFO_HELP[] =
     "usage: vitamin info [-m MODEL] [--model-name NAME]\n"
     "\n"
-    "Without -m: every registered ViTamin model with its parameter counts (as\n"
-    "open_clip counts them) and forward GFLOPs (2 per multiply-add).\n"
+    "Without -m: every registered model (the ViTamin family, then open_clip's ViT\n"
+    "CLIP configs that use the CLIP tokenizer; their trunk column is ViT/<patch>)\n"
+    "with its parameter counts (as open_clip counts them) and forward\n"
+    "GFLOPs (2 per multiply-add).\n"
     "With -m: loads the checkpoint (checking every tensor) and describes it.\n"
     "With --model-name only: the row of that model (custom sizes too:\n"
     "ViTamin-C<width>-N<depth>[-<image size>]).\n";
 
 static void print_header(void) {
-    printf("%-16s %-19s %5s %5s %6s %4s %5s %10s %4s %14s %14s %10s %9s\n", "model", "timm trunk", "image", "embed",
+    printf("%-22s %-19s %5s %5s %6s %4s %5s %10s %4s %14s %14s %10s %9s\n", "model", "timm trunk", "image", "embed",
            "width", "depth", "heads", "text W/L", "", "image params", "text params", "GFLOP/img", "GFLOP/txt");
 }
 
 static void print_row(const vt_model_config *c) {
-    char text[32];
+    char text[32], trunk[64];
     snprintf(text, sizeof text, "%d/%d", c->text_width, c->text_layers);
-    printf("%-16s %-19s %5d %5d %6d %5d %5d %10s %4s %14lld %14lld %10.2f %9.2f\n", c->name,
-           c->timm_name[0] ? c->timm_name : "-", c->image_size, c->embed_dim, c->width, c->depth, c->heads, text, "",
+    if (c->image_tower == VT_TOWER_VIT)
+        snprintf(trunk, sizeof trunk, "ViT/%d", c->patch_size); /* patch size */
+    else
+        snprintf(trunk, sizeof trunk, "%s", c->timm_name[0] ? c->timm_name : "-");
+    printf("%-22s %-19s %5d %5d %6d %5d %5d %10s %4s %14lld %14lld %10.2f %9.2f\n", c->name, trunk, c->image_size, c->embed_dim, c->width, c->depth, c->heads, text, "",
            (long long)vt_config_image_params(c), (long long)vt_config_text_params(c),
            vt_config_image_flops(c, c->image_size) / 1e9, vt_config_text_flops(c) / 1e9);
 }

@@ -26,9 +26,23 @@ typedef enum { VT_GLU_GELU = 0, VT_GLU_SILU = 1 } vt_glu;
 static inline float silu_exact(float x) { return x / (1.0f + expf(-x)); }
 static inline float glu_gate(vt_glu act, float g) { return act == VT_GLU_SILU ? silu_exact(g) : gelu_exact(g); }
 
+/* The activation of a plain (ungated) MLP or conv, one argument from the
+ * config to the GEMM epilogue and the training op: exact GELU (ViTamin, most
+ * open_clip models) or QuickGELU, x·σ(1.702x) (open_clip QuickGELU in
+ * transformer.py: OpenAI's CLIP weights and the "-quickgelu" configs). */
+typedef enum { VT_ACT_NONE = 0, VT_ACT_GELU = 1, VT_ACT_QUICKGELU = 2 } vt_act;
+
+static inline float quick_gelu_exact(float x) { return x / (1.0f + expf(-1.702f * x)); }
+static inline float act_exact(vt_act act, float x) {
+    return act == VT_ACT_QUICKGELU ? quick_gelu_exact(x) : act == VT_ACT_GELU ? gelu_exact(x) : x;
+}
+
 /* x[i] = gelu(x[i]) for n elements, on the calling thread. */
 void gelu_inplace(vt_isa isa, float *x, size_t n);
 void gelu_inplace_avx512(float *x, size_t n);
+/* x[i] = act(x[i]), on the calling thread. */
+void act_inplace(vt_isa isa, vt_act act, float *x, size_t n);
+void quick_gelu_inplace_avx512(float *x, size_t n);
 
 /* out[j] = act(gate[j]) * lin[j], on the calling thread. */
 void glu_row(vt_isa isa, vt_glu act, float *out, const float *gate, const float *lin, size_t n);

@@ -15,6 +15,15 @@ TARGET_AVX512 void gelu_inplace_avx512(float *x, size_t n) {
     }
 }
 
+TARGET_AVX512 void quick_gelu_inplace_avx512(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, quick_gelu_ps(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, quick_gelu_ps(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 TARGET_AVX512 void glu_row_avx512(vt_glu act, float *out, const float *gate, const float *lin, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)

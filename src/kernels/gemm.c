@@ -56,7 +56,7 @@ VT_CLONES static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1,
             for (int j = n0; j < n1; j++) row[j] *= e->alpha;
         if (e->bias)
             for (int j = n0; j < n1; j++) row[j] += e->bias[j];
-        if (e->gelu) gelu_inplace(isa, row + n0, (size_t)(n1 - n0));
+        if (e->act) act_inplace(isa, (vt_act)e->act, row + n0, (size_t)(n1 - n0));
         if (e->residual) {
             const float *res = e->residual + (size_t)i * e->ldr;
             for (int j = n0; j < n1; j++) row[j] += res[j];
@@ -233,24 +233,24 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
     gemm_epilogue local = epi ? *epi : (gemm_epilogue){1.0f, NULL, 0, NULL, 0, 0, 0};
     gemm_job job = {isa, a, lda, m, b, local.residual == c && local.ldr == ldc, 0, {0}};
     if (job.onto_c) {
-        if (local.alpha != 1.0f || local.gelu || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
+        if (local.alpha != 1.0f || local.act || local.geglu_cols) __builtin_trap(); /* no caller does this; see gemm.h */
         local.residual = NULL;
     }
-    if (local.geglu_cols && (local.alpha != 1.0f || local.gelu || local.residual)) __builtin_trap(); /* see gemm.h */
-    /* The AVX-512 fp32 kernel applies bias, GELU (or GeGLU) and a residual
+    if (local.geglu_cols && (local.alpha != 1.0f || local.act || local.residual)) __builtin_trap(); /* see gemm.h */
+    /* The AVX-512 fp32 kernel applies bias, the activation (or GeGLU) and a residual
      * to its registers on the last K block (same order, same result), saving
      * a pass over C. Other paths gate GeGLU (with its bias) per tile. */
     int fuse = isa == VT_ISA_AVX512 && !b->bf16 && b->k > 0 && local.alpha == 1.0f;
     const float *geglu_bias = local.geglu_cols ? local.bias : NULL;
     if (fuse) {
-        job.fused = (gemm_micro_fused){local.bias, local.gelu, local.residual, local.ldr, NULL, 0, local.geglu_cols,
+        job.fused = (gemm_micro_fused){local.bias, local.act, local.residual, local.ldr, NULL, 0, local.geglu_cols,
                                        local.glu_act};
-        job.fuse = local.bias || local.gelu || local.residual || local.geglu_cols;
-        local.gelu = 0;
+        job.fuse = local.bias || local.act || local.residual || local.geglu_cols;
+        local.act = 0;
         local.residual = NULL;
     }
     if (fuse || local.geglu_cols) local.bias = NULL;
-    int need_epilogue = local.alpha != 1.0f || local.bias || local.gelu || local.residual;
+    int need_epilogue = local.alpha != 1.0f || local.bias || local.act || local.residual;
     /* Tile order. Row-major (all column tiles of a row block, then the next)
      * keeps the A block in L2 but streams all of B once per row block; when B
      * is larger than L2 that is the larger traffic, so go column-major: each

@@ -39,13 +39,13 @@ void gemm_pack_nk(const float *b, int n, int k, int ldb, int p0, int p1, float *
 typedef struct {
     float alpha;            /* scales A·Bᵀ (before bias); 1 for plain linear layers */
     const float *bias;      /* [n] or NULL */
-    int gelu;               /* exact-erf GELU after the bias */
+    int act;                /* kernels/activation.h vt_act after the bias (0: none) */
     const float *residual;  /* [m, ldr] added last, or NULL. May alias C (same ldc)
-                               only with alpha 1 and no GELU. */
+                               only with alpha 1 and no activation. */
     int ldr;
     int geglu_cols;         /* > 0: a gated linear unit. B is [w0; w1] laid out by
                                gemm_geglu_interleave and C receives geglu_cols columns,
-                               act(w0·a + b0) ⊙ (w1·a + b1). Not with alpha != 1, GELU or a
+                               act(w0·a + b0) ⊙ (w1·a + b1). Not with alpha != 1, `act` or a
                                residual. */
     int glu_act;            /* that act: VT_GLU_GELU (0, GeGLU) or VT_GLU_SILU (SwiGLU) */
 } gemm_epilogue;
@@ -87,13 +87,13 @@ void gemm_run(vt_isa isa, int m, const float *a, int lda, const gemm_packed_b *b
 void gemm_micro_scalar(int kc, const float *a, int lda, const float *panel, float *c, int ldc,
                        int mr, int nr, int accumulate);
 /* What the AVX-512 kernel does to its registers after the last K block:
- * + bias[0..nr) (NULL: none), then GELU, then + residual rows (ldr apart; NULL:
+ * + bias[0..nr) (NULL: none), then the activation, then + residual rows (ldr apart; NULL:
  * none); or, with geglu_out, + bias and geglu_out[r][j] = gelu(sum[r][j]) ·
  * sum[r][16 + j] for j < geglu_cols (a gemm_geglu_interleave panel), C (the
  * partial sums of earlier K blocks) then being only read. */
 typedef struct {
     const float *bias;
-    int gelu;
+    int act; /* vt_act */
     const float *residual;
     int ldr;
     float *geglu_out;

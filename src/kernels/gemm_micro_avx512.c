@@ -64,7 +64,7 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
         for (int r = 0; r < mr; r++) gemm_store_row_avx512(c + (size_t)r * ldc, lo[r], hi[r], nr, accumulate);
         return;
     }
-    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, GELU or GeGLU, + residual. */
+    /* Fused epilogue, in gemm.c's order: (C +) sum, + bias, activation or GeGLU, + residual. */
     const float *bias = fused->bias;
     __mmask16 mlo = gemm_row_mask_lo(nr), mhi = gemm_row_mask_hi(nr);
     __m512 blo = bias ? _mm512_maskz_loadu_ps(mlo, bias) : _mm512_setzero_ps();
@@ -84,9 +84,9 @@ TARGET_AVX512 void gemm_micro_avx512(int kc, const float *a, int lda, const floa
                                   _mm512_mul_ps(glu_gate_ps(fused->glu_act, l), h));
             continue;
         }
-        if (fused->gelu) {
-            l = gelu_ps(l);
-            h = gelu_ps(h);
+        if (fused->act) {
+            l = act_ps(fused->act, l);
+            h = act_ps(fused->act, h);
         }
         if (fused->residual) {
             const float *res = fused->residual + (size_t)r * fused->ldr;

@@ -67,6 +67,17 @@ VECMATH_AVX512 static inline __m512 silu_ps(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
+/* QuickGELU, x·σ(1.702x) = x / (1 + exp(−1.702x)). */
+VECMATH_AVX512 static inline __m512 quick_gelu_ps(__m512 x) {
+    __m512 e = exp_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* act(x) of kernels/activation.h vt_act (1 GELU, 2 QuickGELU, else identity). */
+VECMATH_AVX512 static inline __m512 act_ps(int act, __m512 x) {
+    return act == 2 ? quick_gelu_ps(x) : act == 1 ? gelu_ps(x) : x;
+}
+
 /* act(g) of a gated linear unit (kernels/activation.h vt_glu; 0 = GELU). */
 VECMATH_AVX512 static inline __m512 glu_gate_ps(int silu, __m512 g) { return silu ? silu_ps(g) : gelu_ps(g); }
 

@@ -25,6 +25,7 @@ void vt_model_free(vt_model *m) {
     for (size_t i = 0; i < m->owned_count; i++) free(m->owned[i]);
     free(m->owned);
     free(m->vit);
+    free(m->vit_blocks);
     free(m->text);
     ckpt_close(m->checkpoint);
     scratch_pool_destroy(&m->scratch);

@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "kernels/activation.h"
+#include "model/config_vit.h"
 #include "model/schema.h"
 #include "model/topology.h"
 
@@ -68,16 +70,23 @@ static void fill_from_row(const family_row *r, vt_model_config *cfg) {
 }
 
 
-int vt_config_count(void) { return FAMILY_COUNT; }
+int vt_config_mlp_act(const vt_model_config *cfg) { return cfg->quick_gelu ? VT_ACT_QUICKGELU : VT_ACT_GELU; }
+
+/* The ViTamin family first, then open_clip's ViT configs (model/config_vit.c). */
+enum { MAX_CONFIGS = 128 };
+
+int vt_config_count(void) { return FAMILY_COUNT + vit_config_count(); }
 
 const vt_model_config *vt_config_at(int index) {
     /* Built once per process on first use; the table is immutable afterwards. */
-    static vt_model_config table[FAMILY_COUNT];
+    static vt_model_config table[MAX_CONFIGS];
     static int built = 0;
-    if (index < 0 || index >= FAMILY_COUNT) return NULL;
+    if (index < 0 || index >= vt_config_count() || index >= MAX_CONFIGS) return NULL;
 #pragma omp critical(vt_config_table)
     if (!built) {
         for (int i = 0; i < FAMILY_COUNT; i++) fill_from_row(&FAMILY[i], &table[i]);
+        for (int i = 0; i < vit_config_count() && FAMILY_COUNT + i < MAX_CONFIGS; i++)
+            vit_config_fill(i, &table[FAMILY_COUNT + i]);
         built = 1;
     }
     return &table[index];
@@ -117,6 +126,13 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
             return VT_OK;
         }
     }
+    if (vit_config_lookup(bare, out)) return VT_OK;
+    const char *tokenizer = vit_config_other_tokenizer(bare);
+    if (tokenizer)
+        return vt_fail(err, VT_ERR_MODEL,
+                       "model '%s' needs the Hugging Face tokenizer '%s'; vitamin.c has only the CLIP BPE tokenizer, "
+                       "so it runs the ViT configs whose text tower uses it (run 'vitamin info' for the list)",
+                       name, tokenizer);
     int c, nb, img, swiglu;
     if (parse_custom_name(bare, &c, &nb, &img, &swiglu)) {
         vt_status st = vt_config_custom(c, nb, img, out, err);
@@ -133,8 +149,8 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
         strncat(known, ", ", sizeof known - strlen(known) - 1);
     }
     return vt_fail(err, VT_ERR_MODEL,
-                   "unknown model '%s'. Known models: %sor a custom size 'ViTamin-C<width>-N<depth>[-<image size>]' "
-                   "(run 'vitamin info' for the table)",
+                   "unknown model '%s'. Known models: %sthe open_clip ViT configs (ViT-B-32, ViT-L-14-336, ...), "
+                   "or a custom size 'ViTamin-C<width>-N<depth>[-<image size>]' (run 'vitamin info' for the table)",
                    name, known);
 }
 
@@ -237,7 +253,24 @@ vt_status vt_config_custom(int width_c, int depth, int image_size, vt_model_conf
     return vt_config_validate(out, err);
 }
 
+/* The text tower's checks, shared by both image towers. */
+static vt_status validate_text(const vt_model_config *c, vt_error *err) {
+    if (c->text_width > 0 && (c->text_heads <= 0 || c->text_width % c->text_heads))
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': text width %d not divisible by %d heads", c->name,
+                       c->text_width, c->text_heads);
+    if (c->text_width > 0 && (c->context_length < 2 || c->context_length > 4096))
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': context length %d out of range", c->name,
+                       c->context_length);
+    return VT_OK;
+}
+
 vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
+    if (c->image_tower == VT_TOWER_VIT) {
+        vt_status st = vit_config_validate(c, err);
+        return st ? st : validate_text(c, err);
+    }
+    if (c->image_tower != VT_TOWER_VITAMIN)
+        return vt_fail(err, VT_ERR_MODEL, "model '%s': unknown image tower %d", c->name, c->image_tower);
     if (c->stem_width <= 0 || c->stage_widths[0] <= 0 || c->stage_widths[1] <= 0 || c->width <= 0 ||
         c->depth <= 0 || c->heads <= 0 || c->embed_dim <= 0)
         return vt_fail(err, VT_ERR_MODEL, "model '%s': all widths and depths must be positive", c->name);
@@ -252,13 +285,7 @@ vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
     if (c->image_size % 16)
         return vt_fail(err, VT_ERR_MODEL, "model '%s': image size %d is not a multiple of 16", c->name,
                        c->image_size);
-    if (c->text_width > 0 && (c->text_heads <= 0 || c->text_width % c->text_heads))
-        return vt_fail(err, VT_ERR_MODEL, "model '%s': text width %d not divisible by %d heads", c->name,
-                       c->text_width, c->text_heads);
-    if (c->text_width > 0 && (c->context_length < 2 || c->context_length > 4096))
-        return vt_fail(err, VT_ERR_MODEL, "model '%s': context length %d out of range", c->name,
-                       c->context_length);
-    return VT_OK;
+    return validate_text(c, err);
 }
 
 /* --- parameter counts: the schema's tensors (model/schema.c), which the tests
@@ -284,6 +311,7 @@ int64_t vt_config_text_params(const vt_model_config *c) {
 /* --- FLOPs: 2 per multiply-add of every conv, linear and attention matmul --- */
 
 double vt_config_image_flops(const vt_model_config *c, int image_size) {
+    if (c->image_tower == VT_TOWER_VIT) return vit_config_image_flops(c, image_size);
     vt_model_config at_size = *c;
     at_size.image_size = image_size;
     image_topology t;

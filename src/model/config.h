@@ -7,6 +7,11 @@
 
 #include "vitamin.h"
 
+/* Which image tower: ViTamin's hybrid (timm models/vitamin.py) or open_clip's
+ * VisionTransformer (open_clip transformer.py; the "ViT-*" configs, the
+ * paper's baseline). */
+typedef enum { VT_TOWER_VITAMIN = 0, VT_TOWER_VIT = 1 } vt_image_tower;
+
 typedef struct {
     char name[64];        /* open_clip name, e.g. "ViTamin-S" */
     char timm_name[64];   /* timm trunk, e.g. "vitamin_small_224" ("" for custom) */
@@ -24,12 +29,26 @@ typedef struct {
     int image_size;       /* square input size the tower (and its pos_embed) is built for */
     int has_pos_embed;    /* 0 for XL: timm builds it with pos_embed='none' */
     int embed_dim;        /* E: CLIP embedding size (visual.head.proj out) */
+    /* ViT tower (image_tower == VT_TOWER_VIT; width, depth, heads, mlp_hidden,
+     * image_size and embed_dim above are its own, the ViTamin fields 0). */
+    int image_tower;      /* vt_image_tower */
+    int patch_size;       /* conv1 kernel = stride; grid = image_size / patch_size */
+    float ls_init;        /* LayerScale init value (ls_init_value); 0: no ls_1 / ls_2 */
+    int pool_avg;         /* pool_type "avg" (mean of the patch tokens); 0: "tok" (class token) */
+    int final_ln_after_pool; /* ln_post after pooling instead of on every token */
+    int no_ln_pre;        /* ln_pre is Identity */
+    /* Both towers' plain MLPs: exact GELU, or QuickGELU (quick_gelu: OpenAI's
+     * weights and the "-quickgelu" configs). ViTamin's trunk ignores it. */
+    int quick_gelu;
     /* Text tower (open_clip TextTransformer). */
     int text_width, text_heads, text_layers, context_length, vocab_size;
     /* Preprocessing size actually used by open_clip for this config (differs
      * from image_size only for ViTamin-XL-384, whose open_clip json says 256). */
     int open_clip_preprocess_size;
 } vt_model_config;
+
+/* The activation of the config's plain MLPs (kernels/activation.h vt_act). */
+int vt_config_mlp_act(const vt_model_config *cfg);
 
 /* Number of registered configs and access by index (for `vitamin info`). */
 int vt_config_count(void);

@@ -167,6 +167,104 @@ static vt_status check_against_timm_name(const char *path, const char *trunk, co
     return VT_OK;
 }
 
+/* `key` of `obj` as a boolean (fallback if absent). */
+static vt_status get_bool(const char *path, const char *where, const json_value *obj, const char *key, int fallback,
+                          int *out, vt_error *err) {
+    const json_value *v = json_get(obj, key);
+    if (!v) {
+        *out = fallback;
+        return VT_OK;
+    }
+    if (v->type != JSON_BOOL) return vt_fail(err, VT_ERR_FORMAT, "%s: %s.%s must be true or false", path, where, key);
+    *out = v->boolean;
+    return VT_OK;
+}
+
+/* The vision_cfg keys of open_clip's VisionTransformer this engine runs with
+ * their defaults (open_clip model.py CLIPVisionCfg); any other key that
+ * changes the network is refused by name rather than ignored. */
+static const char *const VIT_UNSUPPORTED[] = {"attentional_pool", "attn_pooler_queries", "block_type", "qk_norm",
+                                              "scaled_cosine_attn", "scale_heads", "scale_attn_inner", "scale_attn",
+                                              "scale_fc", "hf_model_name", "timm_model_name", "output_tokens"};
+
+/* An open_clip VisionTransformer config (vision_cfg with layers / patch_size). */
+static vt_status config_from_vit_cfg(const char *path, const json_value *cfg, const json_value *vision,
+                                     vt_model_config *out, vt_error *err) {
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < sizeof VIT_UNSUPPORTED / sizeof *VIT_UNSUPPORTED; i++) {
+        const json_value *v = json_get(vision, VIT_UNSUPPORTED[i]);
+        if (v && !(v->type == JSON_BOOL && !v->boolean) && v->type != JSON_NULL)
+            return vt_fail(err, VT_ERR_UNSUPPORTED,
+                           "%s: vision_cfg.%s is set; vitamin.c runs open_clip's VisionTransformer without it", path,
+                           VIT_UNSUPPORTED[i]);
+    }
+    out->image_tower = VT_TOWER_VIT;
+    out->has_pos_embed = 1;
+    int head_width = 64;
+    vt_status st = get_int(path, "vision_cfg", vision, "image_size", 224, 1, &out->image_size, err);
+    if (!st) st = get_int(path, "vision_cfg", vision, "layers", 12, 1, &out->depth, err);
+    if (!st) st = get_int(path, "vision_cfg", vision, "width", 768, 1, &out->width, err);
+    if (!st) st = get_int(path, "vision_cfg", vision, "head_width", 64, 1, &head_width, err);
+    if (!st) st = get_int(path, "vision_cfg", vision, "patch_size", 16, 1, &out->patch_size, err);
+    if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", -1, 1, &out->embed_dim, err);
+    if (!st) st = get_bool(path, "vision_cfg", vision, "no_ln_pre", 0, &out->no_ln_pre, err);
+    if (!st) st = get_bool(path, "vision_cfg", vision, "final_ln_after_pool", 0, &out->final_ln_after_pool, err);
+    if (!st) st = get_bool(path, "model_cfg", cfg, "quick_gelu", 0, &out->quick_gelu, err);
+    if (st) return st;
+    const char *pool = json_get_string(vision, "pool_type", "tok");
+    if (strcmp(pool, "tok") && strcmp(pool, "avg"))
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.pool_type '%s': vitamin.c pools with \"tok\" or \"avg\"",
+                       path, pool);
+    out->pool_avg = !strcmp(pool, "avg");
+    const char *pos = json_get_string(vision, "pos_embed_type", "learnable");
+    if (strcmp(pos, "learnable") && strcmp(pos, "sin_cos_2d")) /* either way a stored [grid²+1, W] tensor */
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.pos_embed_type '%s' is unknown", path, pos);
+    double ratio = json_get_number(vision, "mlp_ratio", 4.0), ls = json_get_number(vision, "ls_init_value", 0.0);
+    if (!(ratio > 0 && ratio < 1024) || !(ls >= 0 && ls < 1e6))
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vision_cfg.mlp_ratio %g or ls_init_value %g out of range", path, ratio, ls);
+    out->mlp_hidden = (int)(out->width * ratio); /* open_clip: int(width * mlp_ratio) */
+    out->ls_init = (float)ls;
+    if (out->width % head_width)
+        return vt_fail(err, VT_ERR_FORMAT, "%s: vision_cfg.width %d is not a multiple of head_width %d", path,
+                       out->width, head_width);
+    out->heads = out->width / head_width;
+    out->context_length = 77;
+    out->vocab_size = 49408;
+    out->open_clip_preprocess_size = out->image_size;
+    /* The name of the open_clip config with these numbers, if there is one. */
+    snprintf(out->name, sizeof out->name, "ViT-custom");
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *k = vt_config_at(i);
+        if (k->image_tower == VT_TOWER_VIT && k->image_size == out->image_size && k->depth == out->depth &&
+            k->width == out->width && k->heads == out->heads && k->mlp_hidden == out->mlp_hidden &&
+            k->patch_size == out->patch_size && k->embed_dim == out->embed_dim && k->ls_init == out->ls_init &&
+            k->quick_gelu == out->quick_gelu && !out->pool_avg && !out->no_ln_pre && !out->final_ln_after_pool) {
+            snprintf(out->name, sizeof out->name, "%s", k->name);
+            break;
+        }
+    }
+    return VT_OK;
+}
+
+/* text_cfg options of open_clip's TextTransformer that vitamin.c does not run. */
+static vt_status check_text_cfg(const char *path, const json_value *text, vt_error *err) {
+    const char *tokenizer = json_get_string(text, "hf_tokenizer_name", NULL);
+    if (tokenizer || json_get(text, "hf_model_name"))
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: text_cfg uses the Hugging Face tokenizer/model '%s'; vitamin.c has only the CLIP BPE "
+                       "tokenizer and open_clip's TextTransformer", path,
+                       tokenizer ? tokenizer : json_get_string(text, "hf_model_name", "?"));
+    const char *pool = json_get_string(text, "pool_type", "argmax");
+    const json_value *no_mask = json_get(text, "no_causal_mask");
+    double ratio = json_get_number(text, "mlp_ratio", 4.0);
+    if (strcmp(pool, "argmax") || (no_mask && no_mask->type == JSON_BOOL && no_mask->boolean) || ratio != 4.0 ||
+        json_get(text, "ls_init_value") || json_get(text, "embed_cls"))
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: text_cfg sets pool_type/no_causal_mask/mlp_ratio/ls_init_value/embed_cls; vitamin.c runs "
+                       "the CLIP text tower (argmax pooling, causal mask, mlp_ratio 4)", path);
+    return VT_OK;
+}
+
 /* A config that names no ViTamin tower: an error when it clearly describes
  * another model (so a ViT or ConvNeXt config never silently loses to shape
  * inference), a note otherwise (*found stays 0). */
@@ -182,10 +280,6 @@ static vt_status describe_other_config(const char *path, const json_value *root,
                        "%s: model_type '%s'%s%s%s is not a ViTamin model; vitamin.c runs ViTamin CLIP models. Remove or "
                        "rename this config.json, or pass --model-name NAME if the weights beside it are ViTamin's",
                        path, model_type, arch0 ? " (architectures: " : "", arch0 ? arch0 : "", arch0 ? ")" : "");
-    if (vision && (json_get(vision, "patch_size") || json_get(vision, "layers")))
-        return vt_fail(err, VT_ERR_UNSUPPORTED,
-                       "%s: vision_cfg describes an open_clip VisionTransformer (patch_size/layers, no "
-                       "timm_model_name), not a ViTamin tower; vitamin.c runs ViTamin CLIP models", path);
     vt_note(notes, "%s describes no ViTamin tower (no vision_cfg.timm_model_name or vitamin_cfg); ignored", path);
     return VT_OK;
 }
@@ -255,9 +349,13 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
     if (trunk_value && trunk_value->type != JSON_STRING)
         return vt_fail(err, VT_ERR_FORMAT, "%s: vision_cfg.timm_model_name must be a string", path);
     const char *trunk = trunk_value ? trunk_value->string : NULL;
-    if (!vitamin && !trunk) return describe_other_config(path, root, vision, notes, err);
-    vt_status st;
-    if (vitamin) {
+    int is_vit = !vitamin && !trunk && vision && (json_get(vision, "patch_size") || json_get(vision, "layers"));
+    if (!vitamin && !trunk && !is_vit) return describe_other_config(path, root, vision, notes, err);
+    vt_status st = text ? check_text_cfg(path, text, err) : VT_OK;
+    if (st) return st;
+    if (is_vit) {
+        st = config_from_vit_cfg(path, cfg, vision, out, err);
+    } else if (vitamin) {
         if (!vision) return vt_fail(err, VT_ERR_FORMAT, "%s: has vitamin_cfg but no model_cfg.vision_cfg", path);
         st = trunk_from_vitamin_cfg(path, vitamin, out, err);
         if (!st) st = check_against_timm_name(path, trunk, out, err);

@@ -86,9 +86,26 @@ static void expect_count(cross_check *c, const char *field, int expected, schema
                         c->config_path, field, expected, what, got, first);
 }
 
+/* A ViT config against conv1 [W, 3, p, p], positional_embedding [grid²+1, W],
+ * the resblocks and proj [W, E]. */
+static void check_vit_against_tensors(cross_check *c, const vt_model_config *m) {
+    int grid = m->image_size / m->patch_size;
+    expect_dim(c, "vision_cfg.width", m->width, T_VIT_CONV1_W, 4, 0, "width");
+    expect_dim(c, "vision_cfg.patch_size", m->patch_size, T_VIT_CONV1_W, 4, 2, "patch size");
+    expect_dim(c, "vision_cfg.image_size", (long long)grid * grid + 1, T_VIT_POS, 2, 0,
+               "tokens ((image_size/patch_size)^2 + 1)");
+    expect_count(c, "vision_cfg.layers", m->depth, T_VIT_LN1_W, "transformer blocks");
+    expect_dim(c, "vision_cfg.mlp_ratio", m->mlp_hidden, T_VIT_FC_W, 2, 0, "MLP width");
+    expect_dim(c, "embed_dim", m->embed_dim, T_VIT_PROJ, 2, 1, "embed dim");
+}
+
 static vt_status check_config_against_tensors(const char *config_path, const key_index *ix, const vt_model_config *m,
                                               vt_error *err) {
     cross_check c = {config_path, ix, err, VT_OK};
+    if (m->image_tower == VT_TOWER_VIT) {
+        check_vit_against_tensors(&c, m);
+        goto text;
+    }
     char trunk[128];
     snprintf(trunk, sizeof trunk, "vision_cfg.timm_model_name (trunk %s)", m->timm_name[0] ? m->timm_name : m->name);
     expect_dim(&c, trunk, m->stem_width, T_STEM_CONV1_W, 4, 0, "stem width");
@@ -105,6 +122,7 @@ static vt_status check_config_against_tensors(const char *config_path, const key
                            "'visual.trunk.pos_embed': the config does not describe these weights",
                            config_path, trunk);
     }
+text:
     if (m->text_width > 0) {
         expect_dim(&c, "text_cfg.width", m->text_width, T_TXT_TOKEN, 2, 1, "width");
         expect_dim(&c, "text_cfg.vocab_size", m->vocab_size, T_TXT_TOKEN, 2, 0, "vocabulary");
@@ -117,7 +135,63 @@ static vt_status check_config_against_tensors(const char *config_path, const key
 
 /* ----------------------------------------------------- shape inference */
 
-static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, vt_error *err) {
+/* An open_clip VisionTransformer checkpoint: widths, patch, grid, depth and
+ * MLP width from the tensors; the head count, the pooling and the MLP
+ * activation are not in them, so the registered config with these shapes
+ * supplies them (GELU, head width 64 and class-token pooling otherwise), with
+ * a note when QuickGELU is the likelier choice cannot be told apart. */
+static vt_status config_from_vit_shapes(const key_index *ix, vt_model_config *out, vt_notes *notes, vt_error *err) {
+    char name[160];
+    const ckpt_tensor *conv1 = find_kind(ix, T_VIT_CONV1_W, name, sizeof name);
+    int64_t tokens = dim(ix, T_VIT_POS, 2, 0), e = dim(ix, T_VIT_PROJ, 2, 1), hidden = dim(ix, T_VIT_FC_W, 2, 0);
+    if (conv1->ndim != 4 || conv1->shape[2] != conv1->shape[3] || tokens < 2 || e <= 0 || hidden <= 0)
+        return vt_fail(err, VT_ERR_MODEL,
+                       "checkpoint has an open_clip ViT tower with unexpected shapes (%s, the positional embedding, "
+                       "proj or the MLP); pass --model-name NAME or put open_clip_config.json beside it", name);
+    int64_t w = conv1->shape[0], p = conv1->shape[2], grid = 1;
+    while ((grid + 1) * (grid + 1) + 1 <= tokens) grid++;
+    if (grid * grid + 1 != tokens)
+        return vt_fail(err, VT_ERR_MODEL, "visual.positional_embedding has %lld rows, not grid^2 + 1", (long long)tokens);
+    int layers = count_indexed(ix, T_VIT_LN1_W), tw = (int)dim(ix, T_TXT_TOKEN, 2, 1), tl = count_indexed(ix, T_TXT_LN1_W);
+    int has_ls = dim(ix, T_VIT_LS1, 1, 0) > 0, no_ln_pre = dim(ix, T_VIT_LN_PRE_W, 1, 0) < 0;
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *r = vt_config_at(i);
+        if (r->image_tower == VT_TOWER_VIT && r->width == w && r->patch_size == p && r->image_size / p == grid &&
+            r->depth == layers && r->mlp_hidden == hidden && r->embed_dim == e && (r->ls_init > 0) == has_ls &&
+            !r->quick_gelu && (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {
+            *out = *r;
+            if (tw < 0) out->text_width = 0;
+            vt_note(notes, "the tensors do not say whether %s's MLPs use GELU or QuickGELU: running GELU; OpenAI's "
+                    "weights (and the -quickgelu releases) need --model-name %s-quickgelu or their "
+                    "open_clip_config.json", out->name, out->name);
+            return VT_OK;
+        }
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "ViT-custom");
+    out->image_tower = VT_TOWER_VIT;
+    out->has_pos_embed = 1;
+    out->width = (int)w;
+    out->patch_size = (int)p;
+    out->image_size = out->open_clip_preprocess_size = (int)(grid * p);
+    out->depth = layers;
+    out->heads = (int)(w % 64 ? 1 : w / 64);
+    out->mlp_hidden = (int)hidden;
+    out->embed_dim = (int)e;
+    out->ls_init = has_ls ? 1e-5f : 0.0f;
+    out->no_ln_pre = no_ln_pre;
+    out->text_width = tw > 0 ? tw : 0;
+    out->text_layers = tl;
+    out->text_heads = tw > 0 && tw % 64 == 0 ? tw / 64 : 1;
+    out->context_length = (int)dim(ix, T_TXT_POS, 2, 0);
+    out->vocab_size = (int)dim(ix, T_TXT_TOKEN, 2, 0);
+    vt_note(notes, "ViT shapes match no open_clip config: assuming head width 64, class-token pooling and GELU; "
+            "put the model's open_clip_config.json beside it to be sure");
+    return vt_config_validate(out, err);
+}
+
+static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, vt_notes *notes, vt_error *err) {
+    if (dim(ix, T_VIT_CONV1_W, 4, 0) > 0) return config_from_vit_shapes(ix, out, notes, err);
     int64_t c0 = dim(ix, T_STEM_CONV1_W, 4, 0);
     int64_t d = dim(ix, T_BLK_NORM1_W, 1, 0);
     int64_t e = dim(ix, T_HEAD_PROJ_W, 2, 0);
@@ -293,7 +367,7 @@ vt_status config_resolve(const char *checkpoint_path, const ckpt_file *ckpt, con
         found = !st;
     }
     if (!st && !found) {
-        st = config_from_shapes(&ix, out, err);
+        st = config_from_shapes(&ix, out, notes, err);
         if (!st)
             vt_note(notes, "no open_clip_config.json or config.json beside %s: %s inferred from the tensor shapes",
                     checkpoint_path, out->name);

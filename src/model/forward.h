@@ -1,4 +1,4 @@
-/* Forward passes of the two towers (image_tower.c, text_tower.c) and the
+/* Forward passes of the towers (image_tower.c, vit_tower.c, text_tower.c) and the
  * scratch memory they run in. All memory a forward pass touches is planned up
  * front from the model and the batch size: one arena, no allocation inside. */
 #ifndef VT_MODEL_FORWARD_H
@@ -24,6 +24,17 @@ size_t image_tower_scratch_floats(const struct vt_model *m, int batch);
  * out: [batch, E] unnormalised image features (encode_image). */
 void image_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
                          const vt_trace *trace);
+
+/* The ViT tower's (vit_tower.c); image_tower_* dispatch to them. */
+size_t vit_tower_scratch_floats(const struct vt_model *m, int batch);
+void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
+                       const vt_trace *trace);
+
+/* One open_clip ResidualAttentionBlock on x [batch, t, w] in place
+ * (resblock.c): `act` a vt_act, `hidden` the MLP width; t1 holds batch·t·w
+ * floats, big batch·t·max(3w, hidden), attn_scratch as attention_forward's. */
+void resblock_forward(const struct vt_model *m, const resblock *blk, float *x, int batch, int t, int w, int heads,
+                      int causal, int act, int hidden, float *t1, float *big, float *attn_scratch);
 
 size_t text_tower_scratch_floats(const struct vt_model *m, int batch);
 /* ids: [batch, context_length]; out: [batch, E] unnormalised (encode_text). */

@@ -37,10 +37,13 @@ typedef struct {
     linear_layer w2;
 } vit_block;
 
+/* open_clip ResidualAttentionBlock (transformer.py): the text tower's blocks
+ * and the ViT tower's. */
 typedef struct {
     const float *ln1_weight, *ln1_bias, *ln2_weight, *ln2_bias;
     linear_layer in_proj, out_proj, c_fc, c_proj;
-} text_block;
+    const float *ls1, *ls2; /* LayerScale gammas [W], or NULL (no ls_init_value) */
+} resblock;
 
 
 struct vt_model {
@@ -63,11 +66,20 @@ struct vt_model {
     const float *fc_norm_weight, *fc_norm_bias;
     linear_layer head_proj;
 
+    /* ViT image tower (cfg.image_tower == VT_TOWER_VIT; open_clip VisionTransformer). */
+    linear_layer patch_embed;           /* conv1 [W, 3·p·p] over (channel, ky, kx) patch vectors, no bias */
+    const float *class_embedding;       /* [W] */
+    const float *vit_pos;               /* [grid² + 1, W] */
+    const float *ln_pre_weight, *ln_pre_bias; /* NULL with no_ln_pre */
+    resblock *vit_blocks;
+    const float *ln_post_weight, *ln_post_bias;
+    linear_layer vit_proj;              /* proj [W, E] used as x·P */
+
     /* Text tower (absent for image-only timm checkpoints). */
     int has_text;
     const float *token_embedding;      /* [vocab, W] */
     const float *positional_embedding; /* [context, W] */
-    text_block *text;
+    resblock *text;
     const float *ln_final_weight, *ln_final_bias;
     linear_layer text_projection;      /* [W, E] used as x·P */
     float logit_scale;                 /* stored (log) value */

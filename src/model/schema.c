@@ -1,6 +1,7 @@
-/* The ViTamin CLIP schema (see schema.h). Order and shapes follow open_clip's
- * CustomTextCLIP state_dict for a timm "vitamin_*" trunk (timm
- * models/vitamin.py; open_clip model.py, transformer.py). */
+/* The CLIP schemas (see schema.h). Order and shapes follow open_clip's
+ * state_dicts: CustomTextCLIP over a timm "vitamin_*" trunk (timm
+ * models/vitamin.py), CLIP over a VisionTransformer (open_clip model.py,
+ * transformer.py). */
 #include "model/schema.h"
 
 #include <stdarg.h>
@@ -90,11 +91,76 @@ static void add(builder *b, schema_kind kind, int i, int j, int lock_group, int 
  * depth + 1 = fc_norm; the head is never locked. Text: 0 = token and
  * positional embeddings, 1 + i = resblock i (the last shares its group with
  * ln_final), layers + 1 = text_projection. */
+static vt_status add_vitamin_tower(builder *bp, const vt_model_config *c, int head_bias, vt_error *err);
+static void add_text_tower(builder *bp, const vt_model_config *c, int with_text);
+
+/* open_clip VisionTransformer (transformer.py), in its state_dict order:
+ * its own parameters, then conv1, ln_pre, the resblocks, ln_post. Lock
+ * groups as its lock(): 0 = conv1, class and positional embeddings, ln_pre;
+ * 1 + i = resblock i, the last sharing its group with ln_post; layers + 1 =
+ * proj. */
+static void add_vit_tower(builder *bp, const vt_model_config *c) {
+    builder b = *bp;
+    int grid = c->image_size / c->patch_size, d = c->width, h = c->mlp_hidden, p = c->patch_size, L = c->depth;
+    ADD(VIT_CLASS_EMB, -1, -1, 0, (d));
+    ADD(VIT_POS, -1, -1, 0, (grid * grid + 1, d));
+    ADD(VIT_PROJ, -1, -1, L + 1, (d, c->embed_dim));
+    ADD(VIT_CONV1_W, -1, -1, 0, (d, 3, p, p));
+    if (!c->no_ln_pre) {
+        ADD(VIT_LN_PRE_W, -1, -1, 0, (d));
+        ADD(VIT_LN_PRE_B, -1, -1, 0, (d));
+    }
+    for (int i = 0; i < L; i++) {
+        int g = 1 + i;
+        ADD(VIT_LN1_W, i, -1, g, (d));
+        ADD(VIT_LN1_B, i, -1, g, (d));
+        ADD(VIT_IN_PROJ_W, i, -1, g, (3 * d, d));
+        ADD(VIT_IN_PROJ_B, i, -1, g, (3 * d));
+        ADD(VIT_OUT_PROJ_W, i, -1, g, (d, d));
+        ADD(VIT_OUT_PROJ_B, i, -1, g, (d));
+        if (c->ls_init > 0) ADD(VIT_LS1, i, -1, g, (d));
+        ADD(VIT_LN2_W, i, -1, g, (d));
+        ADD(VIT_LN2_B, i, -1, g, (d));
+        ADD(VIT_FC_W, i, -1, g, (h, d));
+        ADD(VIT_FC_B, i, -1, g, (h));
+        ADD(VIT_CPROJ_W, i, -1, g, (d, h));
+        ADD(VIT_CPROJ_B, i, -1, g, (d));
+        if (c->ls_init > 0) ADD(VIT_LS2, i, -1, g, (d));
+    }
+    ADD(VIT_LN_POST_W, -1, -1, L, (d));
+    ADD(VIT_LN_POST_B, -1, -1, L, (d));
+    *bp = b;
+}
+
 vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, model_schema *out, vt_error *err) {
     memset(out, 0, sizeof *out);
     builder b = {out, 0, 0};
-    int n = (c->image_size / 16) * (c->image_size / 16), d = c->width, h = c->mlp_hidden, c0 = c->stem_width;
     add(&b, T_LOGIT_SCALE, -1, -1, -1, 0, NULL);
+    if (c->image_tower == VT_TOWER_VIT) {
+        add_vit_tower(&b, c);
+        out->image_lock_groups = c->depth + 2;
+    } else {
+        vt_status st = add_vitamin_tower(&b, c, head_bias, err);
+        if (st) {
+            schema_free(out);
+            return st;
+        }
+    }
+    out->mlp_glu = c->mlp_glu;
+    add_text_tower(&b, c, with_text);
+    if (b.failed) {
+        schema_free(out);
+        return vt_fail(err, VT_ERR_NOMEM, "out of memory for the tensor table of %s", c->name);
+    }
+    return VT_OK;
+}
+
+/* The ViTamin trunk (timm models/vitamin.py) and its head, in open_clip's
+ * CustomTextCLIP state_dict order. */
+static vt_status add_vitamin_tower(builder *bp, const vt_model_config *c, int head_bias, vt_error *err) {
+    builder b = *bp;
+    model_schema *out = b.s;
+    int n = (c->image_size / 16) * (c->image_size / 16), d = c->width, h = c->mlp_hidden, c0 = c->stem_width;
     if (c->has_pos_embed) ADD(POS_EMBED, -1, -1, 0, (1, n, d));
     ADD(STEM_CONV1_W, -1, -1, 0, (c0, 3, 3, 3));
     ADD(STEM_CONV1_B, -1, -1, 0, (c0));
@@ -103,10 +169,8 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
     ADD(STEM_CONV2_W, -1, -1, 0, (c0, c0, 3, 3));
     ADD(STEM_CONV2_B, -1, -1, 0, (c0));
     image_topology topo;
-    if (image_topology_build(c, &topo)) {
-        schema_free(out);
+    if (image_topology_build(c, &topo))
         return vt_fail(err, VT_ERR_MODEL, "%s: more than %d MBConv blocks", c->name, VT_MAX_MBCONV);
-    }
     for (int k = 0; k < topo.mbconv_count; k++) {
         const topo_mbconv *t = &topo.mbconv[k];
         int s = t->stage, i = t->index, cin = t->cin, cout = t->cout, mid = t->mid;
@@ -154,8 +218,14 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
     ADD(HEAD_PROJ_W, -1, -1, -1, (c->embed_dim, d));
     if (head_bias) ADD(HEAD_PROJ_B, -1, -1, -1, (c->embed_dim));
     out->image_lock_groups = c->depth + 2;
-    out->mlp_glu = c->mlp_glu;
+    *bp = b;
+    return VT_OK;
+}
 
+/* open_clip TextTransformer (every config here), in state_dict order. */
+static void add_text_tower(builder *bp, const vt_model_config *c, int with_text) {
+    builder b = *bp;
+    model_schema *out = b.s;
     int w = c->text_width, layers = c->text_layers;
     if (with_text && w > 0) {
         ADD(TXT_POS, -1, -1, 0, (c->context_length, w));
@@ -180,11 +250,7 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
         ADD(TXT_LN_FINAL_B, -1, -1, layers, (w));
         out->text_lock_groups = layers + 2;
     }
-    if (b.failed) {
-        schema_free(out);
-        return vt_fail(err, VT_ERR_NOMEM, "out of memory for the tensor table of %s", c->name);
-    }
-    return VT_OK;
+    *bp = b;
 }
 
 void schema_free(model_schema *s) {

@@ -1,4 +1,4 @@
-/* One schema per architecture: every tensor of a ViTamin CLIP state dict, in
+/* One schema per architecture: every tensor of a ViTamin or ViT CLIP state dict, in
  * open_clip's state_dict order, with its name, shape, tower, role, optimizer
  * group and lock group. The binder (model/weights.c), the training parameter
  * table, its initialisation and its locks (train/params.c, train/lock.c), the
@@ -18,7 +18,15 @@
 #include "model/config.h"
 
 typedef enum { SCHEMA_IMAGE = 0, SCHEMA_TEXT = 1, SCHEMA_SHARED = 2 } schema_tower;
-typedef enum { ROLE_WEIGHT, ROLE_BIAS, ROLE_NORM_WEIGHT, ROLE_NORM_BIAS, ROLE_EMBEDDING, ROLE_SCALE } schema_role;
+typedef enum {
+    ROLE_WEIGHT,
+    ROLE_BIAS,
+    ROLE_NORM_WEIGHT,
+    ROLE_NORM_BIAS,
+    ROLE_EMBEDDING,
+    ROLE_SCALE,       /* logit_scale */
+    ROLE_LAYER_SCALE  /* LayerScale gamma (open_clip transformer.py LayerScale), initialised to ls_init_value */
+} schema_role;
 
 #define SCHEMA_BACKBONE "visual.trunk.patch_embed.backbone"
 /* X(kind, name pattern, tower, role); %d are the indices, in order. */
@@ -65,6 +73,28 @@ typedef enum { ROLE_WEIGHT, ROLE_BIAS, ROLE_NORM_WEIGHT, ROLE_NORM_BIAS, ROLE_EM
     X(FC_NORM_B, "visual.trunk.fc_norm.bias", IMAGE, NORM_BIAS)                                  \
     X(HEAD_PROJ_W, "visual.head.proj.weight", IMAGE, WEIGHT)                                     \
     X(HEAD_PROJ_B, "visual.head.proj.bias", IMAGE, BIAS)                                         \
+    X(VIT_CLASS_EMB, "visual.class_embedding", IMAGE, EMBEDDING)                                 \
+    X(VIT_POS, "visual.positional_embedding", IMAGE, EMBEDDING)                                  \
+    X(VIT_PROJ, "visual.proj", IMAGE, WEIGHT)                                                    \
+    X(VIT_CONV1_W, "visual.conv1.weight", IMAGE, WEIGHT)                                         \
+    X(VIT_LN_PRE_W, "visual.ln_pre.weight", IMAGE, NORM_WEIGHT)                                  \
+    X(VIT_LN_PRE_B, "visual.ln_pre.bias", IMAGE, NORM_BIAS)                                      \
+    X(VIT_LN1_W, "visual.transformer.resblocks.%d.ln_1.weight", IMAGE, NORM_WEIGHT)              \
+    X(VIT_LN1_B, "visual.transformer.resblocks.%d.ln_1.bias", IMAGE, NORM_BIAS)                  \
+    X(VIT_IN_PROJ_W, "visual.transformer.resblocks.%d.attn.in_proj_weight", IMAGE, WEIGHT)       \
+    X(VIT_IN_PROJ_B, "visual.transformer.resblocks.%d.attn.in_proj_bias", IMAGE, BIAS)           \
+    X(VIT_OUT_PROJ_W, "visual.transformer.resblocks.%d.attn.out_proj.weight", IMAGE, WEIGHT)     \
+    X(VIT_OUT_PROJ_B, "visual.transformer.resblocks.%d.attn.out_proj.bias", IMAGE, BIAS)         \
+    X(VIT_LS1, "visual.transformer.resblocks.%d.ls_1.gamma", IMAGE, LAYER_SCALE)                 \
+    X(VIT_LN2_W, "visual.transformer.resblocks.%d.ln_2.weight", IMAGE, NORM_WEIGHT)              \
+    X(VIT_LN2_B, "visual.transformer.resblocks.%d.ln_2.bias", IMAGE, NORM_BIAS)                  \
+    X(VIT_FC_W, "visual.transformer.resblocks.%d.mlp.c_fc.weight", IMAGE, WEIGHT)                \
+    X(VIT_FC_B, "visual.transformer.resblocks.%d.mlp.c_fc.bias", IMAGE, BIAS)                    \
+    X(VIT_CPROJ_W, "visual.transformer.resblocks.%d.mlp.c_proj.weight", IMAGE, WEIGHT)           \
+    X(VIT_CPROJ_B, "visual.transformer.resblocks.%d.mlp.c_proj.bias", IMAGE, BIAS)               \
+    X(VIT_LS2, "visual.transformer.resblocks.%d.ls_2.gamma", IMAGE, LAYER_SCALE)                 \
+    X(VIT_LN_POST_W, "visual.ln_post.weight", IMAGE, NORM_WEIGHT)                                \
+    X(VIT_LN_POST_B, "visual.ln_post.bias", IMAGE, NORM_BIAS)                                    \
     X(TXT_POS, "text.positional_embedding", TEXT, EMBEDDING)                                     \
     X(TXT_PROJ, "text.text_projection", TEXT, WEIGHT)                                            \
     X(TXT_TOKEN, "text.token_embedding.weight", TEXT, EMBEDDING)                                 \

@@ -1,5 +1,5 @@
 /* open_clip TextTransformer forward (open_clip transformer.py TextTransformer): token + positional embedding,
- * causal pre-LN blocks (eps 1e-5, GELU MLP), ln_final, pooling at the first
+ * causal pre-LN blocks (model/resblock.c: eps 1e-5, GELU or QuickGELU MLP), ln_final, pooling at the first
  * EOT (argmax of ids), projection x·P.
  *
  * Because attention is causal and only the EOT position is pooled, positions
@@ -42,7 +42,6 @@ void text_tower_forward(const struct vt_model *m, const int32_t *ids, int batch,
         int p = pooled_position(ids + (size_t)i * ctx, ctx) + 1;
         if (p > t_run) t_run = p;
     }
-    size_t rows = (size_t)batch * t_run;
     float *x = scratch, *t1 = x + align16((size_t)batch * ctx * w), *big = t1 + align16((size_t)batch * ctx * w);
     float *attn = big + align16((size_t)batch * ctx * 4 * w);
     float *pooled = attn + align16((size_t)omp_get_max_threads() * attention_scratch_floats(ctx, w / c->text_heads));
@@ -55,19 +54,9 @@ void text_tower_forward(const struct vt_model *m, const int32_t *ids, int batch,
             for (int j = 0; j < w; j++) dst[j] = emb[j] + pos[j];
         }
 
+    int act = vt_config_mlp_act(c);
     for (int l = 0; l < c->text_layers; l++) {
-        const text_block *blk = &m->text[l];
-        layernorm_forward(t1, x, rows, w, blk->ln1_weight, blk->ln1_bias, TEXT_LN_EPS);
-        gemm_epilogue in_proj = {1.0f, blk->in_proj.bias, 0, NULL, 0, 0, 0};
-        gemm_run(m->isa, (int)rows, t1, w, &blk->in_proj.weight, big, 3 * w, &in_proj);
-        attention_forward(m->isa, t1, NULL, big, batch, t_run, w, c->text_heads, 1, attn);
-        gemm_epilogue out_proj = {1.0f, blk->out_proj.bias, 0, x, w, 0, 0};
-        gemm_run(m->isa, (int)rows, t1, w, &blk->out_proj.weight, x, w, &out_proj);
-        layernorm_forward(t1, x, rows, w, blk->ln2_weight, blk->ln2_bias, TEXT_LN_EPS);
-        gemm_epilogue fc = {1.0f, blk->c_fc.bias, 1, NULL, 0, 0, 0};
-        gemm_run(m->isa, (int)rows, t1, w, &blk->c_fc.weight, big, 4 * w, &fc);
-        gemm_epilogue proj = {1.0f, blk->c_proj.bias, 0, x, w, 0, 0};
-        gemm_run(m->isa, (int)rows, big, 4 * w, &blk->c_proj.weight, x, w, &proj);
+        resblock_forward(m, &m->text[l], x, batch, t_run, w, c->text_heads, 1, act, 4 * w, t1, big, attn);
         if (trace && trace->fn) {
             char name[32];
             snprintf(name, sizeof name, "text_block%d", l);

@@ -235,6 +235,58 @@ static void bind_image_tower(binder *b) {
     bind_linear(b, &m->head_proj, T_HEAD_PROJ_W, head_bias ? T_HEAD_PROJ_B : T_KIND_COUNT, -1, -1);
 }
 
+/* open_clip ResidualAttentionBlock i of the tower whose kinds start at ln1
+ * (the ViT and text kinds run in the same order: ln_1, in_proj, out_proj,
+ * ls_1, ln_2, c_fc, c_proj, ls_2). */
+typedef struct {
+    schema_kind ln1_w, ln1_b, in_w, in_b, out_w, out_b, ls1, ln2_w, ln2_b, fc_w, fc_b, cp_w, cp_b, ls2;
+} resblock_kinds;
+
+static const resblock_kinds VIT_BLOCK = {T_VIT_LN1_W, T_VIT_LN1_B, T_VIT_IN_PROJ_W, T_VIT_IN_PROJ_B,
+                                         T_VIT_OUT_PROJ_W, T_VIT_OUT_PROJ_B, T_VIT_LS1, T_VIT_LN2_W,
+                                         T_VIT_LN2_B, T_VIT_FC_W, T_VIT_FC_B, T_VIT_CPROJ_W, T_VIT_CPROJ_B,
+                                         T_VIT_LS2};
+static const resblock_kinds TEXT_BLOCK = {T_TXT_LN1_W, T_TXT_LN1_B, T_TXT_IN_PROJ_W, T_TXT_IN_PROJ_B,
+                                          T_TXT_OUT_PROJ_W, T_TXT_OUT_PROJ_B, T_KIND_COUNT, T_TXT_LN2_W,
+                                          T_TXT_LN2_B, T_TXT_FC_W, T_TXT_FC_B, T_TXT_CPROJ_W, T_TXT_CPROJ_B,
+                                          T_KIND_COUNT};
+
+static void bind_resblock(binder *b, resblock *blk, const resblock_kinds *k, int i) {
+    bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, k->ln1_w, k->ln1_b, i, -1);
+    bind_linear(b, &blk->in_proj, k->in_w, k->in_b, i, -1);
+    bind_linear(b, &blk->out_proj, k->out_w, k->out_b, i, -1);
+    bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, k->ln2_w, k->ln2_b, i, -1);
+    bind_linear(b, &blk->c_fc, k->fc_w, k->fc_b, i, -1);
+    bind_linear(b, &blk->c_proj, k->cp_w, k->cp_b, i, -1);
+    /* LayerScale exists exactly when the schema has it (ls_init_value). */
+    int has_ls = k->ls1 != T_KIND_COUNT && schema_find(&b->schema, k->ls1, i, -1) >= 0;
+    blk->ls1 = has_ls ? bind_kind(b, k->ls1, i, -1) : NULL;
+    blk->ls2 = has_ls ? bind_kind(b, k->ls2, i, -1) : NULL;
+}
+
+/* open_clip VisionTransformer: conv1 [W, 3, p, p] is already the [W, 3p²]
+ * matrix of vit_tower.c's (channel, ky, kx) patch vectors. */
+static void bind_vit_tower(binder *b) {
+    struct vt_model *m = b->m;
+    const vt_model_config *c = &m->cfg;
+    const schema_tensor *t;
+    const float *conv1 = bind_kind_entry(b, T_VIT_CONV1_W, -1, -1, &t);
+    if (conv1) pack_into(b, &m->patch_embed, conv1, c->width, 3 * c->patch_size * c->patch_size, 0);
+    m->patch_embed.bias = NULL;
+    m->class_embedding = bind_kind(b, T_VIT_CLASS_EMB, -1, -1);
+    m->vit_pos = bind_kind(b, T_VIT_POS, -1, -1);
+    m->ln_pre_weight = m->ln_pre_bias = NULL;
+    if (!c->no_ln_pre) bind_norm(b, &m->ln_pre_weight, &m->ln_pre_bias, T_VIT_LN_PRE_W, T_VIT_LN_PRE_B, -1, -1);
+    m->vit_blocks = calloc((size_t)c->depth, sizeof *m->vit_blocks);
+    if (!m->vit_blocks) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+    for (int i = 0; i < c->depth && !b->status; i++) bind_resblock(b, &m->vit_blocks[i], &VIT_BLOCK, i);
+    bind_norm(b, &m->ln_post_weight, &m->ln_post_bias, T_VIT_LN_POST_W, T_VIT_LN_POST_B, -1, -1);
+    /* proj is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
+    const float *proj = bind_kind(b, T_VIT_PROJ, -1, -1);
+    pack_into(b, &m->vit_proj, proj, c->embed_dim, c->width, 1);
+    m->vit_proj.bias = NULL;
+}
+
 static void bind_text_tower(binder *b) {
     struct vt_model *m = b->m;
     const vt_model_config *c = &m->cfg;
@@ -243,15 +295,7 @@ static void bind_text_tower(binder *b) {
     m->positional_embedding = bind_kind(b, T_TXT_POS, -1, -1);
     m->text = calloc((size_t)c->text_layers, sizeof *m->text);
     if (!m->text) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
-    for (int i = 0; i < c->text_layers && !b->status; i++) {
-        text_block *blk = &m->text[i];
-        bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, T_TXT_LN1_W, T_TXT_LN1_B, i, -1);
-        bind_linear(b, &blk->in_proj, T_TXT_IN_PROJ_W, T_TXT_IN_PROJ_B, i, -1);
-        bind_linear(b, &blk->out_proj, T_TXT_OUT_PROJ_W, T_TXT_OUT_PROJ_B, i, -1);
-        bind_norm(b, &blk->ln2_weight, &blk->ln2_bias, T_TXT_LN2_W, T_TXT_LN2_B, i, -1);
-        bind_linear(b, &blk->c_fc, T_TXT_FC_W, T_TXT_FC_B, i, -1);
-        bind_linear(b, &blk->c_proj, T_TXT_CPROJ_W, T_TXT_CPROJ_B, i, -1);
-    }
+    for (int i = 0; i < c->text_layers && !b->status; i++) bind_resblock(b, &m->text[i], &TEXT_BLOCK, i);
     bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, T_TXT_LN_FINAL_W, T_TXT_LN_FINAL_B, -1, -1);
     /* text_projection is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
     const float *proj = bind_kind(b, T_TXT_PROJ, -1, -1);
@@ -270,7 +314,10 @@ vt_status weights_bind(struct vt_model *m, vt_error *err) {
     m->has_text = m->cfg.text_width > 0 && text_present;
     st = schema_build(&m->cfg, m->has_text, key_index_find(&b.ix, head_bias, NULL) != NULL, &b.schema, err);
     if (st) { key_index_free(&b.ix); return st; }
-    bind_image_tower(&b);
+    if (m->cfg.image_tower == VT_TOWER_VIT)
+        bind_vit_tower(&b);
+    else
+        bind_image_tower(&b);
     if (m->has_text) bind_text_tower(&b);
     m->logit_scale = 0.0f;
     char logit_scale[32];
@@ -288,7 +335,7 @@ vt_status weights_bind(struct vt_model *m, vt_error *err) {
             format_shape(got, sizeof got, b.ix.tensors[i]->ndim, b.ix.tensors[i]->shape);
             b.status = vt_fail(err, VT_ERR_SHAPE,
                                "unexpected tensor '%s' %s in the checkpoint: model %s has no such parameter "
-                               "(wrong --model-name, or not a ViTamin checkpoint?)",
+                               "(wrong --model-name, or a checkpoint of another architecture?)",
                                b.ix.tensors[i]->name, got, m->cfg.name);
         }
     }

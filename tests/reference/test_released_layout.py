@@ -153,14 +153,23 @@ def test_preprocessor_disagreement_is_reported(tmp_path):
     assert any("resample 2" in n for n in notes) and any("image_mean" in n for n in notes)
 
 
+def test_open_clip_vit_config_resolves(tmp_path):
+    """An open_clip ViT config (vision_cfg with layers/patch_size) names the
+    registered ViT config with those numbers."""
+    proc = resolve(tmp_path, {"embed_dim": 512, "vision_cfg": {"layers": 12, "width": 768, "patch_size": 16},
+                              "text_cfg": {"width": 512, "heads": 8, "layers": 12}})
+    got = fields(proc.stdout)
+    assert got["name"] == "ViT-B-16" and int(got["image"]) == 224 and int(got["width"]) == 768, proc.stdout
+
+
 @pytest.mark.parametrize("config,message", [
     ("{not json", "not valid JSON"),
     ("[1, 2, 3]", "not a JSON object"),
     (json.dumps({"vision_cfg": {"timm_model_name": 7}}), "must be a string"),
     (json.dumps(authors_config("convnext_base", 224, 512, 512, 8, 12)), "not a ViTamin trunk"),
     (json.dumps({"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 512}), "'clip'"),
-    (json.dumps({"embed_dim": 512, "vision_cfg": {"layers": 12, "width": 768, "patch_size": 16}}),
-     "VisionTransformer"),
+    (json.dumps({"embed_dim": 512, "vision_cfg": {"layers": 12, "width": 768, "patch_size": 16,
+                                                  "attentional_pool": True}}), "vision_cfg.attentional_pool"),
     (json.dumps(authors_config("vitamin_small", 230, 384, 384, 6, 12)), "multiple of 16"),
     (json.dumps(authors_config("vitamin_small", 224, 384, 384, 7, 12)), "not divisible"),
     (json.dumps(authors_config("vitamin_small", -3, 384, 384, 6, 12)), "image_size"),
@@ -174,7 +183,7 @@ def test_preprocessor_disagreement_is_reported(tmp_path):
                  "vitamin_cfg": {"name": "ViTamin-Tiny", "timm_name": "", "stem_width": 16, "stage_widths": [16, 32],
                                  "stage_depths": [2, 4], "width": 96, "depth": 2, "heads": 2, "mlp_hidden": 192,
                                  "mlp": "relu", "pos_embed": True}}), "vitamin_cfg.mlp"),
-], ids=["not-json", "array", "trunk-type", "convnext", "transformers-clip", "open-clip-vit", "size", "heads",
+], ids=["not-json", "array", "trunk-type", "convnext", "transformers-clip", "open-clip-vit-attn-pool", "size", "heads",
         "negative", "too-many-mbconv", "unknown-mlp"])
 def test_bad_configs(tmp_path, config, message):
     proc = resolve(tmp_path, config, expect_ok=False)

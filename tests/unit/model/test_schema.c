@@ -50,6 +50,39 @@ static void check_member(const vt_model_config *c) {
     schema_free(&s);
 }
 
+/* A ViT config: open_clip CLIP's order and VisionTransformer.lock()'s groups
+ * (0 = conv1, embeddings, ln_pre; 1 + i = resblock i, the last with ln_post;
+ * layers + 1 = proj); LayerScale gammas exactly with ls_init_value. */
+static void check_vit_member(const vt_model_config *c) {
+    model_schema s;
+    CHECK(schema_build(c, 1, 0, &s, NULL) == VT_OK);
+    int64_t sum[3] = {0, 0, 0};
+    int unique = 1, found = 1;
+    for (int i = 0; i < s.count; i++) {
+        const schema_tensor *t = &s.tensors[i];
+        sum[t->tower] += (int64_t)t->count;
+        for (int j = 0; j < i && unique; j++) unique = strcmp(t->name, s.tensors[j].name) != 0;
+        found &= schema_find(&s, t->kind, t->index[0], t->index[1]) == i;
+    }
+    CHECK(unique && found);
+    CHECK(s.tensors[0].kind == T_LOGIT_SCALE && s.tensors[1].kind == T_VIT_CLASS_EMB);
+    CHECK(sum[SCHEMA_IMAGE] == vt_config_image_params(c) && sum[SCHEMA_TEXT] == vt_config_text_params(c));
+    int grid = c->image_size / c->patch_size, last = c->depth - 1;
+    const schema_tensor *pos = &s.tensors[schema_find(&s, T_VIT_POS, -1, -1)];
+    CHECK(pos->shape[0] == grid * grid + 1 && pos->shape[1] == c->width);
+    CHECK(s.image_lock_groups == c->depth + 2);
+    CHECK(s.tensors[schema_find(&s, T_VIT_CONV1_W, -1, -1)].lock_group == 0);
+    CHECK(s.tensors[schema_find(&s, T_VIT_LN_PRE_W, -1, -1)].lock_group == 0);
+    CHECK(s.tensors[schema_find(&s, T_VIT_FC_W, last, -1)].lock_group == c->depth);
+    CHECK(s.tensors[schema_find(&s, T_VIT_LN_POST_B, -1, -1)].lock_group == c->depth);
+    CHECK(s.tensors[schema_find(&s, T_VIT_PROJ, -1, -1)].lock_group == c->depth + 1);
+    CHECK((schema_find(&s, T_VIT_LS1, 0, -1) >= 0) == (c->ls_init > 0));
+    CHECK(!s.tensors[schema_find(&s, T_VIT_CLASS_EMB, -1, -1)].decay && s.tensors[schema_find(&s, T_VIT_POS, -1, -1)].decay);
+    CHECK(!s.tensors[schema_find(&s, T_VIT_LN1_W, 0, -1)].decay && s.tensors[schema_find(&s, T_VIT_IN_PROJ_W, 0, -1)].decay);
+    CHECK(schema_find(&s, T_STEM_CONV1_W, -1, -1) < 0 && schema_find(&s, T_HEAD_PROJ_W, -1, -1) < 0);
+    schema_free(&s);
+}
+
 static void check_layouts(void) {
     char out[128];
     int plain = 0, timm = 0;
@@ -71,7 +104,11 @@ static void check_layouts(void) {
 }
 
 int main(void) {
-    for (int i = 0; i < vt_config_count(); i++) check_member(vt_config_at(i));
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *c = vt_config_at(i);
+        if (c->image_tower == VT_TOWER_VIT) check_vit_member(c);
+        else check_member(c);
+    }
     vt_model_config custom;
     CHECK(vt_config_lookup("ViTamin-C32-N3-64-SwiGLU", &custom, NULL) == VT_OK);
     CHECK(custom.mlp_glu == 1 && !strcmp(custom.name, "ViTamin-C32-N3-64-SwiGLU"));

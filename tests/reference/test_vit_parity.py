@@ -1,0 +1,197 @@
+"""open_clip's ViT CLIP models (VisionTransformer image tower, open_clip
+transformer.py) against vitamin.c on random weights (fixed seed): every
+parameter randomised (LayerNorm affines, biases, LayerScale gammas too), so a
+loader that drops or swaps a tensor cannot pass.
+
+Compared, as the ViTamin parity tests do (tests/reference/test_model_parity.py):
+  * unit-norm image and text embeddings: max abs error <= 1e-4 (fp32);
+  * the tokens after ln_pre and every resblock's output: max abs error <= 1e-4
+    relative to the activation's scale (max |ref|, at least 1).
+CI covers a QuickGELU model, a -plus model at 240 px, a LayerScale -alt model,
+avg pooling with final_ln_after_pool and no_ln_pre (a custom config, given to
+both sides as open_clip_config.json), shapes-only loading, and ViT-L/14 at
+336 px; VITAMIN_FULL_SWEEP=1 adds every ViT config vitamin.c registers."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from vtpaths import BUILD  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TRACE = BUILD / "testtools" / "vt_trace"
+VITAMIN = BUILD / "vitamin"
+TOL = 1e-4
+
+# A ViT small enough for quick cases, and its avg-pool variant.
+TINY_VIT = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
+                                             "patch_size": 8},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+TINY_AVG = json.loads(json.dumps(TINY_VIT))
+TINY_AVG["vision_cfg"].update(pool_type="avg", final_ln_after_pool=True, no_ln_pre=True, mlp_ratio=2.5,
+                              ls_init_value=0.1)
+TINY_AVG["quick_gelu"] = True
+
+
+def build(name_or_cfg, seed=0):
+    import open_clip
+
+    torch.manual_seed(seed)
+    if isinstance(name_or_cfg, dict):
+        from open_clip.model import CLIP
+        cfg = dict(name_or_cfg)
+        quick = cfg.pop("quick_gelu", False)
+        model = CLIP(**cfg, quick_gelu=quick)
+    else:
+        model = open_clip.create_model(name_or_cfg, pretrained=None)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname == "logit_scale":
+                p.fill_(float(np.log(1 / 0.07)) + 0.3)
+            elif p.ndim == 1 and "ln_" in pname:
+                p.copy_((1.0 if pname.endswith("weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
+            elif "bias" in pname:
+                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+            elif pname.endswith("gamma"):
+                p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif "positional_embedding" in pname or "class_embedding" in pname:
+                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def reference(model, pixels, ids):
+    acts = {}
+
+    def keep(name):
+        def hook(_m, _i, out):
+            acts[name] = out.detach().clone().numpy()
+        return hook
+
+    vis = model.visual
+    handles = [vis.ln_pre.register_forward_hook(keep("tokens"))]
+    for i, blk in enumerate(vis.transformer.resblocks):
+        handles.append(blk.register_forward_hook(keep(f"block{i}")))
+    with torch.no_grad():
+        img = model.encode_image(pixels).numpy()
+        txt = model.encode_text(ids).numpy()
+    for h in handles:
+        h.remove()
+    return img, txt, acts
+
+
+def normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def run_case(tmp_path, model, model_name=None, config=None, n_images=2, fmt="bin"):
+    import open_clip
+
+    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    ckpt = tmp_path / ("open_clip_model.safetensors" if fmt == "safetensors" else "open_clip_pytorch_model.bin")
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+        save_file(sd, str(ckpt))
+    else:
+        torch.save(sd, ckpt)
+    if config is not None:
+        (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": config}))
+    size = model.visual.image_size[0]
+    pixels = torch.randn(n_images, 3, size, size, generator=torch.Generator().manual_seed(3))
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    ids = tok(["a photo of a cat", "a diagram", "x-ray of a hand with many balloons in the sky"])
+    img, txt, acts = reference(model, pixels, ids)
+    pixels.numpy().astype(np.float32).tofile(tmp_path / "p.f32")
+    ids.numpy().astype(np.int32).tofile(tmp_path / "ids.i32")
+    cmd = [str(TRACE), str(ckpt), str(tmp_path), "--pixels", str(tmp_path / "p.f32"), str(n_images),
+           "--tokens", str(tmp_path / "ids.i32"), str(len(ids))]
+    if model_name:
+        cmd += ["--model", model_name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    worst = {}
+    for name, ref in acts.items():
+        got = np.load(tmp_path / f"{name}.npy").reshape(ref.shape)
+        worst[name] = float(np.abs(got - ref).max()) / max(1.0, float(np.abs(ref).max()))
+    bad = {k: v for k, v in worst.items() if v > TOL}
+    assert not bad, f"activations over tolerance: {bad}"
+    err_img = np.abs(normalize(np.load(tmp_path / "image_features.npy")) - normalize(img)).max()
+    err_txt = np.abs(normalize(np.load(tmp_path / "text_features.npy")) - normalize(txt)).max()
+    assert err_img <= TOL and err_txt <= TOL, (err_img, err_txt)
+    return proc
+
+
+CI_NAMED = [("ViT-B-32", "bin"), ("ViT-B-32-quickgelu", "safetensors"), ("ViT-B-16-plus-240", "bin"),
+            ("ViT-M-16-alt", "safetensors"), ("ViT-L-14-336", "safetensors")]
+if os.environ.get("VITAMIN_FULL_SWEEP") == "1":
+    out = subprocess.run([str(VITAMIN), "info"], capture_output=True, text=True).stdout
+    CI_NAMED = [(line.split()[0], "bin") for line in out.splitlines() if line.startswith("ViT-")]
+
+
+@pytest.mark.parametrize("name,fmt", CI_NAMED, ids=[n for n, _ in CI_NAMED])
+def test_named_config(tmp_path, name, fmt):
+    run_case(tmp_path, build(name), model_name=name, n_images=2 if "L-14" not in name else 1, fmt=fmt)
+
+
+def test_open_clip_config_json_avg_pool_layer_scale_quickgelu(tmp_path):
+    """Architecture from open_clip_config.json alone: avg pooling, ln_post
+    after the pool, no ln_pre, mlp_ratio 2.5, LayerScale, QuickGELU."""
+    run_case(tmp_path, build(TINY_AVG), config=TINY_AVG)
+
+
+def test_architecture_from_shapes(tmp_path):
+    """No config: a ViT whose shapes match no open_clip config (head width
+    64 assumed, so the tiny model here uses it) still loads, with a note."""
+    cfg = json.loads(json.dumps(TINY_VIT))
+    cfg["vision_cfg"]["head_width"] = 64
+    cfg["text_cfg"]["heads"] = 1
+    run_case(tmp_path, build(cfg))
+    info = subprocess.run([str(VITAMIN), "info", "-m", str(tmp_path / "open_clip_pytorch_model.bin")],
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert "note:" in info.stderr + info.stdout and "head width 64" in info.stderr + info.stdout
+
+
+def test_config_that_disagrees_with_the_weights(tmp_path):
+    model = build(TINY_VIT)
+    torch.save(model.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    wrong = json.loads(json.dumps(TINY_VIT))
+    wrong["vision_cfg"]["patch_size"] = 16
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": wrong}))
+    proc = subprocess.run([str(VITAMIN), "info", "-m", str(tmp_path / "open_clip_pytorch_model.bin")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "patch_size" in proc.stderr and "visual.conv1.weight" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("name,tokenizer", [("ViT-H-14-CLIPA", "bert-base-uncased"),
+                                            ("ViT-L-14-worldwide", "google/mt5-base")])
+def test_configs_needing_another_tokenizer_are_refused(name, tokenizer):
+    proc = subprocess.run([str(VITAMIN), "info", "--model-name", name], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and tokenizer in proc.stderr, proc.stderr
+
+
+def test_every_vit_config_matches_open_clip():
+    """Every ViT row of `vitamin info` against open_clip's own config of that
+    name (built on the meta device, so even ViT-e-14 costs nothing): image and
+    text parameter counts, and every registered name is one open_clip has."""
+    import open_clip
+
+    out = subprocess.run([str(VITAMIN), "info"], capture_output=True, text=True, timeout=60).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("ViT-")}
+    assert len(rows) >= 30
+    for name, row in rows.items():
+        m = open_clip.create_model(name, device="meta")
+        vis = sum(p.numel() for p in m.visual.parameters())
+        txt = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("visual.") and n != "logit_scale")
+        assert (int(row[-4]), int(row[-3])) == (vis, txt), name
+        cfg = open_clip.get_model_config(name)
+        assert int(row[2]) == cfg["vision_cfg"]["image_size"] and int(row[3]) == cfg["embed_dim"], name
+        assert row[1] == f"ViT/{cfg['vision_cfg']['patch_size']}", name
