@@ -64,7 +64,9 @@ int cmd_convert(int argc, char **argv) {
         if (schema_is_buffer(ix.names[i])) continue; /* not a parameter; open_clip rebuilds it */
         ckpt_tensor *o = &out[n++];
         *o = *t;
-        o->name = strdup(ix.names[i]);
+        char saved[512];
+        schema_saved_name(&model->cfg, ix.names[i], saved, sizeof saved);
+        o->name = strdup(saved);
         o->dtype = dtype;
         if (!strcmp(ix.names[i], logit_scale)) o->ndim = 0; /* open_clip stores it 0-d */
         void *buf = malloc(t->numel * elem + 1);

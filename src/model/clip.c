@@ -97,7 +97,7 @@ void vt_model_get_info(const vt_model *m, vt_model_info *info) {
     info->has_text = m->has_text;
     info->context_length = m->cfg.context_length;
     info->logit_scale = expf(m->logit_scale);
-    info->token_grid = m->cfg.image_size / 16;
+    info->token_grid = m->cfg.image_size / (m->cfg.image_tower == VT_TOWER_VIT ? m->cfg.patch_size : 16);
     info->width = m->cfg.width;
     info->image_params = vt_config_image_params(&m->cfg);
     info->text_params = m->has_text ? vt_config_text_params(&m->cfg) : 0;
@@ -130,10 +130,11 @@ vt_status vt_encode_pixels(const vt_model *m, const float *pixels, int n, int no
     return encode_pixels_traced(m, pixels, n, normalize, out, NULL, err);
 }
 
-/* Keeps only the last block's tokens. */
+/* Keeps only the last block's patch tokens (a ViT's class token, row 0 of
+ * each image, is not a patch). */
 typedef struct {
     float *out;
-    int last_block;
+    int last_block, skip;
     size_t written;
 } patch_capture;
 
@@ -142,16 +143,19 @@ static void capture_last_block(void *user, const char *name, const float *data, 
     char want[32];
     snprintf(want, sizeof want, "block%d", pc->last_block);
     if (strcmp(name, want)) return;
-    size_t floats = (size_t)shape[0] * shape[1] * shape[2];
-    memcpy(pc->out + pc->written, data, floats * sizeof(float));
-    pc->written += floats;
+    size_t tokens = (size_t)shape[1], width = (size_t)shape[2], patches = tokens - (size_t)pc->skip;
+    for (int64_t b = 0; b < shape[0]; b++) {
+        memcpy(pc->out + pc->written, data + ((size_t)b * tokens + (size_t)pc->skip) * width,
+               patches * width * sizeof(float));
+        pc->written += patches * width;
+    }
 }
 
 vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
     if (!m) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: NULL model");
     float *pooled = malloc(((size_t)n + 1) * m->cfg.embed_dim * sizeof(float));
     if (!pooled) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
-    patch_capture pc = {out, m->cfg.depth - 1, 0};
+    patch_capture pc = {out, m->cfg.depth - 1, m->cfg.image_tower == VT_TOWER_VIT, 0};
     vt_trace trace = {capture_last_block, &pc};
     vt_status st = encode_pixels_traced(m, pixels, n, 0, pooled, &trace, err);
     free(pooled);

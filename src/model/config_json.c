@@ -41,10 +41,32 @@ void config_timm_model_name(const vt_model_config *cfg, char *out, size_t out_si
 
 /* ---------------------------------------------------------------- writing */
 
+/* open_clip's CLIP config of a ViT (model_configs/ViT-*.json), which
+ * config_from_vit_cfg reads back. */
+static void write_vit_model_cfg(json_writer *w, const vt_model_config *c) {
+    json_write_format(w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"quick_gelu\": %s,\n", c->embed_dim,
+                      c->quick_gelu ? "true" : "false");
+    json_write_format(w,
+                      "    \"vision_cfg\": {\n      \"image_size\": %d,\n      \"layers\": %d,\n      \"width\": %d,\n"
+                      "      \"head_width\": %d,\n      \"mlp_ratio\": %.9g,\n      \"patch_size\": %d,\n",
+                      c->image_size, c->depth, c->width, c->width / c->heads, (double)c->mlp_hidden / c->width,
+                      c->patch_size);
+    if (c->ls_init > 0) json_write_format(w, "      \"ls_init_value\": %.9g,\n", (double)c->ls_init);
+    json_write_format(w,
+                      "      \"no_ln_pre\": %s,\n      \"final_ln_after_pool\": %s,\n      \"pool_type\": \"%s\"\n"
+                      "    },\n",
+                      c->no_ln_pre ? "true" : "false", c->final_ln_after_pool ? "true" : "false",
+                      c->pool_avg ? "avg" : "tok");
+}
+
 vt_status config_write_open_clip_json(const char *path, const vt_model_config *c, vt_error *err) {
     char timm_name[128];
     config_timm_model_name(c, timm_name, sizeof timm_name);
     json_writer w = {0};
+    if (c->image_tower == VT_TOWER_VIT) {
+        write_vit_model_cfg(&w, c);
+        goto text;
+    }
     json_write_format(&w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n", c->embed_dim);
     /* The timm_* values are those of open_clip's own ViTamin-*.json files. */
     json_write_raw(&w, "    \"vision_cfg\": {\n      \"timm_model_name\": ");
@@ -54,6 +76,7 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
                       "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
                       "      \"image_size\": %d\n    },\n",
                       c->image_size);
+text:
     json_write_format(&w,
                       "    \"text_cfg\": {\n      \"context_length\": %d,\n      \"vocab_size\": %d,\n"
                       "      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n",
@@ -64,6 +87,12 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
                       "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  },\n",
                       CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0], CLIP_PIXEL_STD[1],
                       CLIP_PIXEL_STD[2], c->image_size);
+    if (c->image_tower == VT_TOWER_VIT) {
+        json_write_raw(&w, "  \"name\": ");
+        json_write_string(&w, c->name);
+        json_write_raw(&w, "\n}\n");
+        goto write;
+    }
     json_write_raw(&w, "  \"vitamin_cfg\": {\n    \"name\": ");
     json_write_string(&w, c->name);
     json_write_raw(&w, ",\n    \"timm_name\": ");
@@ -75,6 +104,7 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
                       c->stem_width, c->stage_widths[0], c->stage_widths[1], c->stage_depths[0], c->stage_depths[1],
                       c->width, c->depth, c->heads, c->mlp_hidden, c->mlp_glu ? "swiglu" : "geglu",
                       c->has_pos_embed ? "true" : "false");
+write:
     if (w.failed) {
         json_writer_free(&w);
         return vt_fail(err, VT_ERR_NOMEM, "out of memory writing %s", path);

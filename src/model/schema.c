@@ -299,3 +299,8 @@ void schema_normalize_key(const char *key, int plain_clip_layout, int timm_image
     }
     snprintf(out, out_size, "%s", key);
 }
+
+void schema_saved_name(const vt_model_config *cfg, const char *name, char *out, size_t out_size) {
+    if (cfg->image_tower == VT_TOWER_VIT && !strncmp(name, "text.", 5)) name += 5;
+    snprintf(out, out_size, "%s", name);
+}

@@ -161,6 +161,11 @@ int schema_is_buffer(const char *name);
  * text keys (the authors' S, B and L2 repos, OpenAI-style) moved under
  * "text.", timm image-only keys under "visual.trunk." / "visual.head.proj". */
 void schema_normalize_key(const char *key, int plain_clip_layout, int timm_image_only, char *out, size_t out_size);
+/* The key a tensor of `cfg` is saved under, from its open_clip name (the
+ * schema's): open_clip builds every ViT as CLIP, whose text tower sits at the
+ * top level ("transformer.resblocks.0...", "token_embedding.weight"), and
+ * ViTamin as CustomTextCLIP, under "text.". */
+void schema_saved_name(const vt_model_config *cfg, const char *name, char *out, size_t out_size);
 /* Which layout a raw key reveals (either flag may be set by one key). */
 void schema_detect_layout(const char *key, int *plain_clip_layout, int *timm_image_only);
 

@@ -33,10 +33,20 @@ static void free_towers(clip_trainer *tr) {
     tr->text = NULL;
 }
 
+vt_status clip_train_supports(const vt_model_config *cfg, vt_error *err) {
+    if (cfg->image_tower != VT_TOWER_VITAMIN)
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "%s: training a ViT image tower is not implemented yet (inference is); train a ViTamin model",
+                       cfg->name);
+    return VT_OK;
+}
+
 vt_status clip_trainer_create(train_params *params, const clip_train_options *options, clip_trainer **out,
                               vt_error *err) {
     *out = NULL;
     if (options->batch < 1) return vt_fail(err, VT_ERR_ARGUMENT, "training batch must be at least 1");
+    vt_status supported = clip_train_supports(&params->cfg, err);
+    if (supported) return supported;
     clip_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     tr->params = params;

@@ -37,6 +37,8 @@ typedef struct {
     text_train_state *text;
 } clip_trainer;
 
+/* VT_OK if the trainer can train `cfg`'s towers, else an error saying why. */
+vt_status clip_train_supports(const vt_model_config *cfg, vt_error *err);
 vt_status clip_trainer_create(train_params *params, const clip_train_options *options, clip_trainer **out,
                               vt_error *err);
 void clip_trainer_free(clip_trainer *trainer);

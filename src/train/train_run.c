@@ -235,6 +235,7 @@ static vt_status run_open(run_ctx *r, vt_error *err) {
     const train_run_options *o = r->o;
     vt_status st;
     if ((st = vt_config_lookup(o->model_name, &r->cfg, err))) return st;
+    if ((st = clip_train_supports(&r->cfg, err))) return st;
     if (o->batch_size < 2) return vt_fail(err, VT_ERR_ARGUMENT, "--batch-size must be at least 2 (a contrastive loss needs negatives)");
     if (o->accum_freq < 1 || o->batch_size % o->accum_freq)
         return vt_fail(err, VT_ERR_ARGUMENT, "--accum-freq %d must divide --batch-size %d", o->accum_freq, o->batch_size);

@@ -195,3 +195,63 @@ def test_every_vit_config_matches_open_clip():
         cfg = open_clip.get_model_config(name)
         assert int(row[2]) == cfg["vision_cfg"]["image_size"] and int(row[3]) == cfg["embed_dim"], name
         assert row[1] == f"ViT/{cfg['vision_cfg']['patch_size']}", name
+
+
+def test_convert_writes_what_open_clip_loads(tmp_path):
+    """`vitamin convert` of a ViT writes open_clip's CLIP layout (text tower
+    at the top level) and its CLIP config: open_clip loads the tensors
+    strictly, and vitamin.c reads the pair back to the same embeddings."""
+    from safetensors.torch import load_file
+
+    model = build("ViT-S-32-alt")
+    src = tmp_path / "src"
+    src.mkdir()
+    torch.save(model.state_dict(), src / "open_clip_pytorch_model.bin")
+    out = tmp_path / "out" / "open_clip_model.safetensors"
+    out.parent.mkdir()
+    proc = subprocess.run([str(VITAMIN), "convert", "-m", str(src / "open_clip_pytorch_model.bin"), "--model-name",
+                           "ViT-S-32-alt", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    sd = load_file(str(out))
+    assert "token_embedding.weight" in sd and not any(k.startswith("text.") for k in sd)
+    fresh = build("ViT-S-32-alt", seed=5)
+    fresh.load_state_dict(sd, strict=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+    cfg = json.loads((out.parent / "open_clip_config.json").read_text())["model_cfg"]
+    assert cfg["vision_cfg"]["patch_size"] == 32 and cfg["embed_dim"] == 256
+    run_case(out.parent, model, n_images=1, fmt="safetensors")
+
+
+def test_patch_features_are_the_last_blocks_patch_tokens(tmp_path):
+    """--patch-features of a ViT: the last resblock's tokens without the
+    class token, [n, grid², width]."""
+    from PIL import Image
+
+    model = build(TINY_VIT)
+    torch.save(model.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_VIT}))
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    proc = subprocess.run([str(VITAMIN), "embed", "-m", str(tmp_path), "--image", str(tmp_path / "a.png"), "-o",
+                           str(tmp_path / "e.npy"), "--patch-features", str(tmp_path / "p.npy")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "p.npy").reshape(1, 16, 64)
+    import open_clip
+    _, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32")  # the same CLIP transform at 224
+    from open_clip.transform import image_transform
+    pixels = image_transform(32, is_train=False)(Image.open(tmp_path / "a.png")).unsqueeze(0)
+    _, _, acts = reference(model, pixels, torch.zeros(1, 77, dtype=torch.long))
+    ref = acts["block1"][:, 1:]
+    assert np.abs(got - ref).max() / max(1.0, np.abs(ref).max()) <= TOL
+
+
+def test_training_a_vit_is_refused_with_a_message(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "a.png")
+    (tmp_path / "d.csv").write_text(f"filepath\ttitle\n{tmp_path / 'a.png'}\ta red square\n")
+    proc = subprocess.run([str(VITAMIN), "train", "--model", "ViT-S-32", "--train-data", str(tmp_path / "d.csv"),
+                           "--save-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "ViT" in proc.stderr and "not implemented" in proc.stderr, proc.stderr
