@@ -17,6 +17,16 @@ static void add_scaled(float *x, const float *y, const float *gamma, size_t rows
         for (int j = 0; j < w; j++) x[r * w + j] += gamma[j] * y[r * w + j];
 }
 
+/* x += gamma ⊙ (in · projᵀ + bias), or x += in · projᵀ + bias without
+ * LayerScale, where the residual rides in the GEMM's epilogue; tmp holds
+ * rows·w floats for the LayerScale case. */
+static void project_onto(const struct vt_model *m, const linear_layer *proj, const float *in, int k, float *x, int w,
+                         const float *gamma, float *tmp, size_t rows) {
+    gemm_epilogue epi = {1.0f, proj->bias, 0, gamma ? NULL : x, w, 0, 0};
+    gemm_run(m->isa, (int)rows, in, k, &proj->weight, gamma ? tmp : x, w, &epi);
+    if (gamma) add_scaled(x, tmp, gamma, rows, w);
+}
+
 void resblock_forward(const struct vt_model *m, const resblock *blk, float *x, int batch, int t, int w, int heads,
                       int causal, int act, int hidden, float *t1, float *big, float *attn_scratch) {
     size_t rows = (size_t)batch * t;
@@ -24,25 +34,9 @@ void resblock_forward(const struct vt_model *m, const resblock *blk, float *x, i
     gemm_epilogue in_proj = {1.0f, blk->in_proj.bias, 0, NULL, 0, 0, 0};
     gemm_run(m->isa, (int)rows, t1, w, &blk->in_proj.weight, big, 3 * w, &in_proj);
     attention_forward(m->isa, t1, NULL, big, batch, t, w, heads, causal, attn_scratch);
-    /* The residual rides in the GEMM's epilogue, unless LayerScale must
-     * scale the branch first. */
-    if (blk->ls1) {
-        gemm_epilogue out_proj = {1.0f, blk->out_proj.bias, 0, NULL, 0, 0, 0};
-        gemm_run(m->isa, (int)rows, t1, w, &blk->out_proj.weight, big, w, &out_proj);
-        add_scaled(x, big, blk->ls1, rows, w);
-    } else {
-        gemm_epilogue out_proj = {1.0f, blk->out_proj.bias, 0, x, w, 0, 0};
-        gemm_run(m->isa, (int)rows, t1, w, &blk->out_proj.weight, x, w, &out_proj);
-    }
+    project_onto(m, &blk->out_proj, t1, w, x, w, blk->ls1, big, rows); /* qkv in `big` is spent */
     layernorm_forward(t1, x, rows, w, blk->ln2_weight, blk->ln2_bias, RESBLOCK_LN_EPS);
     gemm_epilogue fc = {1.0f, blk->c_fc.bias, act, NULL, 0, 0, 0};
     gemm_run(m->isa, (int)rows, t1, w, &blk->c_fc.weight, big, hidden, &fc);
-    if (blk->ls2) {
-        gemm_epilogue proj = {1.0f, blk->c_proj.bias, 0, NULL, 0, 0, 0};
-        gemm_run(m->isa, (int)rows, big, hidden, &blk->c_proj.weight, t1, w, &proj);
-        add_scaled(x, t1, blk->ls2, rows, w);
-    } else {
-        gemm_epilogue proj = {1.0f, blk->c_proj.bias, 0, x, w, 0, 0};
-        gemm_run(m->isa, (int)rows, big, hidden, &blk->c_proj.weight, x, w, &proj);
-    }
+    project_onto(m, &blk->c_proj, big, hidden, x, w, blk->ls2, t1, rows);
 }

@@ -19,6 +19,12 @@ def build_model(name, seed=0):
     torch.manual_seed(seed)
     model = open_clip.create_model(name, pretrained=None)
     model.eval()
+    return randomize(model, seed)
+
+
+def randomize(model, seed=0):
+    """Every parameter random at its init scale, in place (see the module doc);
+    LayerScale gammas around 0.5, so that a swapped ls_1/ls_2 shows."""
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for pname, p in model.named_parameters():
@@ -31,7 +37,9 @@ def build_model(name, seed=0):
                     p.copy_(0.1 * torch.randn(p.shape, generator=gen))
             elif pname.endswith("bias") or "bias" in pname:
                 p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-            elif "pos_embed" in pname or "positional_embedding" in pname:
+            elif pname.endswith("gamma"):
+                p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif "pos_embed" in pname or "positional_embedding" in pname or "class_embedding" in pname:
                 p.copy_(0.02 * torch.randn(p.shape, generator=gen))
     return model
 

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from vtpaths import BUILD  # noqa: E402
+from refmodel import randomize  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRACE = BUILD / "testtools" / "vt_trace"
@@ -51,20 +52,7 @@ def build(name_or_cfg, seed=0):
     else:
         model = open_clip.create_model(name_or_cfg, pretrained=None)
     model.eval()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if pname == "logit_scale":
-                p.fill_(float(np.log(1 / 0.07)) + 0.3)
-            elif p.ndim == 1 and "ln_" in pname:
-                p.copy_((1.0 if pname.endswith("weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
-            elif "bias" in pname:
-                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-            elif pname.endswith("gamma"):
-                p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif "positional_embedding" in pname or "class_embedding" in pname:
-                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-    return model
+    return randomize(model, seed)
 
 
 def reference(model, pixels, ids):
