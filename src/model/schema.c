@@ -91,6 +91,33 @@ static void add(builder *b, schema_kind kind, int i, int j, int lock_group, int 
  * depth + 1 = fc_norm; the head is never locked. Text: 0 = token and
  * positional embeddings, 1 + i = resblock i (the last shares its group with
  * ln_final), layers + 1 = text_projection. */
+const resblock_kinds SCHEMA_VIT_BLOCK = {T_VIT_LN1_W, T_VIT_LN1_B, T_VIT_IN_PROJ_W, T_VIT_IN_PROJ_B,
+                                         T_VIT_OUT_PROJ_W, T_VIT_OUT_PROJ_B, T_VIT_LS1, T_VIT_LN2_W,
+                                         T_VIT_LN2_B, T_VIT_FC_W, T_VIT_FC_B, T_VIT_CPROJ_W, T_VIT_CPROJ_B,
+                                         T_VIT_LS2};
+const resblock_kinds SCHEMA_TEXT_BLOCK = {T_TXT_LN1_W, T_TXT_LN1_B, T_TXT_IN_PROJ_W, T_TXT_IN_PROJ_B,
+                                          T_TXT_OUT_PROJ_W, T_TXT_OUT_PROJ_B, T_KIND_COUNT, T_TXT_LN2_W,
+                                          T_TXT_LN2_B, T_TXT_FC_W, T_TXT_FC_B, T_TXT_CPROJ_W, T_TXT_CPROJ_B,
+                                          T_KIND_COUNT};
+
+/* Resblock i (lock group g) of width w and MLP width `hidden`. */
+static void add_resblock(builder *b, const resblock_kinds *k, int i, int g, int w, int hidden, int layer_scale) {
+    add(b, k->ln1_w, i, -1, g, 1, S(w));
+    add(b, k->ln1_b, i, -1, g, 1, S(w));
+    add(b, k->in_w, i, -1, g, 2, S(3 * w, w));
+    add(b, k->in_b, i, -1, g, 1, S(3 * w));
+    add(b, k->out_w, i, -1, g, 2, S(w, w));
+    add(b, k->out_b, i, -1, g, 1, S(w));
+    if (layer_scale) add(b, k->ls1, i, -1, g, 1, S(w));
+    add(b, k->ln2_w, i, -1, g, 1, S(w));
+    add(b, k->ln2_b, i, -1, g, 1, S(w));
+    add(b, k->fc_w, i, -1, g, 2, S(hidden, w));
+    add(b, k->fc_b, i, -1, g, 1, S(hidden));
+    add(b, k->cp_w, i, -1, g, 2, S(w, hidden));
+    add(b, k->cp_b, i, -1, g, 1, S(w));
+    if (layer_scale) add(b, k->ls2, i, -1, g, 1, S(w));
+}
+
 static vt_status add_vitamin_tower(builder *bp, const vt_model_config *c, int head_bias, vt_error *err);
 static void add_text_tower(builder *bp, const vt_model_config *c, int with_text);
 
@@ -110,23 +137,7 @@ static void add_vit_tower(builder *bp, const vt_model_config *c) {
         ADD(VIT_LN_PRE_W, -1, -1, 0, (d));
         ADD(VIT_LN_PRE_B, -1, -1, 0, (d));
     }
-    for (int i = 0; i < L; i++) {
-        int g = 1 + i;
-        ADD(VIT_LN1_W, i, -1, g, (d));
-        ADD(VIT_LN1_B, i, -1, g, (d));
-        ADD(VIT_IN_PROJ_W, i, -1, g, (3 * d, d));
-        ADD(VIT_IN_PROJ_B, i, -1, g, (3 * d));
-        ADD(VIT_OUT_PROJ_W, i, -1, g, (d, d));
-        ADD(VIT_OUT_PROJ_B, i, -1, g, (d));
-        if (c->ls_init > 0) ADD(VIT_LS1, i, -1, g, (d));
-        ADD(VIT_LN2_W, i, -1, g, (d));
-        ADD(VIT_LN2_B, i, -1, g, (d));
-        ADD(VIT_FC_W, i, -1, g, (h, d));
-        ADD(VIT_FC_B, i, -1, g, (h));
-        ADD(VIT_CPROJ_W, i, -1, g, (d, h));
-        ADD(VIT_CPROJ_B, i, -1, g, (d));
-        if (c->ls_init > 0) ADD(VIT_LS2, i, -1, g, (d));
-    }
+    for (int i = 0; i < L; i++) add_resblock(&b, &SCHEMA_VIT_BLOCK, i, 1 + i, d, h, c->ls_init > 0);
     ADD(VIT_LN_POST_W, -1, -1, L, (d));
     ADD(VIT_LN_POST_B, -1, -1, L, (d));
     *bp = b;
@@ -231,21 +242,7 @@ static void add_text_tower(builder *bp, const vt_model_config *c, int with_text)
         ADD(TXT_POS, -1, -1, 0, (c->context_length, w));
         ADD(TXT_PROJ, -1, -1, layers + 1, (w, c->embed_dim));
         ADD(TXT_TOKEN, -1, -1, 0, (c->vocab_size, w));
-        for (int i = 0; i < layers; i++) {
-            int g = 1 + i;
-            ADD(TXT_LN1_W, i, -1, g, (w));
-            ADD(TXT_LN1_B, i, -1, g, (w));
-            ADD(TXT_IN_PROJ_W, i, -1, g, (3 * w, w));
-            ADD(TXT_IN_PROJ_B, i, -1, g, (3 * w));
-            ADD(TXT_OUT_PROJ_W, i, -1, g, (w, w));
-            ADD(TXT_OUT_PROJ_B, i, -1, g, (w));
-            ADD(TXT_LN2_W, i, -1, g, (w));
-            ADD(TXT_LN2_B, i, -1, g, (w));
-            ADD(TXT_FC_W, i, -1, g, (4 * w, w));
-            ADD(TXT_FC_B, i, -1, g, (4 * w));
-            ADD(TXT_CPROJ_W, i, -1, g, (w, 4 * w));
-            ADD(TXT_CPROJ_B, i, -1, g, (w));
-        }
+        for (int i = 0; i < layers; i++) add_resblock(&b, &SCHEMA_TEXT_BLOCK, i, 1 + i, w, 4 * w, 0);
         ADD(TXT_LN_FINAL_W, -1, -1, layers, (w));
         ADD(TXT_LN_FINAL_B, -1, -1, layers, (w));
         out->text_lock_groups = layers + 2;

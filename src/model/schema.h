@@ -143,6 +143,15 @@ typedef struct {
                                (kernels/activation.h vt_glu: GeGLU, or SwiGLU for custom sizes) */
 } model_schema;
 
+/* The kinds of one open_clip ResidualAttentionBlock (transformer.py), in its
+ * state_dict order: ln_1, attn.in_proj, attn.out_proj, ls_1, ln_2, mlp.c_fc,
+ * mlp.c_proj, ls_2 (ls_* = T_KIND_COUNT where the tower has no LayerScale).
+ * The ViT image tower and the text tower are both made of it. */
+typedef struct {
+    schema_kind ln1_w, ln1_b, in_w, in_b, out_w, out_b, ls1, ln2_w, ln2_b, fc_w, fc_b, cp_w, cp_b, ls2;
+} resblock_kinds;
+extern const resblock_kinds SCHEMA_VIT_BLOCK, SCHEMA_TEXT_BLOCK;
+
 /* The tensors of `cfg` (text tower when `with_text` and cfg has one;
  * visual.head.proj.bias only when `head_bias`, as timm image-only heads have). */
 vt_status schema_build(const vt_model_config *cfg, int with_text, int head_bias, model_schema *out, vt_error *err);

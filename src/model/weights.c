@@ -235,22 +235,7 @@ static void bind_image_tower(binder *b) {
     bind_linear(b, &m->head_proj, T_HEAD_PROJ_W, head_bias ? T_HEAD_PROJ_B : T_KIND_COUNT, -1, -1);
 }
 
-/* open_clip ResidualAttentionBlock i of the tower whose kinds start at ln1
- * (the ViT and text kinds run in the same order: ln_1, in_proj, out_proj,
- * ls_1, ln_2, c_fc, c_proj, ls_2). */
-typedef struct {
-    schema_kind ln1_w, ln1_b, in_w, in_b, out_w, out_b, ls1, ln2_w, ln2_b, fc_w, fc_b, cp_w, cp_b, ls2;
-} resblock_kinds;
-
-static const resblock_kinds VIT_BLOCK = {T_VIT_LN1_W, T_VIT_LN1_B, T_VIT_IN_PROJ_W, T_VIT_IN_PROJ_B,
-                                         T_VIT_OUT_PROJ_W, T_VIT_OUT_PROJ_B, T_VIT_LS1, T_VIT_LN2_W,
-                                         T_VIT_LN2_B, T_VIT_FC_W, T_VIT_FC_B, T_VIT_CPROJ_W, T_VIT_CPROJ_B,
-                                         T_VIT_LS2};
-static const resblock_kinds TEXT_BLOCK = {T_TXT_LN1_W, T_TXT_LN1_B, T_TXT_IN_PROJ_W, T_TXT_IN_PROJ_B,
-                                          T_TXT_OUT_PROJ_W, T_TXT_OUT_PROJ_B, T_KIND_COUNT, T_TXT_LN2_W,
-                                          T_TXT_LN2_B, T_TXT_FC_W, T_TXT_FC_B, T_TXT_CPROJ_W, T_TXT_CPROJ_B,
-                                          T_KIND_COUNT};
-
+/* open_clip ResidualAttentionBlock i of a tower (model/schema.h resblock_kinds). */
 static void bind_resblock(binder *b, resblock *blk, const resblock_kinds *k, int i) {
     bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, k->ln1_w, k->ln1_b, i, -1);
     bind_linear(b, &blk->in_proj, k->in_w, k->in_b, i, -1);
@@ -279,7 +264,7 @@ static void bind_vit_tower(binder *b) {
     if (!c->no_ln_pre) bind_norm(b, &m->ln_pre_weight, &m->ln_pre_bias, T_VIT_LN_PRE_W, T_VIT_LN_PRE_B, -1, -1);
     m->vit_blocks = calloc((size_t)c->depth, sizeof *m->vit_blocks);
     if (!m->vit_blocks) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
-    for (int i = 0; i < c->depth && !b->status; i++) bind_resblock(b, &m->vit_blocks[i], &VIT_BLOCK, i);
+    for (int i = 0; i < c->depth && !b->status; i++) bind_resblock(b, &m->vit_blocks[i], &SCHEMA_VIT_BLOCK, i);
     bind_norm(b, &m->ln_post_weight, &m->ln_post_bias, T_VIT_LN_POST_W, T_VIT_LN_POST_B, -1, -1);
     /* proj is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
     const float *proj = bind_kind(b, T_VIT_PROJ, -1, -1);
@@ -295,7 +280,7 @@ static void bind_text_tower(binder *b) {
     m->positional_embedding = bind_kind(b, T_TXT_POS, -1, -1);
     m->text = calloc((size_t)c->text_layers, sizeof *m->text);
     if (!m->text) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
-    for (int i = 0; i < c->text_layers && !b->status; i++) bind_resblock(b, &m->text[i], &TEXT_BLOCK, i);
+    for (int i = 0; i < c->text_layers && !b->status; i++) bind_resblock(b, &m->text[i], &SCHEMA_TEXT_BLOCK, i);
     bind_norm(b, &m->ln_final_weight, &m->ln_final_bias, T_TXT_LN_FINAL_W, T_TXT_LN_FINAL_B, -1, -1);
     /* text_projection is a bare [W, E] parameter used as x·P: pack it as [k, n]. */
     const float *proj = bind_kind(b, T_TXT_PROJ, -1, -1);
