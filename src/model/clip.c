@@ -97,7 +97,7 @@ void vt_model_get_info(const vt_model *m, vt_model_info *info) {
     info->has_text = m->has_text;
     info->context_length = m->cfg.context_length;
     info->logit_scale = expf(m->logit_scale);
-    info->token_grid = m->cfg.image_size / (m->cfg.image_tower == VT_TOWER_VIT ? m->cfg.patch_size : 16);
+    info->token_grid = vt_config_token_grid(&m->cfg);
     info->width = m->cfg.width;
     info->image_params = vt_config_image_params(&m->cfg);
     info->text_params = m->has_text ? vt_config_text_params(&m->cfg) : 0;

@@ -47,6 +47,11 @@ typedef struct {
     int open_clip_preprocess_size;
 } vt_model_config;
 
+/* Patch tokens per side of the image tower: image_size / 16 for ViTamin (the
+ * conv stages' stride), image_size / patch_size for a ViT (conv1's; a ViT adds
+ * a class token to the grid² patches). */
+int vt_config_token_grid(const vt_model_config *cfg);
+
 /* The activation of the config's plain MLPs (kernels/activation.h vt_act). */
 int vt_config_mlp_act(const vt_model_config *cfg);
 

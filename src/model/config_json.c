@@ -59,24 +59,43 @@ static void write_vit_model_cfg(json_writer *w, const vt_model_config *c) {
                       c->pool_avg ? "avg" : "tok");
 }
 
-vt_status config_write_open_clip_json(const char *path, const vt_model_config *c, vt_error *err) {
+/* open_clip's CustomTextCLIP config over a timm ViTamin trunk (the timm_*
+ * values are those of open_clip's own ViTamin-*.json files). */
+static void write_vitamin_model_cfg(json_writer *w, const vt_model_config *c) {
     char timm_name[128];
     config_timm_model_name(c, timm_name, sizeof timm_name);
-    json_writer w = {0};
-    if (c->image_tower == VT_TOWER_VIT) {
-        write_vit_model_cfg(&w, c);
-        goto text;
-    }
-    json_write_format(&w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n", c->embed_dim);
-    /* The timm_* values are those of open_clip's own ViTamin-*.json files. */
-    json_write_raw(&w, "    \"vision_cfg\": {\n      \"timm_model_name\": ");
-    json_write_string(&w, timm_name);
-    json_write_format(&w,
+    json_write_format(w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"custom_text\": true,\n", c->embed_dim);
+    json_write_raw(w, "    \"vision_cfg\": {\n      \"timm_model_name\": ");
+    json_write_string(w, timm_name);
+    json_write_format(w,
                       ",\n      \"timm_model_pretrained\": false,\n      \"timm_pool\": \"\",\n"
                       "      \"timm_proj\": \"linear\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
                       "      \"image_size\": %d\n    },\n",
                       c->image_size);
-text:
+}
+
+/* Every number of the ViTamin tower, so a custom size reads back exactly. */
+static void write_vitamin_cfg(json_writer *w, const vt_model_config *c) {
+    json_write_raw(w, "  \"vitamin_cfg\": {\n    \"name\": ");
+    json_write_string(w, c->name);
+    json_write_raw(w, ",\n    \"timm_name\": ");
+    json_write_string(w, c->timm_name);
+    json_write_format(w,
+                      ",\n    \"stem_width\": %d,\n    \"stage_widths\": [%d, %d],\n    \"stage_depths\": [%d, %d],\n"
+                      "    \"width\": %d,\n    \"depth\": %d,\n    \"heads\": %d,\n    \"mlp_hidden\": %d,\n"
+                      "    \"mlp\": \"%s\",\n    \"pos_embed\": %s\n  }\n}\n",
+                      c->stem_width, c->stage_widths[0], c->stage_widths[1], c->stage_depths[0], c->stage_depths[1],
+                      c->width, c->depth, c->heads, c->mlp_hidden, c->mlp_glu ? "swiglu" : "geglu",
+                      c->has_pos_embed ? "true" : "false");
+}
+
+vt_status config_write_open_clip_json(const char *path, const vt_model_config *c, vt_error *err) {
+    int vit = c->image_tower == VT_TOWER_VIT;
+    json_writer w = {0};
+    if (vit)
+        write_vit_model_cfg(&w, c);
+    else
+        write_vitamin_model_cfg(&w, c);
     json_write_format(&w,
                       "    \"text_cfg\": {\n      \"context_length\": %d,\n      \"vocab_size\": %d,\n"
                       "      \"width\": %d,\n      \"heads\": %d,\n      \"layers\": %d\n    }\n  },\n",
@@ -87,33 +106,18 @@ text:
                       "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  },\n",
                       CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0], CLIP_PIXEL_STD[1],
                       CLIP_PIXEL_STD[2], c->image_size);
-    if (c->image_tower == VT_TOWER_VIT) {
+    if (vit) {
         json_write_raw(&w, "  \"name\": ");
         json_write_string(&w, c->name);
         json_write_raw(&w, "\n}\n");
-        goto write;
+    } else {
+        write_vitamin_cfg(&w, c);
     }
-    json_write_raw(&w, "  \"vitamin_cfg\": {\n    \"name\": ");
-    json_write_string(&w, c->name);
-    json_write_raw(&w, ",\n    \"timm_name\": ");
-    json_write_string(&w, c->timm_name);
-    json_write_format(&w,
-                      ",\n    \"stem_width\": %d,\n    \"stage_widths\": [%d, %d],\n    \"stage_depths\": [%d, %d],\n"
-                      "    \"width\": %d,\n    \"depth\": %d,\n    \"heads\": %d,\n    \"mlp_hidden\": %d,\n"
-                      "    \"mlp\": \"%s\",\n    \"pos_embed\": %s\n  }\n}\n",
-                      c->stem_width, c->stage_widths[0], c->stage_widths[1], c->stage_depths[0], c->stage_depths[1],
-                      c->width, c->depth, c->heads, c->mlp_hidden, c->mlp_glu ? "swiglu" : "geglu",
-                      c->has_pos_embed ? "true" : "false");
-write:
     if (w.failed) {
         json_writer_free(&w);
         return vt_fail(err, VT_ERR_NOMEM, "out of memory writing %s", path);
     }
-    atomic_file f;
-    vt_status st = atomic_file_open(&f, path, err);
-    if (!st) st = atomic_file_write(&f, w.text, w.length, err);
-    if (!st) st = atomic_file_commit(&f, err);
-    atomic_file_discard(&f);
+    vt_status st = atomic_file_write_all(path, w.text, w.length, 1, err);
     json_writer_free(&w);
     return st;
 }

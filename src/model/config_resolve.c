@@ -89,7 +89,7 @@ static void expect_count(cross_check *c, const char *field, int expected, schema
 /* A ViT config against conv1 [W, 3, p, p], positional_embedding [grid²+1, W],
  * the resblocks and proj [W, E]. */
 static void check_vit_against_tensors(cross_check *c, const vt_model_config *m) {
-    int grid = m->image_size / m->patch_size;
+    int grid = vt_config_token_grid(m);
     expect_dim(c, "vision_cfg.width", m->width, T_VIT_CONV1_W, 4, 0, "width");
     expect_dim(c, "vision_cfg.patch_size", m->patch_size, T_VIT_CONV1_W, 4, 2, "patch size");
     expect_dim(c, "vision_cfg.image_size", (long long)grid * grid + 1, T_VIT_POS, 2, 0,
@@ -99,30 +99,33 @@ static void check_vit_against_tensors(cross_check *c, const vt_model_config *m) 
     expect_dim(c, "embed_dim", m->embed_dim, T_VIT_PROJ, 2, 1, "embed dim");
 }
 
+/* A ViTamin config against the stem, blocks, head and pos_embed. */
+static void check_vitamin_against_tensors(cross_check *c, const vt_model_config *m) {
+    char trunk[128];
+    snprintf(trunk, sizeof trunk, "vision_cfg.timm_model_name (trunk %s)", m->timm_name[0] ? m->timm_name : m->name);
+    expect_dim(c, trunk, m->stem_width, T_STEM_CONV1_W, 4, 0, "stem width");
+    expect_dim(c, trunk, m->width, T_BLK_NORM1_W, 1, 0, "width");
+    expect_count(c, trunk, m->depth, T_BLK_NORM1_W, "transformer blocks");
+    expect_dim(c, "embed_dim", m->embed_dim, T_HEAD_PROJ_W, 2, 0, "embed dim");
+    if (!c->status && m->has_pos_embed) {
+        int grid = vt_config_token_grid(m);
+        expect_dim(c, "vision_cfg.image_size", (long long)grid * grid, T_POS_EMBED, 3, 1,
+                   "tokens ((image_size/16)^2)");
+    } else if (!c->status && dim(c->ix, T_POS_EMBED, 3, 1) >= 0) {
+        c->status = vt_fail(c->err, VT_ERR_MODEL,
+                            "%s: %s has no positional embedding (an XL trunk), but the checkpoint holds "
+                            "'visual.trunk.pos_embed': the config does not describe these weights",
+                            c->config_path, trunk);
+    }
+}
+
 static vt_status check_config_against_tensors(const char *config_path, const key_index *ix, const vt_model_config *m,
                                               vt_error *err) {
     cross_check c = {config_path, ix, err, VT_OK};
-    if (m->image_tower == VT_TOWER_VIT) {
+    if (m->image_tower == VT_TOWER_VIT)
         check_vit_against_tensors(&c, m);
-        goto text;
-    }
-    char trunk[128];
-    snprintf(trunk, sizeof trunk, "vision_cfg.timm_model_name (trunk %s)", m->timm_name[0] ? m->timm_name : m->name);
-    expect_dim(&c, trunk, m->stem_width, T_STEM_CONV1_W, 4, 0, "stem width");
-    expect_dim(&c, trunk, m->width, T_BLK_NORM1_W, 1, 0, "width");
-    expect_count(&c, trunk, m->depth, T_BLK_NORM1_W, "transformer blocks");
-    expect_dim(&c, "embed_dim", m->embed_dim, T_HEAD_PROJ_W, 2, 0, "embed dim");
-    if (!c.status && m->has_pos_embed) {
-        int grid = m->image_size / 16;
-        expect_dim(&c, "vision_cfg.image_size", (long long)grid * grid, T_POS_EMBED, 3, 1,
-                   "tokens ((image_size/16)^2)");
-    } else if (!c.status && dim(ix, T_POS_EMBED, 3, 1) >= 0) {
-        c.status = vt_fail(err, VT_ERR_MODEL,
-                           "%s: %s has no positional embedding (an XL trunk), but the checkpoint holds "
-                           "'visual.trunk.pos_embed': the config does not describe these weights",
-                           config_path, trunk);
-    }
-text:
+    else
+        check_vitamin_against_tensors(&c, m);
     if (m->text_width > 0) {
         expect_dim(&c, "text_cfg.width", m->text_width, T_TXT_TOKEN, 2, 1, "width");
         expect_dim(&c, "text_cfg.vocab_size", m->vocab_size, T_TXT_TOKEN, 2, 0, "vocabulary");
@@ -156,7 +159,7 @@ static vt_status config_from_vit_shapes(const key_index *ix, vt_model_config *ou
     int has_ls = dim(ix, T_VIT_LS1, 1, 0) > 0, no_ln_pre = dim(ix, T_VIT_LN_PRE_W, 1, 0) < 0;
     for (int i = 0; i < vt_config_count(); i++) {
         const vt_model_config *r = vt_config_at(i);
-        if (r->image_tower == VT_TOWER_VIT && r->width == w && r->patch_size == p && r->image_size / p == grid &&
+        if (r->image_tower == VT_TOWER_VIT && r->width == w && r->patch_size == p && vt_config_token_grid(r) == grid &&
             r->depth == layers && r->mlp_hidden == hidden && r->embed_dim == e && (r->ls_init > 0) == has_ls &&
             !r->quick_gelu && (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {
             *out = *r;
@@ -212,7 +215,7 @@ static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, v
     int matches = 0;
     for (int i = 0; i < vt_config_count(); i++) {
         const vt_model_config *r = vt_config_at(i);
-        int img_ok = pos ? (r->has_pos_embed && (r->image_size / 16) * (r->image_size / 16) == grid_tokens)
+        int img_ok = pos ? (r->has_pos_embed && vt_config_token_grid(r) * vt_config_token_grid(r) == grid_tokens)
                          : !r->has_pos_embed;
         if (r->stem_width == c0 && r->width == d && r->depth == nb && r->embed_dim == e && img_ok &&
             (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {

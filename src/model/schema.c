@@ -128,7 +128,7 @@ static void add_text_tower(builder *bp, const vt_model_config *c, int with_text)
  * proj. */
 static void add_vit_tower(builder *bp, const vt_model_config *c) {
     builder b = *bp;
-    int grid = c->image_size / c->patch_size, d = c->width, h = c->mlp_hidden, p = c->patch_size, L = c->depth;
+    int grid = vt_config_token_grid(c), d = c->width, h = c->mlp_hidden, p = c->patch_size, L = c->depth;
     ADD(VIT_CLASS_EMB, -1, -1, 0, (d));
     ADD(VIT_POS, -1, -1, 0, (grid * grid + 1, d));
     ADD(VIT_PROJ, -1, -1, L + 1, (d, c->embed_dim));
@@ -171,7 +171,7 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
 static vt_status add_vitamin_tower(builder *bp, const vt_model_config *c, int head_bias, vt_error *err) {
     builder b = *bp;
     model_schema *out = b.s;
-    int n = (c->image_size / 16) * (c->image_size / 16), d = c->width, h = c->mlp_hidden, c0 = c->stem_width;
+    int n = vt_config_token_grid(c) * vt_config_token_grid(c), d = c->width, h = c->mlp_hidden, c0 = c->stem_width;
     if (c->has_pos_embed) ADD(POS_EMBED, -1, -1, 0, (1, n, d));
     ADD(STEM_CONV1_W, -1, -1, 0, (c0, 3, 3, 3));
     ADD(STEM_CONV1_B, -1, -1, 0, (c0));

@@ -23,7 +23,7 @@ typedef struct {
 static vit_plan plan_vit(const struct vt_model *m, int batch) {
     const vt_model_config *c = &m->cfg;
     vit_plan p;
-    p.grid = c->image_size / c->patch_size;
+    p.grid = vt_config_token_grid(c);
     p.n = p.grid * p.grid;
     p.t = p.n + 1;
     p.w = c->width;

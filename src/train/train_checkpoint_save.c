@@ -88,11 +88,7 @@ static vt_status write_state(const char *path, const train_params *p, const trai
         json_writer_free(&w);
         return vt_fail(err, VT_ERR_NOMEM, "out of memory writing %s", path);
     }
-    atomic_file f;
-    vt_status st = atomic_file_open(&f, path, err);
-    if (!st) st = atomic_file_write(&f, w.text, w.length, err);
-    if (!st) st = atomic_file_commit(&f, err);
-    atomic_file_discard(&f);
+    vt_status st = atomic_file_write_all(path, w.text, w.length, 1, err);
     json_writer_free(&w);
     return st;
 }
@@ -143,12 +139,7 @@ static vt_status write_latest(const char *save_dir, const char *name, vt_error *
     char path[4096], line[128];
     join(path, sizeof path, save_dir, "latest");
     int n = snprintf(line, sizeof line, "%s\n", name);
-    atomic_file f;
-    vt_status st = atomic_file_open(&f, path, err);
-    if (!st) st = atomic_file_write(&f, line, (size_t)n, err);
-    if (!st) st = atomic_file_commit(&f, err);
-    atomic_file_discard(&f);
-    return st;
+    return atomic_file_write_all(path, line, (size_t)n, 1, err);
 }
 
 /* Removes step directories beyond the newest keep_last, never the newest one

@@ -5,19 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 static void png_write_memory(png_structp png, png_bytep data, png_size_t length) {
     png_memory *m = png_get_io_ptr(png);
     if (m->failed) return;
-    if (m->size + length > m->capacity) {
-        size_t capacity = m->capacity ? m->capacity * 2 : 2048;
-        while (capacity < m->size + length) capacity *= 2;
-        uint8_t *grown = realloc(m->bytes, capacity);
-        if (!grown) {
-            m->failed = 1;
-            return;
-        }
-        m->bytes = grown;
-        m->capacity = capacity;
+    if (!vt_grow_array((void **)&m->bytes, &m->capacity, m->size + length, 1)) {
+        m->failed = 1;
+        return;
     }
     memcpy(m->bytes + m->size, data, length);
     m->size += length;
