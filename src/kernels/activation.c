@@ -2,24 +2,12 @@
 
 #include "kernels/simd.h"
 
-void gelu_inplace(vt_isa isa, float *x, size_t n) {
+void act_rows(vt_isa isa, vt_act act, float *y, const float *x, size_t n) {
     if (isa == VT_ISA_AVX512) {
-        gelu_inplace_avx512(x, n);
+        act_rows_avx512(act, y, x, n);
         return;
     }
-    for (size_t i = 0; i < n; i++) x[i] = gelu_exact(x[i]);
-}
-
-void act_inplace(vt_isa isa, vt_act act, float *x, size_t n) {
-    if (act == VT_ACT_GELU) {
-        gelu_inplace(isa, x, n);
-    } else if (act == VT_ACT_QUICKGELU) {
-        if (isa == VT_ISA_AVX512) {
-            quick_gelu_inplace_avx512(x, n);
-            return;
-        }
-        for (size_t i = 0; i < n; i++) x[i] = quick_gelu_exact(x[i]);
-    }
+    for (size_t i = 0; i < n; i++) y[i] = act_exact(act, x[i]);
 }
 
 void glu_row(vt_isa isa, vt_glu act, float *out, const float *gate, const float *lin, size_t n) {

@@ -37,12 +37,12 @@ static inline float act_exact(vt_act act, float x) {
     return act == VT_ACT_QUICKGELU ? quick_gelu_exact(x) : act == VT_ACT_GELU ? gelu_exact(x) : x;
 }
 
-/* x[i] = gelu(x[i]) for n elements, on the calling thread. */
-void gelu_inplace(vt_isa isa, float *x, size_t n);
-void gelu_inplace_avx512(float *x, size_t n);
-/* x[i] = act(x[i]), on the calling thread. */
-void act_inplace(vt_isa isa, vt_act act, float *x, size_t n);
-void quick_gelu_inplace_avx512(float *x, size_t n);
+/* y[i] = act(x[i]) for n elements, on the calling thread; y may alias x.
+ * Inference (GEMM epilogues, the stem) and training's forward both run it. */
+void act_rows(vt_isa isa, vt_act act, float *y, const float *x, size_t n);
+void act_rows_avx512(vt_act act, float *y, const float *x, size_t n);
+/* x[i] = gelu(x[i]). */
+static inline void gelu_inplace(vt_isa isa, float *x, size_t n) { act_rows(isa, VT_ACT_GELU, x, x, n); }
 
 /* out[j] = act(gate[j]) * lin[j], on the calling thread. */
 void glu_row(vt_isa isa, vt_glu act, float *out, const float *gate, const float *lin, size_t n);

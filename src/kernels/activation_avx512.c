@@ -1,4 +1,4 @@
-/* AVX-512 GELU: 16 lanes of erf at a time (see activation.h for the method). */
+/* AVX-512 activations, GLU gates and softmax rows over buffers (the method: activation.h). */
 #include <immintrin.h>
 
 #include "kernels/activation.h"
@@ -6,19 +6,25 @@
 
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-/* x = act(x) (vecmath_avx512.h act_ps), 16 lanes at a time. */
-TARGET_AVX512 static void act_inplace_avx512(int act, float *x, size_t n) {
+/* y = act(x) (vecmath_avx512.h act_ps), 16 lanes at a time; the act is
+ * tested once per call, not per vector. */
+TARGET_AVX512 static inline void act_rows_fixed(int act, float *y, const float *x, size_t n) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, act_ps(act, _mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, act_ps(act, _mm512_loadu_ps(x + i)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(x + i, m, act_ps(act, _mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(y + i, m, act_ps(act, _mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 
-TARGET_AVX512 void gelu_inplace_avx512(float *x, size_t n) { act_inplace_avx512(VT_ACT_GELU, x, n); }
-
-TARGET_AVX512 void quick_gelu_inplace_avx512(float *x, size_t n) { act_inplace_avx512(VT_ACT_QUICKGELU, x, n); }
+TARGET_AVX512 void act_rows_avx512(vt_act act, float *y, const float *x, size_t n) {
+    if (act == VT_ACT_GELU)
+        act_rows_fixed(VT_ACT_GELU, y, x, n);
+    else if (act == VT_ACT_QUICKGELU)
+        act_rows_fixed(VT_ACT_QUICKGELU, y, x, n);
+    else if (y != x)
+        act_rows_fixed(VT_ACT_NONE, y, x, n);
+}
 
 TARGET_AVX512 void glu_row_avx512(vt_glu act, float *out, const float *gate, const float *lin, size_t n) {
     size_t i = 0;

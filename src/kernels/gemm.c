@@ -56,7 +56,7 @@ VT_CLONES static void apply_epilogue(vt_isa isa, int m0, int m1, int n0, int n1,
             for (int j = n0; j < n1; j++) row[j] *= e->alpha;
         if (e->bias)
             for (int j = n0; j < n1; j++) row[j] += e->bias[j];
-        if (e->act) act_inplace(isa, (vt_act)e->act, row + n0, (size_t)(n1 - n0));
+        if (e->act) act_rows(isa, (vt_act)e->act, row + n0, row + n0, (size_t)(n1 - n0));
         if (e->residual) {
             const float *res = e->residual + (size_t)i * e->ldr;
             for (int j = n0; j < n1; j++) row[j] += res[j];

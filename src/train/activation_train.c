@@ -1,4 +1,6 @@
-/* Exact-erf GELU and the GeGLU gate for training: forward and backward.
+/* Exact-erf GELU and the GeGLU gate for training. The forwards are the
+ * inference kernels (kernels/activation.c: act_rows, glu_row); the backwards
+ * are here.
  *
  * Φ(x) is the one GELU's rational erf (kernels/gelu_rational.h), the same
  * function inference evaluates, so a trained model's activations are the ones
@@ -14,6 +16,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/gelu_rational.h"
+#include "kernels/kernels.h"
 #include "kernels/simd.h"
 #include "train/ops.h"
 
@@ -72,9 +75,6 @@ static inline void normal_cdf_pdf(float x, float *cdf, float *pdf) {
     *pdf = 0.39894228040143267794f * e;
 }
 
-/* The forward needs Φ alone: no exp. */
-static inline float normal_cdf(float x) { return gelu_cdf(x); }
-
 /* Software prefetch for the streaming loops below. Each element costs ~40
  * vector operations, so the out-of-order window holds only a few cache lines
  * of each stream in flight, and on the machines measured the hardware
@@ -90,16 +90,6 @@ enum { PF_BLOCK = 64, PF_AHEAD = 1024 };
     } while (0)
 
 static size_t block_end(size_t b, size_t n) { return n - b < PF_BLOCK ? n : b + PF_BLOCK; }
-
-VT_CLONES static void gelu_forward_span(float *y, const float *x, size_t n) {
-    for (size_t b = 0; b < n; b += PF_BLOCK) {
-        PREFETCH_BLOCK(x, b, 0);
-        PREFETCH_BLOCK(y, b, 1);
-        size_t e = block_end(b, n);
-#pragma omp simd
-        for (size_t i = b; i < e; i++) y[i] = x[i] * normal_cdf(x[i]);
-    }
-}
 
 /* d gelu / dx = Φ(x) + x·φ(x). */
 VT_CLONES static void gelu_backward_span(float *dx, const float *dy, const float *x, size_t n) {
@@ -125,23 +115,6 @@ static inline float sigmoid(float x) {
     float e = exp_nonpositive(-(ax < 85.0f ? ax : 85.0f));
     float inv = 1.0f / (1.0f + e);
     return x >= 0.0f ? inv : e * inv;
-}
-
-/* y = act(g)·l, act GELU or SiLU (the branch is outside the vector loops). */
-VT_CLONES static void glu_forward_span(int act, float *y, const float *gate, const float *lin, size_t n) {
-    for (size_t b = 0; b < n; b += PF_BLOCK) {
-        PREFETCH_BLOCK(gate, b, 0);
-        PREFETCH_BLOCK(lin, b, 0);
-        PREFETCH_BLOCK(y, b, 1);
-        size_t e = block_end(b, n);
-        if (act == VT_GLU_SILU) {
-#pragma omp simd
-            for (size_t i = b; i < e; i++) y[i] = gate[i] * sigmoid(gate[i]) * lin[i];
-        } else {
-#pragma omp simd
-            for (size_t i = b; i < e; i++) y[i] = gate[i] * normal_cdf(gate[i]) * lin[i];
-        }
-    }
 }
 
 /* dgate = dy·l·act'(g), dlin = dy·act(g); gelu' = Φ + g·φ, silu' = σ·(1 + g·(1 − σ)). */
@@ -176,9 +149,12 @@ VT_CLONES static void glu_backward_span(int act, float *dgate, float *dlin, cons
 
 static size_t chunk_len(size_t start, size_t n) { return n - start < GELU_CHUNK ? n - start : GELU_CHUNK; }
 
+/* The inference kernel (kernels/activation.c act_rows), in parallel chunks:
+ * training and inference activate identically. */
 void gelu_train_forward(float *y, const float *x, size_t n) {
+    vt_isa isa = vt_kernels_process()->isa;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) gelu_forward_span(y + s, x + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) act_rows(isa, VT_ACT_GELU, y + s, x + s, chunk_len(s, n));
 }
 
 void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n) {
@@ -186,17 +162,18 @@ void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n) {
     for (size_t s = 0; s < n; s += GELU_CHUNK) gelu_backward_span(dx + s, dy + s, x + s, chunk_len(s, n));
 }
 
-void gelu_train_forward_serial(float *y, const float *x, size_t n) { gelu_forward_span(y, x, n); }
 
 void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size_t n) {
     gelu_backward_span(dx, dy, x, n);
 }
 
-/* gate, lin, y: [rows, hidden], contiguous, so the pair is one flat loop. */
+/* gate, lin, y: [rows, hidden], contiguous, so the pair is one flat loop over
+ * the inference kernel (kernels/activation.c glu_row). */
 void glu_train_forward(int act, float *y, const float *gate, const float *lin, size_t rows, int hidden) {
     size_t n = rows * (size_t)hidden;
+    vt_isa isa = vt_kernels_process()->isa;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) glu_forward_span(act, y + s, gate + s, lin + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) glu_row(isa, (vt_glu)act, y + s, gate + s, lin + s, chunk_len(s, n));
 }
 
 void glu_train_backward(int act, float *dgate, float *dlin, const float *dy, const float *gate, const float *lin,

@@ -85,13 +85,12 @@ void layernorm_train_backward_add(float *dx, const float *add, float *dweight, f
                                   size_t rows, int dim);
 
 /* ---- Exact-erf GELU ----
- * Forward: kernels/activation.h (gelu_inplace) or gelu_train_forward (y may alias x).
+ * Forward: gelu_train_forward (y may alias x), kernels/activation.h act_rows in parallel chunks.
  * Backward from the pre-activation x: dx = dy · (Φ(x) + x·φ(x)); dx may alias dy. */
 void gelu_train_forward(float *y, const float *x, size_t n);
 void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n);
 /* The same on the calling thread only (no OpenMP region), for kernels that
  * apply GELU to a row they have just computed, while it is in cache. */
-void gelu_train_forward_serial(float *y, const float *x, size_t n);
 void gelu_train_backward_serial(float *dx, const float *dy, const float *x, size_t n);
 
 /* ---- Gated linear unit over the [w0 | w1] pair ----
