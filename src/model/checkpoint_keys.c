@@ -7,7 +7,18 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/hf_clip.h"
 #include "model/schema.h"
+
+vt_status model_checkpoint_open(const char *path, ckpt_file **out, vt_error *err) {
+    vt_status st = ckpt_open(path, out, err);
+    if (!st && hf_clip_is_layout(*out)) st = hf_clip_translate(*out, err);
+    if (st) {
+        ckpt_close(*out);
+        *out = NULL;
+    }
+    return st;
+}
 
 static void detect_layout(const ckpt_file *ckpt, int *plain_clip, int *timm_only) {
     *plain_clip = *timm_only = 0;

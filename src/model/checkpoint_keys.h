@@ -17,6 +17,11 @@ typedef struct {
     unsigned char *used;         /* set by the binder: strict loading checks every one was used */
 } key_index;
 
+/* ckpt_open, then a foreign layout translated to open_clip's names
+ * (transformers CLIPModel, model/hf_clip.h). Every loader of model weights
+ * opens through this. */
+vt_status model_checkpoint_open(const char *path, ckpt_file **out, vt_error *err);
+
 vt_status key_index_build(const ckpt_file *ckpt, key_index *ix, vt_error *err);
 void key_index_free(key_index *ix);
 /* The tensor stored under normalised `name` (and its position), or NULL. */

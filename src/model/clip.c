@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "model/checkpoint_keys.h"
 #include "io/image/image.h"
 #include "io/text/tokenizer.h"
 #include "kernels/kernels.h"
@@ -51,7 +52,7 @@ static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_mo
     m->bf16 = options && options->bf16;
     if (!st && m->bf16) st = vt_kernels_require_bf16(&kernels, err);
     m->amx = m->bf16 && kernels.amx;
-    if (!st && !m->checkpoint) st = ckpt_open(path, &m->checkpoint, err);
+    if (!st && !m->checkpoint) st = model_checkpoint_open(path, &m->checkpoint, err);
     if (!st) {
         if (cfg) m->cfg = *cfg;
         else

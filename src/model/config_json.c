@@ -1,5 +1,7 @@
 /* open_clip_config.json writer and reader (see config_json.h). */
 #include "model/config_json.h"
+#include "model/config_vit.h"
+#include "model/hf_clip.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -44,12 +46,16 @@ void config_timm_model_name(const vt_model_config *cfg, char *out, size_t out_si
 /* open_clip's CLIP config of a ViT (model_configs/ViT-*.json), which
  * config_from_vit_cfg reads back. */
 static void write_vit_model_cfg(json_writer *w, const vt_model_config *c) {
+    /* open_clip builds int(width * mlp_ratio): the written ratio must give
+     * back mlp_hidden exactly (200 / 96 printed to 9 digits gives 199). */
+    double ratio = (double)c->mlp_hidden / c->width;
+    while ((int)(c->width * ratio) < c->mlp_hidden) ratio = nextafter(ratio, INFINITY);
     json_write_format(w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n    \"quick_gelu\": %s,\n", c->embed_dim,
                       c->quick_gelu ? "true" : "false");
     json_write_format(w,
                       "    \"vision_cfg\": {\n      \"image_size\": %d,\n      \"layers\": %d,\n      \"width\": %d,\n"
-                      "      \"head_width\": %d,\n      \"mlp_ratio\": %.9g,\n      \"patch_size\": %d,\n",
-                      c->image_size, c->depth, c->width, c->width / c->heads, (double)c->mlp_hidden / c->width,
+                      "      \"head_width\": %d,\n      \"mlp_ratio\": %.17g,\n      \"patch_size\": %d,\n",
+                      c->image_size, c->depth, c->width, c->width / c->heads, ratio,
                       c->patch_size);
     if (c->ls_init > 0) json_write_format(w, "      \"ls_init_value\": %.9g,\n", (double)c->ls_init);
     json_write_format(w,
@@ -265,18 +271,7 @@ static vt_status config_from_vit_cfg(const char *path, const json_value *cfg, co
     out->context_length = 77;
     out->vocab_size = 49408;
     out->open_clip_preprocess_size = out->image_size;
-    /* The name of the open_clip config with these numbers, if there is one. */
-    snprintf(out->name, sizeof out->name, "ViT-custom");
-    for (int i = 0; i < vt_config_count(); i++) {
-        const vt_model_config *k = vt_config_at(i);
-        if (k->image_tower == VT_TOWER_VIT && k->image_size == out->image_size && k->depth == out->depth &&
-            k->width == out->width && k->heads == out->heads && k->mlp_hidden == out->mlp_hidden &&
-            k->patch_size == out->patch_size && k->embed_dim == out->embed_dim && k->ls_init == out->ls_init &&
-            k->quick_gelu == out->quick_gelu && !out->pool_avg && !out->no_ln_pre && !out->final_ln_after_pool) {
-            snprintf(out->name, sizeof out->name, "%s", k->name);
-            break;
-        }
-    }
+    vit_config_name(out);
     return VT_OK;
 }
 
@@ -311,8 +306,10 @@ static vt_status describe_other_config(const char *path, const json_value *root,
                             : NULL;
     if (model_type && strncasecmp(model_type, "vitamin", 7))
         return vt_fail(err, VT_ERR_UNSUPPORTED,
-                       "%s: model_type '%s'%s%s%s is not a ViTamin model; vitamin.c runs ViTamin CLIP models. Remove or "
-                       "rename this config.json, or pass --model-name NAME if the weights beside it are ViTamin's",
+                       "%s: model_type '%s'%s%s%s is no model vitamin.c runs (ViTamin or ViT CLIP models: open_clip "
+                       "configs, the ViTamin authors' config.json, or transformers' CLIPModel, model_type \"clip\"). "
+                       "Remove or rename this config.json, or pass --model-name NAME if the weights beside it are "
+                       "one of those",
                        path, model_type, arch0 ? " (architectures: " : "", arch0 ? arch0 : "", arch0 ? ")" : "");
     vt_note(notes, "%s describes no ViTamin tower (no vision_cfg.timm_model_name or vitamin_cfg); ignored", path);
     return VT_OK;
@@ -384,6 +381,12 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
         return vt_fail(err, VT_ERR_FORMAT, "%s: vision_cfg.timm_model_name must be a string", path);
     const char *trunk = trunk_value ? trunk_value->string : NULL;
     int is_vit = !vitamin && !trunk && vision && (json_get(vision, "patch_size") || json_get(vision, "layers"));
+    if (!strcmp(json_get_string(root, "model_type", ""), "clip")) { /* transformers' CLIPModel */
+        vt_status st = hf_clip_config(path, root, out, err);
+        if (!st) *found = 1;
+        if (!st && (st = vt_config_validate(out, err))) vt_error_prefix(err, "%s: ", path);
+        return st;
+    }
     if (!vitamin && !trunk && !is_vit) return describe_other_config(path, root, vision, notes, err);
     vt_status st = text ? check_text_cfg(path, text, err) : VT_OK;
     if (st) return st;

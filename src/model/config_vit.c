@@ -122,3 +122,17 @@ double vit_config_image_flops(const vt_model_config *c, int image_size) {
     f += c->depth * (2 * t * w * 4 * w + 2 * 2 * t * t * w + 2 * 2 * t * w * h);
     return f + 2 * w * c->embed_dim;
 }
+
+void vit_config_name(vt_model_config *out) {
+    snprintf(out->name, sizeof out->name, "ViT-custom");
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *k = vt_config_at(i);
+        if (k->image_tower == VT_TOWER_VIT && k->image_size == out->image_size && k->depth == out->depth &&
+            k->width == out->width && k->heads == out->heads && k->mlp_hidden == out->mlp_hidden &&
+            k->patch_size == out->patch_size && k->embed_dim == out->embed_dim && k->ls_init == out->ls_init &&
+            k->quick_gelu == out->quick_gelu && !out->pool_avg && !out->no_ln_pre && !out->final_ln_after_pool) {
+            snprintf(out->name, sizeof out->name, "%s", k->name);
+            return;
+        }
+    }
+}

@@ -13,6 +13,9 @@ int vit_config_lookup(const char *name, vt_model_config *out);
 /* open_clip configs that need another tokenizer: NULL, or the tokenizer's
  * name (vitamin.c has only the CLIP BPE tokenizer). */
 const char *vit_config_other_tokenizer(const char *name);
+/* Names `c` after the open_clip ViT config with the same tower numbers (a
+ * config read from JSON or a transformers config.json), else "ViT-custom". */
+void vit_config_name(vt_model_config *c);
 vt_status vit_config_validate(const vt_model_config *c, vt_error *err);
 double vit_config_image_flops(const vt_model_config *c, int image_size);
 

@@ -162,7 +162,7 @@ void train_params_init(train_params *p, uint64_t seed) {
 
 vt_status train_params_load_checkpoint(train_params *p, const char *path, vt_error *err) {
     ckpt_file *f = NULL;
-    vt_status st = ckpt_open(path, &f, err);
+    vt_status st = model_checkpoint_open(path, &f, err);
     if (st) return st;
     char *seen = calloc((size_t)p->count, 1);
     if (!seen) {

@@ -175,6 +175,26 @@ static vt_status build_name_index(ckpt_file *file, vt_error *err) {
     return status;
 }
 
+vt_status ckpt_replace_tensors(ckpt_file *file, const ckpt_tensor *tensors, size_t count, vt_error *err) {
+    ckpt_tensor *table = calloc(count ? count : 1, sizeof *table);
+    if (!table) return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", file->label);
+    for (size_t i = 0; i < count; i++) {
+        table[i] = tensors[i];
+        if (!(table[i].name = strdup(tensors[i].name))) {
+            for (size_t j = 0; j < i; j++) free(table[j].name);
+            free(table);
+            return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", file->label);
+        }
+    }
+    for (size_t i = 0; i < file->count; i++) free(file->tensors[i].name);
+    free(file->tensors);
+    free(file->by_name);
+    file->by_name = NULL;
+    file->tensors = table;
+    file->count = file->capacity = count;
+    return build_name_index(file, err);
+}
+
 const ckpt_tensor *ckpt_find(const ckpt_file *file, const char *name) {
     if (!file || !name) return NULL;
     size_t low = 0, high = file->count;

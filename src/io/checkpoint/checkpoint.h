@@ -107,6 +107,10 @@ vt_status ckpt_add_tensor(ckpt_file *file, const char *name, vt_dtype dtype, int
 /* Makes `file` free `buffer` (malloc'd) when it is closed. On failure the
  * buffer is freed at once. */
 vt_status ckpt_adopt_buffer(ckpt_file *file, void *buffer, vt_error *err);
+/* Replaces the whole table (a layout translation, model/hf_clip.c). Names are
+ * copied; each tensor's data must live as long as `file`: its own pointers,
+ * or buffers handed over with ckpt_adopt_buffer. */
+vt_status ckpt_replace_tensors(ckpt_file *file, const ckpt_tensor *tensors, size_t count, vt_error *err);
 /* Multiplies the dims of `shape` into *numel and *bytes (numel * element size);
  * 0 if a dim is negative or the product overflows. */
 int ckpt_shape_size(vt_dtype dtype, int ndim, const int64_t *shape, int64_t *numel, size_t *bytes);
