@@ -143,7 +143,8 @@ static vt_status check_config_against_tensors(const char *config_path, const key
  * activation are not in them, so the registered config with these shapes
  * supplies them (GELU, head width 64 and class-token pooling otherwise), with
  * a note when QuickGELU is the likelier choice cannot be told apart. */
-static vt_status config_from_vit_shapes(const key_index *ix, vt_model_config *out, vt_notes *notes, vt_error *err) {
+static vt_status config_from_vit_shapes(const key_index *ix, int openai_archive, vt_model_config *out,
+                                        vt_notes *notes, vt_error *err) {
     char name[160];
     const ckpt_tensor *conv1 = find_kind(ix, T_VIT_CONV1_W, name, sizeof name);
     int64_t tokens = dim(ix, T_VIT_POS, 2, 0), e = dim(ix, T_VIT_PROJ, 2, 1), hidden = dim(ix, T_VIT_FC_W, 2, 0);
@@ -161,9 +162,10 @@ static vt_status config_from_vit_shapes(const key_index *ix, vt_model_config *ou
         const vt_model_config *r = vt_config_at(i);
         if (r->image_tower == VT_TOWER_VIT && r->width == w && r->patch_size == p && vt_config_token_grid(r) == grid &&
             r->depth == layers && r->mlp_hidden == hidden && r->embed_dim == e && (r->ls_init > 0) == has_ls &&
-            !r->quick_gelu && (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {
+            r->quick_gelu == openai_archive && (tw < 0 || (r->text_width == tw && r->text_layers == tl))) {
             *out = *r;
             if (tw < 0) out->text_width = 0;
+            if (openai_archive) return VT_OK;
             vt_note(notes, "the tensors do not say whether %s's MLPs use GELU or QuickGELU: running GELU; OpenAI's "
                     "weights (and the -quickgelu releases) need --model-name %s-quickgelu or their "
                     "open_clip_config.json", out->name, out->name);
@@ -188,13 +190,18 @@ static vt_status config_from_vit_shapes(const key_index *ix, vt_model_config *ou
     out->text_heads = tw > 0 && tw % 64 == 0 ? tw / 64 : 1;
     out->context_length = (int)dim(ix, T_TXT_POS, 2, 0);
     out->vocab_size = (int)dim(ix, T_TXT_TOKEN, 2, 0);
-    vt_note(notes, "ViT shapes match no open_clip config: assuming head width 64, class-token pooling and GELU; "
-            "put the model's open_clip_config.json beside it to be sure");
+    out->quick_gelu = openai_archive;
+    vt_note(notes, "ViT shapes match no open_clip config: assuming head width 64, class-token pooling and %s; "
+            "put the model's open_clip_config.json beside it to be sure",
+            openai_archive ? "QuickGELU (an OpenAI TorchScript archive)" : "GELU");
     return vt_config_validate(out, err);
 }
 
-static vt_status config_from_shapes(const key_index *ix, vt_model_config *out, vt_notes *notes, vt_error *err) {
-    if (dim(ix, T_VIT_CONV1_W, 4, 0) > 0) return config_from_vit_shapes(ix, out, notes, err);
+/* `openai_archive`: a TorchScript archive, which only OpenAI's releases are:
+ * QuickGELU, as open_clip's load_openai_model builds them. */
+static vt_status config_from_shapes(const key_index *ix, int openai_archive, vt_model_config *out, vt_notes *notes,
+                                    vt_error *err) {
+    if (dim(ix, T_VIT_CONV1_W, 4, 0) > 0) return config_from_vit_shapes(ix, openai_archive, out, notes, err);
     int64_t c0 = dim(ix, T_STEM_CONV1_W, 4, 0);
     int64_t d = dim(ix, T_BLK_NORM1_W, 1, 0);
     int64_t e = dim(ix, T_HEAD_PROJ_W, 2, 0);
@@ -370,7 +377,7 @@ vt_status config_resolve(const char *checkpoint_path, const ckpt_file *ckpt, con
         found = !st;
     }
     if (!st && !found) {
-        st = config_from_shapes(&ix, out, notes, err);
+        st = config_from_shapes(&ix, ckpt_get_format(ckpt) == CKPT_FORMAT_TORCHSCRIPT, out, notes, err);
         if (!st)
             vt_note(notes, "no open_clip_config.json or config.json beside %s: %s inferred from the tensor shapes",
                     checkpoint_path, out->name);

@@ -6,7 +6,9 @@
  *      archive built here, with a valid CRC and ten 256-byte storages "0".."9".
  *      Without this, mutations of a pickle inside a zip would almost always die
  *      at the CRC check, and the pickle machine and tensor validation would
- *      hardly be fuzzed.
+ *      hardly be fuzzed;
+ *   3. the same pickle as the data.pkl of a TorchScript archive (the same
+ *      archive plus a constants.pkl), so the module-object reader is fuzzed.
  * Every tensor of a loaded file is read to its last byte, so ASan catches any
  * view that the bounds checks let through. */
 #include <stdint.h>
@@ -69,13 +71,16 @@ static void add_entry(byte_buffer *zip, byte_buffer *directory, const char *name
     put(directory, name, name_length);
 }
 
-/* archive/data.pkl = pickle, archive/data/<k> = STORAGE_SIZE bytes of pattern. */
-static byte_buffer wrap_pickle(const uint8_t *pickle, size_t size) {
-    size_t capacity = size + (STORAGE_COUNT + 1) * (STORAGE_SIZE + 200) + 64;
+/* archive/data.pkl = pickle, archive/data/<k> = STORAGE_SIZE bytes of pattern,
+ * and archive/constants.pkl if `torchscript`. */
+static byte_buffer wrap_pickle(const uint8_t *pickle, size_t size, int torchscript) {
+    size_t capacity = size + (STORAGE_COUNT + 2) * (STORAGE_SIZE + 200) + 64;
     byte_buffer zip = {malloc(capacity), 0}, directory = {malloc(capacity), 0};
     static uint8_t storage[STORAGE_SIZE];
     for (size_t i = 0; i < STORAGE_SIZE; i++) storage[i] = (uint8_t)(i * 37 + 11);
     add_entry(&zip, &directory, "archive/data.pkl", pickle, size);
+    static const uint8_t EMPTY_TUPLE_PICKLE[] = {0x80, 0x02, ')', '.'};
+    if (torchscript) add_entry(&zip, &directory, "archive/constants.pkl", EMPTY_TUPLE_PICKLE, sizeof EMPTY_TUPLE_PICKLE);
     for (int k = 0; k < STORAGE_COUNT; k++) {
         char name[32] = "archive/data/0";
         name[13] = (char)('0' + k);
@@ -85,8 +90,8 @@ static byte_buffer wrap_pickle(const uint8_t *pickle, size_t size) {
     put(&zip, directory.data, directory.length);
     put_le(&zip, 0x06054b50, 4);
     put_le(&zip, 0, 4);
-    put_le(&zip, STORAGE_COUNT + 1, 2);
-    put_le(&zip, STORAGE_COUNT + 1, 2);
+    put_le(&zip, STORAGE_COUNT + 1 + (torchscript != 0), 2);
+    put_le(&zip, STORAGE_COUNT + 1 + (torchscript != 0), 2);
     put_le(&zip, directory.length, 4);
     put_le(&zip, directory_offset, 4);
     put_le(&zip, 0, 2);
@@ -118,9 +123,11 @@ static void open_and_read(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     open_and_read(data, size);
     if (size >= 2 && data[0] == 0x80 && size < (1u << 20)) {
-        byte_buffer zip = wrap_pickle(data, size);
-        open_and_read(zip.data, zip.length);
-        free(zip.data);
+        for (int torchscript = 0; torchscript < 2; torchscript++) {
+            byte_buffer zip = wrap_pickle(data, size, torchscript);
+            open_and_read(zip.data, zip.length);
+            free(zip.data);
+        }
     }
     return 0;
 }

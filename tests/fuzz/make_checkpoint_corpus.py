@@ -104,6 +104,14 @@ def checkpoint_seeds():
     }
     for name in ("torch_p2.pt", "torch_p4.pt", "torch_wrapped.pt", "torch_params.pt"):
         seeds[name.replace(".pt", ".pkl")] = data_pkl(seeds[name])
+    # A TorchScript archive (torch.jit.save of a traced module with a submodule),
+    # and its data.pkl alone, which fuzz_checkpoint wraps as a TorchScript archive.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3)), buf)
+    seeds["torchscript_traced.pt"] = buf.getvalue()
+    seeds["torchscript_traced.pkl"] = data_pkl(seeds["torchscript_traced.pt"])
     seeds["legacy_magic.bin"] = bytes.fromhex("80028a0a6cfc9c46f9206aa85019") + b"."
     return seeds
 
@@ -135,6 +143,6 @@ def write(directory, seeds):
 if __name__ == "__main__":
     write(CHECKPOINT_DIR, checkpoint_seeds())
     write(JSON_DIR, json_seeds())
-    total = sum(p.stat().st_size for p in (HERE / "corpus").rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for d in (CHECKPOINT_DIR, JSON_DIR) for p in d.rglob("*") if p.is_file())
     print(f"corpus: {total} bytes")
     assert total < 1_000_000

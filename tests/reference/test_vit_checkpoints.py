@@ -10,6 +10,7 @@ forward: max abs error <= 1e-4 (fp32; the same bound as every parity test,
 tests/reference/test_vit_parity.py). Bad input is checked for its message."""
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -158,3 +159,98 @@ def test_transformers_checkpoint_missing_a_projection_of_q_k_v(tmp_path):
     save_file(sd, str(tmp_path / "model.safetensors"))
     proc = info(tmp_path / "model.safetensors")
     assert proc.returncode != 0 and "v_proj.weight" in proc.stderr and "missing" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------ OpenAI TorchScript
+
+# OpenAI's layout: open_clip's build_model_from_openai_state_dict infers the
+# heads as width / 64, so the tiny towers use head width 64.
+OPENAI_TINY = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 2, "width": 128, "head_width": 64,
+                                                "patch_size": 8},
+               "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2}}
+
+
+def openai_archive(path):
+    """open_clip's OpenAI-layout model (fp16 weights, QuickGELU, as
+    build_model_from_openai_state_dict makes it), traced and saved with
+    torch.jit.save: the kind of archive OpenAI released (ViT-B-32.pt)."""
+    from open_clip.model import CLIP, build_model_from_openai_state_dict
+
+    torch.manual_seed(0)
+    src = randomize(CLIP(**OPENAI_TINY, quick_gelu=True).eval(), 0)
+    fp32 = build_model_from_openai_state_dict(src.state_dict()).float().eval()
+    # OpenAI's model holds the causal mask as a plain attribute, not a buffer,
+    # so their archives' state_dict() (which open_clip loads strictly) has none.
+    mask = fp32.attn_mask
+    del fp32._buffers["attn_mask"]
+    fp32.attn_mask = mask
+    traced = torch.jit.trace(fp32, (torch.zeros(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)),
+                             check_trace=False)
+    traced.half().save(str(path))
+    assert any(n.endswith("/constants.pkl") for n in __import__("zipfile").ZipFile(path).namelist())
+
+
+def test_openai_torchscript_archive_embeds_like_open_clip(tmp_path):
+    """No config beside it: the archive's shapes and QuickGELU (every OpenAI
+    archive's activation) give the architecture; the reference is open_clip's
+    load_openai_model of the same file, which reads the archive's state_dict."""
+    import open_clip
+
+    ckpt = tmp_path / "ViT-tiny.pt"
+    openai_archive(ckpt)
+    ref = open_clip.load_openai_model(str(ckpt), precision="fp32", device="cpu").eval()
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ids = tokens()
+    with torch.no_grad():
+        img, txt = ref.encode_image(pixels).numpy(), ref.encode_text(ids).numpy()
+    got_img, got_txt = vitamin_features(tmp_path, ckpt, pixels, ids)
+    assert_close(got_img, img)
+    assert_close(got_txt, txt)
+    proc = info(ckpt)
+    assert proc.returncode == 0 and "QuickGELU" in proc.stderr, proc.stderr
+
+
+def test_torchscript_class_that_restores_itself_with_code_is_refused(tmp_path):
+    """A scripted module with __getstate__/__setstate__: its state is whatever
+    that code returns, so reading it would mean running the archive's code."""
+
+    class Stateful(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            return x * self.w
+
+        @torch.jit.export
+        def __getstate__(self):
+            return (self.w, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state):
+            self.w = state[0]
+            self.training = state[1]
+
+    torch.jit.script(Stateful()).save(str(tmp_path / "m.pt"))
+    proc = info(tmp_path / "m.pt")
+    assert proc.returncode != 0 and "__setstate__" in proc.stderr and "runs no code" in proc.stderr, proc.stderr
+
+
+def test_torchscript_archive_naming_a_foreign_global_is_refused(tmp_path):
+    """The archive's data.pkl rewritten to call posix.system: refused by the
+    allow-list before anything is built (the zip is rewritten whole, so its
+    checksums are right and only the pickle is hostile)."""
+    import zipfile
+
+    ckpt = tmp_path / "ViT-tiny.pt"
+    openai_archive(ckpt)
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(ckpt) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_STORED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("/data.pkl"):
+                data, n = re.subn(rb"c__torch__\.open_clip\.model[^\n]*\nCLIP\n", b"cposix\nsystem\n", data, count=1)
+                assert n == 1
+            dst.writestr(item.filename, data)
+    proc = info(bad)
+    assert proc.returncode != 0 and "posix.system" in proc.stderr and "not allowed" in proc.stderr, proc.stderr

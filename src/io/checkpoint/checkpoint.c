@@ -231,6 +231,7 @@ typedef struct {
     zip_archive zip;
     char *prefix;               /* archive directory, e.g. "archive" or "model" */
     const uint8_t **inflated;   /* per zip entry: inflated bytes of DEFLATE storages */
+    int torchscript;            /* a torch.jit.save archive: data.pkl holds the module objects */
     size_t copy_budget;         /* bytes strided views may still be expanded into */
 } torch_loader;
 
@@ -392,7 +393,67 @@ static vt_status select_state_dict(const ckpt_file *file, const pk_value *root, 
     return VT_OK;
 }
 
+/* A TorchScript archive's module tree (pickle_reader.h PK_OBJECT): every
+ * tensor attribute under its dotted path, which is the name
+ * module.state_dict() gives it ("visual.conv1.weight"). The pickle's memo can
+ * alias objects, so depth and the number of visits are bounded. */
+enum { TS_MAX_DEPTH = 64, TS_MAX_NAME = 1024 };
+#define TS_MAX_VISITS ((size_t)1 << 20)
+
+typedef struct {
+    const pk_value *object;
+    size_t prefix_length; /* of the path buffer, including the trailing '.' */
+    size_t next;          /* next attribute to visit */
+} ts_frame;
+
+static vt_status add_module_tree(torch_loader *loader, const pk_value *root, vt_error *err) {
+    const char *label = loader->file->label;
+    ts_frame stack[TS_MAX_DEPTH];
+    char path[TS_MAX_NAME + 1];
+    int depth = 0;
+    size_t visits = 0;
+    stack[depth++] = (ts_frame){root, 0, 0};
+    while (depth > 0) {
+        ts_frame *f = &stack[depth - 1];
+        const pk_value *attrs = f->object->attrs;
+        if (!attrs || f->next >= attrs->count) {
+            depth--;
+            continue;
+        }
+        const pk_value *key = attrs->keys[f->next], *value = attrs->items[f->next];
+        f->next++;
+        if (++visits > TS_MAX_VISITS)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: the TorchScript module tree has over %zu attributes (aliased "
+                           "objects?)", label, TS_MAX_VISITS);
+        if (key->kind != PK_STRING || (value->kind != PK_TENSOR && value->kind != PK_OBJECT)) continue;
+        if (memchr(key->text, '\0', key->length) || f->prefix_length + key->length + 1 > TS_MAX_NAME)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: a TorchScript attribute path is longer than %d bytes or holds "
+                           "a NUL", label, TS_MAX_NAME);
+        memcpy(path + f->prefix_length, key->text, key->length);
+        path[f->prefix_length + key->length] = '\0';
+        if (value->kind == PK_TENSOR) {
+            pk_value name = {.kind = PK_STRING, .text = path, .length = f->prefix_length + key->length};
+            vt_status status = add_pickled_tensor(loader, &name, value->tensor, err);
+            if (status != VT_OK) return status;
+            continue;
+        }
+        if (depth == TS_MAX_DEPTH)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: TorchScript modules nest deeper than %d (a cycle?)", label,
+                           TS_MAX_DEPTH);
+        path[f->prefix_length + key->length] = '.';
+        stack[depth] = (ts_frame){value, f->prefix_length + key->length + 1, 0};
+        depth++;
+    }
+    return VT_OK;
+}
+
 static vt_status add_state_dict(torch_loader *loader, const pk_value *root, vt_error *err) {
+    if (loader->torchscript) {
+        if (!root || root->kind != PK_OBJECT)
+            return vt_fail(err, VT_ERR_FORMAT, "%s: a TorchScript archive whose data.pkl holds no module object",
+                           loader->file->label);
+        return add_module_tree(loader, root, err);
+    }
     const pk_value *state_dict = NULL;
     vt_status status = select_state_dict(loader->file, root, &state_dict, err);
     for (size_t i = 0; status == VT_OK && i < state_dict->count; i++) {
@@ -433,11 +494,7 @@ static vt_status check_archive_kind(torch_loader *loader, vt_error *err) {
     snprintf(name, length, "%s/byteorder", loader->prefix);
     const zip_entry *byteorder = zip_find(&loader->zip, name);
     free(name);
-    if (is_torchscript)
-        return vt_fail(err, VT_ERR_UNSUPPORTED,
-                       "%s: a TorchScript archive (torch.jit.save); save model.state_dict() with torch.save or "
-                       "as safetensors instead",
-                       label);
+    loader->torchscript = is_torchscript;
     if (byteorder && byteorder->method == ZIP_METHOD_STORED && byteorder->uncompressed_size == 3 &&
         memcmp(loader->zip.bytes + byteorder->data_offset, "big", 3) == 0)
         return vt_fail(err, VT_ERR_UNSUPPORTED,
@@ -462,7 +519,8 @@ static vt_status load_pickle(torch_loader *loader, const zip_entry *entry, pickl
             return vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", loader->file->label);
         }
         snprintf(label, length, "%s: %s", loader->file->label, entry->name);
-        status = pickle_load(bytes, size, label, doc, root, err);
+        status = loader->torchscript ? pickle_load_torchscript(bytes, size, label, doc, root, err)
+                                     : pickle_load(bytes, size, label, doc, root, err);
         free(label);
     }
     free(owned);
@@ -484,6 +542,7 @@ static vt_status parse_torch_zip(ckpt_file *file, vt_error *err) {
         status = loader.inflated ? add_state_dict(&loader, root, err)
                                  : vt_fail(err, VT_ERR_NOMEM, "%s: out of memory", file->label);
     }
+    if (loader.torchscript) file->format = CKPT_FORMAT_TORCHSCRIPT;
     pickle_free(doc);
     free(loader.inflated);
     free(loader.prefix);
@@ -669,7 +728,7 @@ vt_status ckpt_open(const char *path, ckpt_file **out, vt_error *err) {
 }
 
 vt_status ckpt_verify(const ckpt_file *file, vt_error *err) {
-    if (file->format != CKPT_FORMAT_TORCH_ZIP) return VT_OK;
+    if (file->format == CKPT_FORMAT_SAFETENSORS) return VT_OK;
     zip_archive zip;
     vt_status status = zip_open(&zip, file->bytes, file->size, file->label, err);
     for (size_t i = 0; status == VT_OK && i < zip.count; i++) status = zip_entry_verify(&zip, &zip.entries[i], err);

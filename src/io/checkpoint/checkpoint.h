@@ -7,6 +7,10 @@
  *     `<archive>/data.pkl` is read by a pickle *reader* that executes nothing and
  *     accepts only an allow-list of globals; storages `<archive>/data/<key>` are
  *     memory-mapped (torch stores them uncompressed);
+ *   - TorchScript archives written by torch.jit.save (OpenAI's CLIP releases):
+ *     the same zip layout, with data.pkl holding the module objects; their
+ *     tensor attributes are read under their state_dict() names, with the
+ *     same allow-list and no code run (pickle_reader.h);
  *   - (legacy non-zip torch.save files are rejected with a message saying how to
  *     re-save them).
  * Wrappers: if the top-level object is a dict holding a dict under "state_dict"
@@ -50,7 +54,9 @@ typedef struct {
     const void *data;               /* contiguous, row-major, little-endian; numel elements */
 } ckpt_tensor;
 
-typedef enum { CKPT_FORMAT_SAFETENSORS, CKPT_FORMAT_TORCH_ZIP } ckpt_format;
+/* TORCHSCRIPT: a torch.jit.save zip (OpenAI's CLIP releases); its tensors are
+ * the module tree's attributes, named as module.state_dict() names them. */
+typedef enum { CKPT_FORMAT_SAFETENSORS, CKPT_FORMAT_TORCH_ZIP, CKPT_FORMAT_TORCHSCRIPT } ckpt_format;
 
 typedef struct ckpt_file ckpt_file;
 

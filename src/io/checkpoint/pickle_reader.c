@@ -53,6 +53,7 @@ typedef struct {
     /* Immutable values are shared, as CPython does, so that a run of NONE or
      * BININT1 opcodes costs no memory. */
     pk_value *none, *booleans[2], *small_ints[256];
+    int torchscript;            /* __torch__.* classes allowed as plain objects */
     vt_error *err;
 } pk_machine;
 
@@ -143,6 +144,8 @@ static void free_value(pk_value *value) {
         free(value->keys);
         break;
     case PK_TENSOR: free(value->tensor); break;
+    case PK_GLOBAL:
+    case PK_OBJECT: free(value->class_name); break;
     default: break;
     }
     free(value);
@@ -456,6 +459,18 @@ static vt_status push_global(pk_machine *m, const char *module, size_t module_le
             return push(m, value);
         }
     }
+    if (m->torchscript && module_length >= 9 && !memcmp(module, "__torch__", 9) &&
+        (module_length == 9 || module[9] == '.')) {
+        /* A scripted module's class: only its name is kept (for messages). */
+        pk_value *value = new_value(m, PK_GLOBAL);
+        if (!value || !charge(m, module_length + name_length + 2) ||
+            !(value->class_name = malloc(module_length + name_length + 2)))
+            return out_of_memory(m);
+        value->global = PK_GLOBAL_TORCHSCRIPT_CLASS;
+        snprintf(value->class_name, module_length + name_length + 2, "%.*s.%.*s", (int)module_length, module,
+                 (int)name_length, name);
+        return push(m, value);
+    }
     int printable_module = module_length > 200 ? 200 : (int)module_length;
     int printable_name = name_length > 200 ? 200 : (int)name_length;
     if (text_equals(module, module_length, "torch") && name_length > 7 &&
@@ -566,9 +581,22 @@ static vt_status call_global(pk_machine *m, int is_newobj) {
     if (status != VT_OK) return status;
     if (args->kind != PK_TUPLE) return machine_fail(m, VT_ERR_FORMAT, "call arguments are not a tuple");
     if (callable->kind != PK_GLOBAL) return machine_fail(m, VT_ERR_FORMAT, "call target is not a global");
+    if (callable->global == PK_GLOBAL_TORCHSCRIPT_CLASS) {
+        /* torch.jit.save writes `cls.__new__(cls)` (NEWOBJ, no arguments), then BUILD. */
+        if (!is_newobj || args->count)
+            return machine_fail(m, VT_ERR_UNSUPPORTED,
+                                "'%.200s' is constructed with arguments; vitamin.c runs no TorchScript code",
+                                callable->class_name);
+        pk_value *object = new_value(m, PK_OBJECT);
+        if (!object || !charge(m, strlen(callable->class_name) + 1) ||
+            !(object->class_name = strdup(callable->class_name)))
+            return out_of_memory(m);
+        return push(m, object);
+    }
     if (is_newobj && callable->global != PK_GLOBAL_ORDERED_DICT)
         return machine_fail(m, VT_ERR_UNSUPPORTED, "NEWOBJ is only supported for OrderedDict");
     switch (callable->global) {
+    case PK_GLOBAL_TORCHSCRIPT_CLASS: break;
     case PK_GLOBAL_ORDERED_DICT: return make_ordered_dict(m, is_newobj ? &(pk_value){.kind = PK_TUPLE} : args);
     case PK_GLOBAL_REBUILD_TENSOR_V2: return rebuild_tensor(m, args);
     case PK_GLOBAL_REBUILD_PARAMETER: return rebuild_parameter(m, args, 3);
@@ -605,7 +633,19 @@ static vt_status run_build(pk_machine *m) {
     pk_value *state = NULL, *target = NULL;
     vt_status status = pop(m, &state);
     if (status == VT_OK) status = peek(m, &target);
-    return status;
+    if (status != VT_OK || target->kind != PK_OBJECT) return status;
+    /* A TorchScript module's state is its attribute dict; anything else came
+     * from a __getstate__ that only the class's own __setstate__ (code in the
+     * archive) could interpret. */
+    if (state->kind != PK_DICT)
+        return machine_fail(m, VT_ERR_UNSUPPORTED,
+                            "TorchScript object '%.200s' restores its state with its own __setstate__ code; "
+                            "vitamin.c runs no code from an archive: save model.state_dict() with torch.save instead",
+                            target->class_name);
+    if (target->attrs) return machine_fail(m, VT_ERR_FORMAT, "TorchScript object '%.200s' is built twice",
+                                           target->class_name);
+    target->attrs = state;
+    return VT_OK;
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -740,14 +780,28 @@ static vt_status run(pk_machine *m, pk_value **result) {
     return VT_OK;
 }
 
+static vt_status load_pickle_mode(const uint8_t *bytes, size_t size, const char *label, int torchscript,
+                                   pickle_document **out, const pk_value **root, vt_error *err);
+
 vt_status pickle_load(const uint8_t *bytes, size_t size, const char *label, pickle_document **out,
                       const pk_value **root, vt_error *err) {
+    return load_pickle_mode(bytes, size, label, 0, out, root, err);
+}
+
+vt_status pickle_load_torchscript(const uint8_t *bytes, size_t size, const char *label, pickle_document **out,
+                                  const pk_value **root, vt_error *err) {
+    return load_pickle_mode(bytes, size, label, 1, out, root, err);
+}
+
+static vt_status load_pickle_mode(const uint8_t *bytes, size_t size, const char *label, int torchscript,
+                                  pickle_document **out, const pk_value **root, vt_error *err) {
     *out = NULL;
     *root = NULL;
     if (!bytes && size) return vt_fail(err, VT_ERR_ARGUMENT, "pickle_load: NULL buffer");
     pickle_document *doc = calloc(1, sizeof *doc);
     if (!doc) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
-    pk_machine m = {.bytes = bytes, .size = size, .label = label ? label : "<pickle>", .doc = doc, .err = err};
+    pk_machine m = {.bytes = bytes, .size = size, .label = label ? label : "<pickle>", .doc = doc, .err = err,
+                   .torchscript = torchscript};
     m.budget_left = size > (SIZE_MAX - PK_BUDGET_BASE) / PK_BUDGET_PER_BYTE ? SIZE_MAX
                                                                              : PK_BUDGET_BASE + PK_BUDGET_PER_BYTE * size;
     pk_value *result = NULL;

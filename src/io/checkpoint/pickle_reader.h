@@ -5,7 +5,12 @@
  * allow-list (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
  * torch._utils._rebuild_parameter[_with_state], the torch.*Storage types), and
  * REDUCE / NEWOBJ only interpret those. Anything else fails with
- * VT_ERR_UNSUPPORTED naming the global. Stack, memo and sizes are bounded and
+ * VT_ERR_UNSUPPORTED naming the global. A TorchScript archive's data.pkl
+ * (torch.jit.save) is read with `torchscript` set: its `__torch__.*` module
+ * classes become plain objects (PK_OBJECT: the class name and the attribute
+ * dict BUILD gives them); no class is looked up and none of the archive's
+ * code runs, and a class that restores itself with its own __setstate__
+ * (state that is no attribute dict) is refused. Stack, memo and sizes are bounded and
  * the machine is iterative, so hostile input cannot exhaust memory or stack. */
 #ifndef VT_IO_PICKLE_READER_H
 #define VT_IO_PICKLE_READER_H
@@ -29,6 +34,7 @@ typedef enum {
     PK_GLOBAL,   /* an allow-listed callable or storage type */
     PK_STORAGE,  /* a storage named by BINPERSID: dtype + archive key */
     PK_TENSOR,   /* _rebuild_tensor_v2(...) */
+    PK_OBJECT,   /* a TorchScript module object: class name + attribute dict */
 } pk_kind;
 
 typedef enum {
@@ -37,6 +43,7 @@ typedef enum {
     PK_GLOBAL_REBUILD_PARAMETER,
     PK_GLOBAL_REBUILD_PARAMETER_WITH_STATE,
     PK_GLOBAL_STORAGE_TYPE,   /* torch.FloatStorage etc.; element type in pk_value.storage_type */
+    PK_GLOBAL_TORCHSCRIPT_CLASS, /* `__torch__.<qualified name>` (torchscript mode only); name in class_name */
 } pk_global;
 
 typedef struct pk_value pk_value;
@@ -72,9 +79,11 @@ struct pk_value {
             pk_value **keys;          /* dict keys, parallel to items, insertion order */
             size_t count, capacity;
         };
-        struct {                      /* PK_GLOBAL */
+        struct {                      /* PK_GLOBAL, PK_OBJECT */
             pk_global global;
             vt_dtype storage_type;    /* element type of PK_GLOBAL_STORAGE_TYPE */
+            char *class_name;         /* TorchScript class (owned), else NULL */
+            pk_value *attrs;          /* PK_OBJECT: its attribute dict once built (PK_DICT), else NULL */
         };
         pk_storage storage;           /* PK_STORAGE */
         pk_tensor *tensor;            /* PK_TENSOR */
@@ -88,6 +97,9 @@ typedef struct pickle_document pickle_document;
  * *out. */
 vt_status pickle_load(const uint8_t *bytes, size_t size, const char *label, pickle_document **out,
                       const pk_value **root, vt_error *err);
+/* The same for a TorchScript archive's data.pkl (torchscript mode, above). */
+vt_status pickle_load_torchscript(const uint8_t *bytes, size_t size, const char *label, pickle_document **out,
+                                  const pk_value **root, vt_error *err);
 void pickle_free(pickle_document *doc);
 
 /* Value under a string key of a PK_DICT (the last one if repeated), or NULL. */

@@ -614,10 +614,10 @@ static void test_archive_errors(void) {
     buffer zip = make_zip(plain, 1, 0, 0);
     expect_failure(zip.data, zip.length, VT_ERR_FORMAT, "data.pkl");
     free(zip.data);
-    /* TorchScript. */
+    /* TorchScript (constants.pkl) whose data.pkl is a state dict, not a module. */
     zip_item script[] = {{"m/data.pkl", pickle.data, pickle.length, 0}, {"m/constants.pkl", "x", 1, 0}};
     zip = make_zip(script, 2, 0, 0);
-    expect_failure(zip.data, zip.length, VT_ERR_UNSUPPORTED, "TorchScript");
+    expect_failure(zip.data, zip.length, VT_ERR_FORMAT, "no module object");
     free(zip.data);
     /* Big-endian storages. */
     zip_item big[] = {{"m/data.pkl", pickle.data, pickle.length, 0}, {"m/byteorder", "big", 3, 0}};
@@ -674,6 +674,124 @@ static void test_archive_errors(void) {
     expect_failure(zip.data, zip.length, VT_ERR_FORMAT, "central directory");
     free(zip.data);
     free(pickle.data);
+}
+
+/* ================================================================ TorchScript */
+
+/* A TorchScript archive (torch.jit.save's layout) around `pickle`. */
+static buffer torchscript_zip(const buffer *pickle) {
+    zip_item items[] = {
+        {"ts/data.pkl", pickle->data, pickle->length, 0},
+        {"ts/constants.pkl", "\x80\x02).", 4, 0},
+        {"ts/code/__torch__/m.py", "def forward(self): ...\n", 23, 0},
+        {"ts/data/0", STORAGE0, sizeof STORAGE0, 0},
+        {"ts/data/1", STORAGE1, sizeof STORAGE1, 0},
+        {"ts/data/2", STORAGE2, sizeof STORAGE2, 0},
+    };
+    return make_zip(items, sizeof items / sizeof *items, 0, 0);
+}
+
+/* `cls.__new__(cls)` as torch.jit.save writes it. */
+static void pk_new_object(pickler *p, const char *cls) {
+    pk_global(p, "__torch__.model", cls);
+    pk_op(p, ')');
+    pk_op(p, 0x81);
+    pk_memoize(p);
+}
+
+static void expect_torchscript_failure(pickler *p, vt_status status, const char *needle) {
+    buffer zip = torchscript_zip(&p->out);
+    expect_failure(zip.data, zip.length, status, needle);
+    free(zip.data);
+    free(p->out.data);
+}
+
+static void test_torchscript_archives(void) {
+    /* A module with a parameter, a submodule holding a tensor, and non-tensor
+     * attributes (training flag, None, an int): tensors under their dotted paths. */
+    pickler p;
+    pk_begin(&p, 2);
+    pk_new_object(&p, "CLIP");
+    pk_op(&p, '}');
+    pk_op(&p, '(');
+    pk_string(&p, "training");
+    pk_op(&p, 0x89);
+    pk_string(&p, "proj");
+    pk_tensor(&p, &REFERENCE[0]);
+    pk_string(&p, "visual");
+    pk_new_object(&p, "Visual");
+    pk_op(&p, '}');
+    pk_op(&p, '(');
+    pk_string(&p, "conv1");
+    pk_tensor(&p, &REFERENCE[4]);
+    pk_string(&p, "hook");
+    pk_op(&p, 'N');
+    pk_op(&p, 'u');
+    pk_op(&p, 'b');
+    pk_string(&p, "vocab_size");
+    pk_int(&p, 49408);
+    pk_op(&p, 'u');
+    pk_op(&p, 'b');
+    pk_op(&p, '.');
+    buffer zip = torchscript_zip(&p.out);
+    ckpt_file *file = NULL;
+    vt_error err = {0};
+    CHECK(ckpt_open_memory(zip.data, zip.length, &file, &err) == VT_OK);
+    CHECK(file && ckpt_get_format(file) == CKPT_FORMAT_TORCHSCRIPT && ckpt_count(file) == 2);
+    const ckpt_tensor *proj = file ? ckpt_find(file, "proj") : NULL, *conv = file ? ckpt_find(file, "visual.conv1") : NULL;
+    CHECK(proj && proj->ndim == 2 && f32_at(proj, 5) == 5.0f);
+    CHECK(conv && conv->dtype == VT_DTYPE_BF16 && conv->numel == 3);
+    CHECK(file && ckpt_verify(file, &err) == VT_OK);
+    ckpt_close(file);
+    free(zip.data);
+    /* The same module classes in a plain torch.save archive stay refused. */
+    pickler q;
+    pk_begin(&q, 2);
+    q.out.length = 0;
+    put_bytes(&q.out, p.out.data, p.out.length);
+    expect_pickle_failure(&q, VT_ERR_UNSUPPORTED, "'__torch__.model.CLIP' is not allowed");
+    free(p.out.data);
+
+    /* A module that contains itself (the memo makes cycles): bounded, not a hang. */
+    pk_begin(&p, 2);
+    pk_new_object(&p, "Loop"); /* memo 0: the GLOBAL, 1: the object */
+    pk_op(&p, '}');
+    pk_string(&p, "again");
+    pk_op(&p, 'h');
+    put_u8(&p.out, 1);
+    pk_op(&p, 's');
+    pk_op(&p, 'b');
+    pk_op(&p, '.');
+    expect_torchscript_failure(&p, VT_ERR_FORMAT, "nest deeper");
+
+    /* __getstate__ state (a tuple) needs the class's own __setstate__ code. */
+    pk_begin(&p, 2);
+    pk_new_object(&p, "Stateful");
+    pk_tensor(&p, &REFERENCE[0]);
+    pk_op(&p, 0x85);
+    pk_op(&p, 'b');
+    pk_op(&p, '.');
+    expect_torchscript_failure(&p, VT_ERR_UNSUPPORTED, "__setstate__");
+
+    /* A TorchScript class called with arguments, and a foreign global. */
+    pk_begin(&p, 2);
+    pk_global(&p, "__torch__.model", "CLIP");
+    pk_int(&p, 1);
+    pk_op(&p, 0x85);
+    pk_op(&p, 'R');
+    pk_op(&p, '.');
+    expect_torchscript_failure(&p, VT_ERR_UNSUPPORTED, "with arguments");
+    pk_begin(&p, 2);
+    pk_global(&p, "__torchx__", "CLIP");
+    pk_op(&p, '.');
+    expect_torchscript_failure(&p, VT_ERR_UNSUPPORTED, "not allowed");
+    pk_begin(&p, 2);
+    pk_global(&p, "os", "system");
+    pk_string(&p, "true");
+    pk_op(&p, 0x85);
+    pk_op(&p, 'R');
+    pk_op(&p, '.');
+    expect_torchscript_failure(&p, VT_ERR_UNSUPPORTED, "'os.system' is not allowed");
 }
 
 /* Every proper prefix of a valid file must fail cleanly; every single-byte
@@ -1034,6 +1152,7 @@ int main(void) {
     test_hostile_pickles();
     test_tensor_range_errors();
     test_archive_errors();
+    test_torchscript_archives();
     test_fuzzish_torch_zip();
     test_safetensors_roundtrip();
     test_safetensors_write_errors();
