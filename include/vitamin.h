@@ -105,6 +105,11 @@ vt_status vt_encode_rgb8(const vt_model *model, const uint8_t *const *rgb, const
 /* Dense patch features: the last transformer block's tokens [n, grid*grid, width]
  * (before pooling and fc_norm), for pixels as in vt_encode_pixels. */
 vt_status vt_patch_features(const vt_model *model, const float *pixels, int n, float *out, vt_error *err);
+/* The same tokens after the tower's final per-token norm, as open_clip's
+ * forward_intermediates(normalize_intermediates=True) gives them: a ViT's
+ * ln_post. ViTamin pools before its norm (timm fc_norm; its per-token norm is
+ * Identity), so for ViTamin these equal vt_patch_features. */
+vt_status vt_patch_features_normed(const vt_model *model, const float *pixels, int n, float *out, vt_error *err);
 
 /* Text features from token ids [n, context_length] (see vt_tokenize). */
 vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int normalize, float *out,

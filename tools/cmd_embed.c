@@ -24,12 +24,15 @@ static const char EMBED_HELP[] =
     "      --raw              do not L2-normalise (open_clip's encode_image/encode_text output)\n"
     "      --patch-features F also write the dense patch features of the images to F.npy:\n"
     "                         [images, grid*grid*width], the last transformer block's tokens\n"
-    "                         (timm forward_features), token t = row * grid + column\n";
+    "                         (timm forward_features), token t = row * grid + column\n"
+    "      --patch-norm       apply the tower's final per-token norm to them (a ViT's ln_post,\n"
+    "                         open_clip forward_intermediates(normalize_intermediates=True));\n"
+    "                         ViTamin has none per token (it pools first), so no change there\n";
 
 /* Dense patch features of every image, one image at a time (a row is
  * grid²·width floats, 0.6 MB for ViTamin-L at 384 px). */
 static vt_status write_patch_features(const vt_model *model, const vt_model_info *info, const cli_list *images,
-                                      const char *path, vt_error *err) {
+                                      int normed, const char *path, vt_error *err) {
     size_t s = (size_t)info->image_size, row = (size_t)info->token_grid * info->token_grid * info->width;
     float *pixels = malloc(3 * s * s * sizeof(float)), *all = malloc(images->count * row * sizeof(float));
     vt_status st = pixels && all ? VT_OK : VT_ERR_NOMEM;
@@ -40,7 +43,7 @@ static vt_status write_patch_features(const vt_model *model, const vt_model_info
         if (st) break;
         st = image_preprocess_clip(&img, (int)s, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, pixels, err);
         image_free(&img);
-        if (!st) st = vt_patch_features(model, pixels, 1, all + i * row, err);
+        if (!st) st = (normed ? vt_patch_features_normed : vt_patch_features)(model, pixels, 1, all + i * row, err);
     }
     if (!st) st = npy_write_f32(path, (int64_t)images->count, (int64_t)row, all, err);
     free(pixels);
@@ -52,7 +55,7 @@ int cmd_embed(int argc, char **argv) {
     cli_model_options mo = {0};
     cli_list images = {0}, texts = {0};
     const char *output = NULL, *patch_output = NULL, *value;
-    int raw = 0;
+    int raw = 0, patch_norm = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("%s%s", EMBED_HELP, CLI_MODEL_OPTIONS_HELP);
@@ -70,12 +73,18 @@ int cmd_embed(int argc, char **argv) {
         } else if (cli_option(argc, argv, &i, "--patch-features", NULL, &patch_output)) {
         } else if (!strcmp(argv[i], "--raw")) {
             raw = 1;
+        } else if (!strcmp(argv[i], "--patch-norm")) {
+            patch_norm = 1;
         } else {
             cli_errorf("embed", "unknown option '%s' (see 'vitamin embed --help')", argv[i]);
             return CLI_USAGE;
         }
     }
     if (!output) { cli_errorf("embed", "missing -o OUT.npy (see 'vitamin embed --help')"); return CLI_USAGE; }
+    if (patch_norm && !patch_output) {
+        cli_errorf("embed", "--patch-norm normalises the --patch-features output; give --patch-features F too");
+        return CLI_USAGE;
+    }
     if (!images.count && !texts.count) { cli_errorf("embed", "nothing to embed: give --image and/or --text"); return CLI_USAGE; }
 
     /* Under mpirun (build/mpi/vitamin) the rows (images, then texts) are split
@@ -130,7 +139,7 @@ int cmd_embed(int argc, char **argv) {
             goto done;
         }
     }
-    if (patch_output && images.count && write_patch_features(model, &info, &images, patch_output, &err)) {
+    if (patch_output && images.count && write_patch_features(model, &info, &images, patch_norm, patch_output, &err)) {
         cli_error("embed", &err);
         goto done;
     }

@@ -152,7 +152,8 @@ static void capture_last_block(void *user, const char *name, const float *data, 
     }
 }
 
-vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+static vt_status patch_features(const vt_model *m, const float *pixels, int n, int normed, float *out,
+                                vt_error *err) {
     if (!m) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: NULL model");
     float *pooled = malloc(((size_t)n + 1) * m->cfg.embed_dim * sizeof(float));
     if (!pooled) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
@@ -160,7 +161,17 @@ vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float
     vt_trace trace = {capture_last_block, &pc};
     vt_status st = encode_pixels_traced(m, pixels, n, 0, pooled, &trace, err);
     free(pooled);
+    if (!st && normed && m->cfg.image_tower == VT_TOWER_VIT)
+        vit_tower_final_norm(m, out, (size_t)n * vt_config_token_grid(&m->cfg) * vt_config_token_grid(&m->cfg));
     return st;
+}
+
+vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+    return patch_features(m, pixels, n, 0, out, err);
+}
+
+vt_status vt_patch_features_normed(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+    return patch_features(m, pixels, n, 1, out, err);
 }
 
 /* Exposed to tests/tools/trace_dump.c through forward.h's vt_trace. */

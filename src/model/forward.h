@@ -29,6 +29,8 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
 size_t vit_tower_scratch_floats(const struct vt_model *m, int batch);
 void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
                        const vt_trace *trace);
+/* ln_post on `rows` tokens [rows, width] in place (dense features). */
+void vit_tower_final_norm(const struct vt_model *m, float *tokens, size_t rows);
 
 /* One open_clip ResidualAttentionBlock on x [batch, t, w] in place
  * (resblock.c): `act` a vt_act, `hidden` the MLP width; t1 holds batch·t·w

@@ -120,3 +120,7 @@ void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch,
     if (trace && trace->fn) trace->fn(trace->user, "pooled", pooled, 2, (const int64_t[]){batch, w});
     gemm_run(m->isa, batch, pooled, w, &m->vit_proj.weight, out, c->embed_dim, NULL);
 }
+
+void vit_tower_final_norm(const vt_model *m, float *tokens, size_t rows) {
+    layernorm_forward(tokens, tokens, rows, m->cfg.width, m->ln_post_weight, m->ln_post_bias, VIT_LN_EPS);
+}

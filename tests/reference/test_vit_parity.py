@@ -211,10 +211,14 @@ def test_convert_writes_what_open_clip_loads(tmp_path):
     run_case(out.parent, model, n_images=1, fmt="safetensors")
 
 
-def test_patch_features_are_the_last_blocks_patch_tokens(tmp_path):
-    """--patch-features of a ViT: the last resblock's tokens without the
-    class token, [n, grid², width]."""
+@pytest.mark.parametrize("normed", [False, True], ids=["raw", "patch-norm"])
+def test_patch_features_are_open_clips_forward_intermediates(tmp_path, normed):
+    """--patch-features of a ViT: the last resblock's patch tokens (no class
+    token), [n, grid², width], as open_clip's
+    visual.forward_intermediates(indices=1, output_fmt='NLC') gives them;
+    --patch-norm: with normalize_intermediates=True (ln_post per token)."""
     from PIL import Image
+    from open_clip.transform import image_transform
 
     model = build(TINY_VIT)
     torch.save(model.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
@@ -222,17 +226,28 @@ def test_patch_features_are_the_last_blocks_patch_tokens(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     proc = subprocess.run([str(VITAMIN), "embed", "-m", str(tmp_path), "--image", str(tmp_path / "a.png"), "-o",
-                           str(tmp_path / "e.npy"), "--patch-features", str(tmp_path / "p.npy")],
-                          capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "e.npy"), "--patch-features", str(tmp_path / "p.npy"),
+                           *(["--patch-norm"] if normed else [])], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     got = np.load(tmp_path / "p.npy").reshape(1, 16, 64)
-    import open_clip
-    _, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32")  # the same CLIP transform at 224
-    from open_clip.transform import image_transform
     pixels = image_transform(32, is_train=False)(Image.open(tmp_path / "a.png")).unsqueeze(0)
-    _, _, acts = reference(model, pixels, torch.zeros(1, 77, dtype=torch.long))
-    ref = acts["block1"][:, 1:]
+    with torch.no_grad():
+        out = model.visual.forward_intermediates(pixels, indices=1, normalize_intermediates=normed,
+                                                 intermediates_only=True, output_fmt="NLC")
+    ref = out["image_intermediates"][0].numpy()
+    assert ref.shape == (1, 16, 64)
     assert np.abs(got - ref).max() / max(1.0, np.abs(ref).max()) <= TOL
+    if normed:  # ln_post really was applied: per-token mean ~ bias mean, not the raw tokens'
+        with torch.no_grad():
+            raw = model.visual.forward_intermediates(pixels, indices=1, intermediates_only=True,
+                                                     output_fmt="NLC")["image_intermediates"][0].numpy()
+        assert np.abs(got - raw).max() > 10 * TOL
+
+
+def test_patch_norm_without_patch_features_is_a_usage_error(tmp_path):
+    proc = subprocess.run([str(VITAMIN), "embed", "-m", "ViT-B-32", "--text", "a", "-o", str(tmp_path / "e.npy"),
+                           "--patch-norm"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--patch-features" in proc.stderr, proc.stderr
 
 
 def test_training_a_vit_is_refused_with_a_message(tmp_path):
