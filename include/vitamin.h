@@ -59,6 +59,11 @@ typedef struct {
     /* The model to assume when no config file is beside the checkpoint (the
      * model a hub name stood for, see vt_hub_resolve); NULL: shape inference. */
     const char *fallback_model_name;
+    /* Nonzero: run a ViT at this image size instead of its own (open_clip's
+     * force_image_size): the positional embedding's grid is resampled as
+     * open_clip's resize_pos_embed does (bicubic, antialiased). The size must
+     * be a multiple of the patch size. ViTamin's sizes are separate models. */
+    int image_size;
 } vt_load_options;
 
 /* Loads an open_clip ViTamin checkpoint: PyTorch .bin/.pt (zip + pickle, read

@@ -26,7 +26,9 @@ const char CLI_MODEL_OPTIONS_HELP[] =
     "      --vocab PATH       BPE vocabulary .txt.gz (default: open_clip's, built into vitamin)\n"
     "  -t, --threads N        worker threads (default: all cores)\n"
     "  -b, --batch N          inputs per forward pass (default: 8 images / 64 texts)\n"
-    "      --bf16             bfloat16 weights, fp32 accumulation (AVX512-BF16 CPUs; see README)\n";
+    "      --bf16             bfloat16 weights, fp32 accumulation (AVX512-BF16 CPUs; see README)\n"
+    "      --image-size N     run a ViT at N px (open_clip's force_image_size: the positional\n"
+    "                         embedding is resampled bicubically; N a multiple of the patch size)\n";
 
 void cli_errorf(const char *command, const char *fmt, ...) {
     va_list ap;
@@ -84,7 +86,8 @@ int cli_model_option(int argc, char **argv, int *i, cli_model_options *opt) {
            cli_option(argc, argv, i, "--revision", NULL, &opt->revision) ||
            cli_option(argc, argv, i, "--vocab", NULL, &opt->vocab_path) ||
            cli_int_option(argc, argv, i, "--threads", "-t", 0, 1024, &opt->threads) ||
-           cli_int_option(argc, argv, i, "--batch", "-b", 1, 4096, &opt->batch);
+           cli_int_option(argc, argv, i, "--batch", "-b", 1, 4096, &opt->batch) ||
+           cli_int_option(argc, argv, i, "--image-size", NULL, 1, 8192, &opt->image_size);
 }
 
 int cli_progress_enabled(void) {
@@ -129,7 +132,7 @@ vt_model *cli_load_model(const char *command, const cli_model_options *opt) {
     if (!cli_resolve_checkpoint(command, opt, &ref, &model_name)) return NULL;
     vt_model *model;
     vt_error err = {0};
-    vt_load_options lo = {.model_name = model_name, .bf16 = opt->bf16,
+    vt_load_options lo = {.model_name = model_name, .bf16 = opt->bf16, .image_size = opt->image_size,
                           .fallback_model_name = ref.model_name[0] ? ref.model_name : NULL};
     if (vt_model_load(ref.path, &lo, &model, &err)) {
         cli_error(command, &err);

@@ -22,6 +22,7 @@ typedef struct {
     int threads;              /* --threads N (0: all cores) */
     int batch;                /* --batch N (inputs per forward pass) */
     int bf16;                 /* --bf16: bfloat16 GEMM weights */
+    int image_size;           /* --image-size N: a ViT at another size (0: its own) */
 } cli_model_options;
 
 /* If argv[*i] is `name` (or `short_name`), stores the next argument in *value,

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint_keys.h"
+#include "model/config_vit.h"
 #include "io/image/image.h"
 #include "io/text/tokenizer.h"
 #include "kernels/kernels.h"
@@ -59,6 +60,8 @@ static vt_status load_model(const char *path, ckpt_file *checkpoint, const vt_mo
             st = config_resolve(path, m->checkpoint, options ? options->model_name : NULL,
                                 options ? options->fallback_model_name : NULL, &m->cfg, &m->notes, err);
         if (!st) st = vt_config_validate(&m->cfg, err);
+        if (!st && options && options->image_size && options->image_size != m->cfg.image_size)
+            st = vit_config_force_image_size(&m->cfg, options->image_size, &m->vit_pos_stored_grid, err);
         if (!st) st = weights_bind(m, err);
         /* Packed copies now hold most weights; in-place tensors fault back in on use. */
         if (!st) ckpt_release_pages(m->checkpoint);

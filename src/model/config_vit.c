@@ -136,3 +136,17 @@ void vit_config_name(vt_model_config *out) {
         }
     }
 }
+
+vt_status vit_config_force_image_size(vt_model_config *c, int image_size, int *stored_grid, vt_error *err) {
+    if (c->image_tower != VT_TOWER_VIT)
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "--image-size %d: %s is a ViTamin model, whose sizes are separate models (ViTamin-L-256, -336, "
+                       "-384 ...); pick one of those by name. Resampling the positional embedding is for ViT models",
+                       image_size, c->name);
+    if (image_size % c->patch_size || image_size < c->patch_size)
+        return vt_fail(err, VT_ERR_ARGUMENT, "--image-size %d is not a multiple of %s's patch size %d", image_size,
+                       c->name, c->patch_size);
+    *stored_grid = vt_config_token_grid(c);
+    c->image_size = c->open_clip_preprocess_size = image_size;
+    return VT_OK;
+}

@@ -70,6 +70,7 @@ struct vt_model {
     linear_layer patch_embed;           /* conv1 [W, 3·p·p] over (channel, ky, kx) patch vectors, no bias */
     const float *class_embedding;       /* [W] */
     const float *vit_pos;               /* [grid² + 1, W] */
+    int vit_pos_stored_grid;            /* the checkpoint's grid when --image-size resamples it, else 0 */
     const float *ln_pre_weight, *ln_pre_bias; /* NULL with no_ln_pre */
     resblock *vit_blocks;
     const float *ln_post_weight, *ln_post_bias;

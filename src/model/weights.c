@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint_keys.h"
+#include "model/pos_embed_resample.h"
 #include "model/schema.h"
 #include "kernels/conv.h"
 
@@ -249,6 +250,22 @@ static void bind_resblock(binder *b, resblock *blk, const resblock_kinds *k, int
     blk->ls2 = has_ls ? bind_kind(b, k->ls2, i, -1) : NULL;
 }
 
+/* The positional embedding of a ViT run at another size (--image-size): the
+ * stored [g² + 1, W] grid resampled to the configured one, as open_clip's
+ * resize_pos_embed does when it loads a checkpoint into such a model. */
+static const float *bind_resampled_pos(binder *b) {
+    const vt_model_config *c = &b->m->cfg;
+    int from = b->m->vit_pos_stored_grid, to = vt_config_token_grid(c);
+    char name[160];
+    schema_name(T_VIT_POS, -1, -1, name, sizeof name);
+    const float *stored = bind(b, name, 2, (const int64_t[]){(int64_t)from * from + 1, c->width});
+    float *out = stored ? own(b, ((size_t)to * to + 1) * c->width * sizeof(float)) : NULL;
+    if (stored && !out) b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory resampling '%s'", name);
+    if (!out) return NULL;
+    if (!b->status) b->status = pos_embed_resample(stored, from, to, c->width, out, b->err);
+    return b->status ? NULL : out;
+}
+
 /* open_clip VisionTransformer: conv1 [W, 3, p, p] is already the [W, 3p²]
  * matrix of vit_tower.c's (channel, ky, kx) patch vectors. */
 static void bind_vit_tower(binder *b) {
@@ -259,7 +276,7 @@ static void bind_vit_tower(binder *b) {
     if (conv1) pack_into(b, &m->patch_embed, conv1, c->width, 3 * c->patch_size * c->patch_size, 0);
     m->patch_embed.bias = NULL;
     m->class_embedding = bind_kind(b, T_VIT_CLASS_EMB, -1, -1);
-    m->vit_pos = bind_kind(b, T_VIT_POS, -1, -1);
+    m->vit_pos = m->vit_pos_stored_grid ? bind_resampled_pos(b) : bind_kind(b, T_VIT_POS, -1, -1);
     m->ln_pre_weight = m->ln_pre_bias = NULL;
     if (!c->no_ln_pre) bind_norm(b, &m->ln_pre_weight, &m->ln_pre_bias, T_VIT_LN_PRE_W, T_VIT_LN_PRE_B, -1, -1);
     m->vit_blocks = calloc((size_t)c->depth, sizeof *m->vit_blocks);

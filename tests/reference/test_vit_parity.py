@@ -258,3 +258,42 @@ def test_training_a_vit_is_refused_with_a_message(tmp_path):
     proc = subprocess.run([str(VITAMIN), "train", "--model", "ViT-S-32", "--train-data", str(tmp_path / "d.csv"),
                            "--save-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "ViT" in proc.stderr and "not implemented" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("size", [288, 160], ids=["up-7to9", "down-7to5"])
+def test_image_size_resamples_the_positional_embedding_as_open_clip(tmp_path, size):
+    """--image-size N is open_clip's force_image_size: create_model(...,
+    pretrained=PATH, force_image_size=N) resizes the positional grid while
+    loading (resize_pos_embed: bicubic, antialiased); the embeddings of an
+    image at N px (open_clip's own transform at N) agree to 1e-4."""
+    import open_clip
+    from PIL import Image
+
+    model = build("ViT-S-32")
+    ckpt = tmp_path / "open_clip_pytorch_model.bin"
+    torch.save(model.state_dict(), ckpt)
+    ref, _, preprocess = open_clip.create_model_and_transforms("ViT-S-32", pretrained=str(ckpt),
+                                                               force_image_size=size)
+    ref.eval()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (300, 340, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    with torch.no_grad():
+        want = ref.encode_image(preprocess(Image.open(tmp_path / "a.png")).unsqueeze(0)).numpy()
+    proc = subprocess.run([str(VITAMIN), "embed", "-m", str(ckpt), "--model-name", "ViT-S-32", "--image-size",
+                           str(size), "--image", str(tmp_path / "a.png"), "-o", str(tmp_path / "e.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "e.npy")
+    assert np.abs(got - normalize(want)).max() <= TOL
+
+
+def test_image_size_refusals(tmp_path):
+    """A size that is no multiple of the patch, and a ViTamin model (checked
+    before the weights are bound, so the ViT checkpoint serves for both)."""
+    ckpt = tmp_path / "m.bin"
+    torch.save(build("ViT-S-32").state_dict(), ckpt)
+    for args, needle in [(["--model-name", "ViT-S-32", "--image-size", "250"], "multiple of"),
+                         (["--model-name", "ViTamin-S", "--image-size", "256"], "separate models")]:
+        proc = subprocess.run([str(VITAMIN), "info", "-m", str(ckpt), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode != 0 and needle in proc.stderr, proc.stderr
