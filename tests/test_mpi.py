@@ -5,6 +5,7 @@
 - equivalence: `mpirun -np 2` and `-np 4 --oversubscribe` training gives the
   per-step losses and final weights of one process with the same global batch,
   with --gather-with-grad, with and without --local-loss, and ZeRO-1 the same;
+  a ViT (ViT-S-32) on 2 ranks the same;
 - distributed embedding writes the single-process matrix in input order;
 - a rank killed mid-run stops the job quickly with a message, and the last
   checkpoint resumes.
@@ -142,9 +143,9 @@ def _shapes(tmp_path_factory):
     return d
 
 
-def run_train(cmd_prefix, exe, data, out, batch, *extra):
+def run_train(cmd_prefix, exe, data, out, batch, *extra, model="ViTamin-Tiny"):
     log = out / "log.jsonl"
-    args = [exe, "train", "--model", "ViTamin-Tiny", "--train-data", data / "train.csv", "--batch-size", batch,
+    args = [exe, "train", "--model", model, "--train-data", data / "train.csv", "--batch-size", batch,
             "--steps", STEPS, "--lr", LR, "--warmup", 1, "--seed", 3, "--save-dir", out / "ckpt",
             "--log", log, "--threads", 1, "--workers", 1, *extra]
     if cmd_prefix:
@@ -187,6 +188,16 @@ def test_two_and_four_ranks_match_one_process(mpi_build, build_dir, tmp_path_fac
     out = tmp_path / "zero1"
     out.mkdir()
     assert_same(run_train(2, mpi_build / "vitamin", data, out, 8, *flags, "--zero1"), single)
+
+
+def test_vit_two_ranks_match_one_process(mpi_build, build_dir, tmp_path_factory, tmp_path):
+    """The same equivalence for a ViT image tower (ViT-S-32, the smallest open_clip ViT config)."""
+    data = _shapes(tmp_path_factory)
+    (tmp_path / "one").mkdir()
+    single = run_train(None, build_dir / "vitamin", data, tmp_path / "one", 8, "--gather-with-grad", model="ViT-S-32")
+    (tmp_path / "np2").mkdir()
+    assert_same(run_train(2, mpi_build / "vitamin", data, tmp_path / "np2", 4, "--gather-with-grad",
+                          model="ViT-S-32"), single)
 
 
 def test_distributed_embed_matches_single_process(mpi_build, build_dir, tmp_path_factory, tmp_path):

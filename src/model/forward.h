@@ -29,6 +29,11 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
 size_t vit_tower_scratch_floats(const struct vt_model *m, int batch);
 void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
                        const vt_trace *trace);
+/* patches[b, gy·grid + gx] = pixels[b, :, gy·p .. +p, gx·p .. +p] flattened
+ * as (channel, ky, kx), for image size s: conv1's weight [W, 3, p, p] is then
+ * a plain [W, 3p²] matrix. Pixels past grid·p (image size not a multiple of
+ * p) are dropped, as a stride-p conv drops them. Inference and training. */
+void vit_gather_patches(float *patches, const float *pixels, int batch, int s, int p, int grid);
 /* ln_post on `rows` tokens [rows, width] in place (dense features). */
 void vit_tower_final_norm(const struct vt_model *m, float *tokens, size_t rows);
 

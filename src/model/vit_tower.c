@@ -42,11 +42,7 @@ size_t vit_tower_scratch_floats(const struct vt_model *m, int batch) {
     return 2 * p.tokens + p.wide + p.patches + p.attention + p.pooled;
 }
 
-/* patches[b, gy·grid + gx] = pixels[b, :, gy·p .. +p, gx·p .. +p] flattened
- * as (channel, ky, kx): conv1's weight [W, 3, p, p] is then a plain [W, 3p²]
- * matrix. Pixels past grid·p (image size not a multiple of p) are dropped,
- * as a stride-p conv drops them. */
-static void gather_patches(float *patches, const float *pixels, int batch, int s, int p, int grid) {
+void vit_gather_patches(float *patches, const float *pixels, int batch, int s, int p, int grid) {
     int len = 3 * p * p;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < batch; b++)
@@ -74,7 +70,7 @@ void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch,
     int w = p.w, t = p.t;
 
     /* conv1 → patch tokens at rows 1.. of each image; the class token at row 0. */
-    gather_patches(patches, pixels, batch, c->image_size, c->patch_size, p.grid);
+    vit_gather_patches(patches, pixels, batch, c->image_size, c->patch_size, p.grid);
     for (int b = 0; b < batch; b++)
         gemm_run(m->isa, p.n, patches + (size_t)b * p.n * p.patch_len, p.patch_len, &m->patch_embed.weight,
                  x + ((size_t)b * t + 1) * w, w, NULL);

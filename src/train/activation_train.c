@@ -117,6 +117,20 @@ static inline float sigmoid(float x) {
     return x >= 0.0f ? inv : e * inv;
 }
 
+/* QuickGELU x·σ(1.702x) (open_clip transformer.py QuickGELU). */
+VT_CLONES static void quick_gelu_backward_span(float *dx, const float *dy, const float *x, size_t n) {
+    for (size_t b = 0; b < n; b += PF_BLOCK) {
+        PREFETCH_BLOCK(x, b, 0);
+        PREFETCH_BLOCK(dy, b, 0);
+        size_t e = block_end(b, n);
+#pragma omp simd
+        for (size_t i = b; i < e; i++) {
+            float s = sigmoid(1.702f * x[i]);
+            dx[i] = dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
+        }
+    }
+}
+
 /* dgate = dy·l·act'(g), dlin = dy·act(g); gelu' = Φ + g·φ, silu' = σ·(1 + g·(1 − σ)). */
 VT_CLONES static void glu_backward_span(int act, float *dgate, float *dlin, const float *dy, const float *gate,
                                         const float *lin, size_t n) {
@@ -151,15 +165,24 @@ static size_t chunk_len(size_t start, size_t n) { return n - start < GELU_CHUNK 
 
 /* The inference kernel (kernels/activation.c act_rows), in parallel chunks:
  * training and inference activate identically. */
-void gelu_train_forward(float *y, const float *x, size_t n) {
+void act_train_forward(int act, float *y, const float *x, size_t n) {
     vt_isa isa = vt_kernels_process()->isa;
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) act_rows(isa, VT_ACT_GELU, y + s, x + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) act_rows(isa, (vt_act)act, y + s, x + s, chunk_len(s, n));
 }
 
-void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n) {
+void act_train_backward(int act, float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (run_parallel(n))
-    for (size_t s = 0; s < n; s += GELU_CHUNK) gelu_backward_span(dx + s, dy + s, x + s, chunk_len(s, n));
+    for (size_t s = 0; s < n; s += GELU_CHUNK) {
+        if (act == VT_ACT_QUICKGELU) quick_gelu_backward_span(dx + s, dy + s, x + s, chunk_len(s, n));
+        else gelu_backward_span(dx + s, dy + s, x + s, chunk_len(s, n));
+    }
+}
+
+void gelu_train_forward(float *y, const float *x, size_t n) { act_train_forward(VT_ACT_GELU, y, x, n); }
+
+void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n) {
+    act_train_backward(VT_ACT_GELU, dx, dy, x, n);
 }
 
 

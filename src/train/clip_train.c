@@ -20,24 +20,28 @@ train_tensor clip_trainer_tensor(const clip_trainer *tr, schema_kind kind, int i
     return t;
 }
 
+static int is_vit(const clip_trainer *tr) { return tr->params->cfg.image_tower == VT_TOWER_VIT; }
+
 static vt_status create_towers(clip_trainer *tr, vt_error *err) {
-    vt_status st = image_train_create(tr, err);
+    vt_status st = is_vit(tr) ? vit_train_create(tr, err) : image_train_create(tr, err);
     if (!st) st = text_train_create(tr, err);
     return st;
 }
 
 static void free_towers(clip_trainer *tr) {
     image_train_free(tr->image);
+    vit_train_free(tr->vit);
     text_train_free(tr->text);
     tr->image = NULL;
+    tr->vit = NULL;
     tr->text = NULL;
 }
 
 vt_status clip_train_supports(const vt_model_config *cfg, vt_error *err) {
-    if (cfg->image_tower != VT_TOWER_VITAMIN)
-        return vt_fail(err, VT_ERR_UNSUPPORTED,
-                       "%s: training a ViT image tower is not implemented yet (inference is); train a ViTamin model",
-                       cfg->name);
+    if (cfg->image_tower != VT_TOWER_VITAMIN && cfg->image_tower != VT_TOWER_VIT)
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: no training tower for this image tower", cfg->name);
+    if (cfg->text_width <= 0)
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s has no text tower; CLIP training needs both towers", cfg->name);
     return VT_OK;
 }
 
@@ -76,11 +80,17 @@ vt_status clip_trainer_update_frozen(clip_trainer *tr, vt_error *err) {
 
 void clip_train_forward(clip_trainer *tr, const float *pixels, const int32_t *tokens, int n, uint64_t drop_key,
                         int64_t first_sample, float *image_features, float *text_features) {
-    image_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
+    if (is_vit(tr)) vit_train_forward(tr, pixels, n, image_features);
+    else image_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
     text_train_forward(tr, tokens, n, text_features);
 }
 
+void clip_train_image_backward(clip_trainer *tr, const float *d_image_features) {
+    if (is_vit(tr)) vit_train_backward(tr, d_image_features);
+    else image_train_backward(tr, d_image_features);
+}
+
 void clip_train_backward(clip_trainer *tr, const float *d_image_features, const float *d_text_features) {
-    image_train_backward(tr, d_image_features);
+    clip_train_image_backward(tr, d_image_features);
     text_train_backward(tr, d_text_features);
 }

@@ -1,4 +1,5 @@
-/* Training forward and backward of a whole ViTamin CLIP model on the flat
+/* Training forward and backward of a whole CLIP model (a ViTamin or ViT image
+ * tower, the CLIP text tower) on the flat
  * parameter buffer (train/params.h): each tower's forward keeps what its
  * backward needs; the backward accumulates into train_params.grads.
  *
@@ -27,13 +28,15 @@ typedef struct {
 } clip_train_options;
 
 typedef struct image_train_state image_train_state;
+typedef struct vit_train_state vit_train_state;
 typedef struct text_train_state text_train_state;
 
 typedef struct {
     train_params *params;
     clip_train_options options;
     unsigned char *frozen;  /* [params->count]: 1 = no gradient (--lock-image / --lock-text) */
-    image_train_state *image;
+    image_train_state *image; /* the ViTamin image tower, or */
+    vit_train_state *vit;     /* the ViT one (cfg.image_tower) */
     text_train_state *text;
 } clip_trainer;
 
@@ -59,12 +62,23 @@ void clip_train_forward(clip_trainer *trainer, const float *pixels, const int32_
  * into params->grads (not logit_scale, whose gradient comes from the loss). */
 void clip_train_backward(clip_trainer *trainer, const float *d_image_features, const float *d_text_features);
 
+/* The image tower's backward alone (the trainer overlaps its gradients'
+ * all-reduce with the text backward). */
+void clip_train_image_backward(clip_trainer *trainer, const float *d_image_features);
+
 /* ---- Per tower (clip_train.c calls these) ---- */
+/* ViTamin (image_train.c). */
 vt_status image_train_create(clip_trainer *trainer, vt_error *err);
 void image_train_free(image_train_state *state);
 void image_train_forward(clip_trainer *trainer, const float *pixels, int n, uint64_t drop_key,
                          int64_t first_sample, float *features);
 void image_train_backward(clip_trainer *trainer, const float *d_features);
+
+/* ViT (vit_train.c); no drop path (open_clip's VisionTransformer has none). */
+vt_status vit_train_create(clip_trainer *trainer, vt_error *err);
+void vit_train_free(vit_train_state *state);
+void vit_train_forward(clip_trainer *trainer, const float *pixels, int n, float *features);
+void vit_train_backward(clip_trainer *trainer, const float *d_features);
 
 vt_status text_train_create(clip_trainer *trainer, vt_error *err);
 void text_train_free(text_train_state *state);

@@ -84,9 +84,14 @@ void layernorm_train_backward_add(float *dx, const float *add, float *dweight, f
                                   const float *x, const float *mean, const float *rstd, const float *weight,
                                   size_t rows, int dim);
 
-/* ---- Exact-erf GELU ----
- * Forward: gelu_train_forward (y may alias x), kernels/activation.h act_rows in parallel chunks.
- * Backward from the pre-activation x: dx = dy · (Φ(x) + x·φ(x)); dx may alias dy. */
+/* ---- Exact-erf GELU and QuickGELU (`act` a kernels/activation.h vt_act) ----
+ * Forward: act_train_forward (y may alias x), kernels/activation.h act_rows in parallel chunks.
+ * Backward from the pre-activation x, dx may alias dy:
+ *   GELU       dx = dy · (Φ(x) + x·φ(x));
+ *   QuickGELU  dx = dy · (s + 1.702·x·s·(1 − s)), s = σ(1.702·x). */
+void act_train_forward(int act, float *y, const float *x, size_t n);
+void act_train_backward(int act, float *dx, const float *dy, const float *x, size_t n);
+/* GELU's (every ViTamin activation). */
 void gelu_train_forward(float *y, const float *x, size_t n);
 void gelu_train_backward(float *dx, const float *dy, const float *x, size_t n);
 /* The same on the calling thread only (no OpenMP region), for kernels that

@@ -1,4 +1,4 @@
-/* The parameter table of a ViTamin CLIP model: the schema (model/schema.h) in
+/* The parameter table of a CLIP model (ViTamin or ViT image tower): the schema (model/schema.h) in
  * one flat buffer, open_clip's initialisation by tensor kind, and loading. */
 #include "train/params.h"
 
@@ -102,6 +102,37 @@ static size_t fan_in_of(const train_params *p, schema_kind kind, int i) {
     return k < 0 ? 1 : p->params[k].count / (size_t)p->params[k].shape[0];
 }
 
+/* open_clip VisionTransformer: no init_parameters of its own (transformer.py
+ * says so), so the modules' PyTorch defaults, plus the three parameters it
+ * draws as scale · randn with scale = width^-0.5. */
+static void init_vit_tensor(const train_params *p, const schema_tensor *s, const train_param *t, float *x,
+                            uint64_t key) {
+    const vt_model_config *c = &p->cfg;
+    double scale = pow((double)c->width, -0.5);
+    size_t fan_in = t->ndim >= 2 ? t->count / (size_t)t->shape[0] : 1;
+    switch (s->kind) {
+    case T_VIT_CLASS_EMB:
+    case T_VIT_POS:
+    case T_VIT_PROJ: fill_normal(x, t->count, scale, key); break;
+    case T_VIT_LS1:
+    case T_VIT_LS2: fill_const(x, t->count, c->ls_init); break;
+    case T_VIT_IN_PROJ_W: /* nn.MultiheadAttention: xavier_uniform_ over [3W, W] */
+        fill_uniform(x, t->count, sqrt(6.0 / (double)(t->shape[0] + t->shape[1])), key);
+        break;
+    case T_VIT_IN_PROJ_B:
+    case T_VIT_OUT_PROJ_B: fill_const(x, t->count, 0.0f); break; /* MultiheadAttention zeroes both */
+    case T_VIT_FC_B: /* nn.Linear bias: U(±1/sqrt(fan_in)) of its weight */
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in_of(p, T_VIT_FC_W, s->index[0])), key);
+        break;
+    case T_VIT_CPROJ_B:
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in_of(p, T_VIT_CPROJ_W, s->index[0])), key);
+        break;
+    default: /* conv1, out_proj, c_fc, c_proj weights: kaiming_uniform(a = sqrt 5) = U(±1/sqrt(fan_in)) */
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in), key);
+        break;
+    }
+}
+
 void train_params_init(train_params *p, uint64_t seed) {
     const vt_model_config *c = &p->cfg;
     double w = c->text_width, layers = c->text_layers;
@@ -116,6 +147,8 @@ void train_params_init(train_params *p, uint64_t seed) {
             x[0] = (float)log(1.0 / 0.07);
         } else if (s->role == ROLE_NORM_WEIGHT || s->role == ROLE_NORM_BIAS) {
             fill_const(x, t->count, s->role == ROLE_NORM_WEIGHT ? 1.0f : 0.0f);
+        } else if (s->tower == SCHEMA_IMAGE && c->image_tower == VT_TOWER_VIT) {
+            init_vit_tensor(p, s, t, x, key);
         } else if (s->tower == SCHEMA_IMAGE) {
             if (s->kind == T_POOL_PROJ_W || s->kind == T_POOL_PROJ_B) {
                 /* Left at PyTorch's Conv2d default: U(±1/sqrt(fan_in)) for weight and bias. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "model/schema.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/serial/json.h"
 #include "io/serial/json_write.h"
@@ -46,7 +47,11 @@ static vt_status write_tensors(const char *path, const train_params *p, const fl
         for (int i = 0; i < p->count; i++, k++) {
             const train_param *q = &p->params[i];
             t[k].name = names + k * 128;
-            snprintf(t[k].name, 128, "%s%s", prefixes[b], q->name);
+            /* The weights under open_clip's names for this model (a ViT's text
+             * tower at the top level, model/schema.h); moments as stored. */
+            char saved[128];
+            schema_saved_name(&p->cfg, q->name, saved, sizeof saved);
+            snprintf(t[k].name, 128, "%s%s", prefixes[b], prefixes[b][0] ? q->name : saved);
             t[k].dtype = VT_DTYPE_F32;
             t[k].ndim = q->ndim;
             for (int d = 0; d < q->ndim; d++) t[k].shape[d] = q->shape[d];

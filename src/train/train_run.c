@@ -236,6 +236,9 @@ static vt_status run_open(run_ctx *r, vt_error *err) {
     vt_status st;
     if ((st = vt_config_lookup(o->model_name, &r->cfg, err))) return st;
     if ((st = clip_train_supports(&r->cfg, err))) return st;
+    if (r->cfg.image_tower == VT_TOWER_VIT && o->drop_path > 0)
+        return vt_fail(err, VT_ERR_ARGUMENT, "--drop-path: %s is a ViT, and open_clip's VisionTransformer has no "
+                       "stochastic depth; drop the flag", r->cfg.name);
     if (o->batch_size < 2) return vt_fail(err, VT_ERR_ARGUMENT, "--batch-size must be at least 2 (a contrastive loss needs negatives)");
     if (o->accum_freq < 1 || o->batch_size % o->accum_freq)
         return vt_fail(err, VT_ERR_ARGUMENT, "--accum-freq %d must divide --batch-size %d", o->accum_freq, o->batch_size);

@@ -165,7 +165,7 @@ double trainer_gradients(trainer *t, const float *pixels, const int32_t *tokens,
     if (n <= mb) {
         /* One micro-batch: the image tower's gradients are final before the
          * text backward starts, so their all-reduce runs meanwhile. */
-        image_train_backward(t->model, t->d_image);
+        clip_train_image_backward(t->model, t->d_image);
         if (overlap) dist_allreduce_sum_start(t->dist.dist, p->grads + img_begin, img_end - img_begin, &image_bucket);
         text_train_backward(t->model, t->d_text);
     } else {

@@ -250,16 +250,6 @@ def test_patch_norm_without_patch_features_is_a_usage_error(tmp_path):
     assert proc.returncode == 2 and "--patch-features" in proc.stderr, proc.stderr
 
 
-def test_training_a_vit_is_refused_with_a_message(tmp_path):
-    from PIL import Image
-
-    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "a.png")
-    (tmp_path / "d.csv").write_text(f"filepath\ttitle\n{tmp_path / 'a.png'}\ta red square\n")
-    proc = subprocess.run([str(VITAMIN), "train", "--model", "ViT-S-32", "--train-data", str(tmp_path / "d.csv"),
-                           "--save-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "ViT" in proc.stderr and "not implemented" in proc.stderr, proc.stderr
-
-
 @pytest.mark.parametrize("size", [288, 160], ids=["up-7to9", "down-7to5"])
 def test_image_size_resamples_the_positional_embedding_as_open_clip(tmp_path, size):
     """--image-size N is open_clip's force_image_size: create_model(...,

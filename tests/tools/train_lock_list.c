@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "model/config.h"
+#include "model/schema.h"
 #include "train/lock.h"
 #include "train/params.h"
 
@@ -26,7 +27,11 @@ int main(int argc, char **argv) {
     if (!frozen) return 1;
     train_lock_apply(&p, frozen, image >= 0, image, text >= 0, text);
     for (int i = 0; i < p.count; i++)
-        if (frozen[i]) printf("%s\n", p.params[i].name);
+        if (frozen[i]) {
+            char saved[160]; /* open_clip's name for this model (a ViT's text tower at the top level) */
+            schema_saved_name(&cfg, p.params[i].name, saved, sizeof saved);
+            printf("%s\n", saved);
+        }
     free(frozen);
     train_params_free(&p);
     return 0;

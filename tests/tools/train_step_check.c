@@ -5,6 +5,7 @@
  *   OUT/features.npy         [2n, E] image then text features of the first step
  *   OUT/losses.npy           [steps] loss of every step
  *   OUT/final.safetensors    weights after the last step
+ * MODEL: a registered name or an open_clip_config.json path.
  * usage: train_step_check MODEL CKPT PIXELS.npy TOKENS.npy OUT STEPS LR WD WARMUP MICRO_BATCH [CLIP_NORM]
  *                         [--recompute] [--lock-image N] [--lock-text N] [--drop-path R]
  *   CKPT "-": open_clip's fresh init (seed 0) instead of a checkpoint;
@@ -16,9 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/serial/npy.h"
 #include "model/config.h"
+#include "model/config_json.h"
+#include "model/schema.h"
 #include "train/lock.h"
 #include "train/trainer.h"
 
@@ -31,7 +35,8 @@ static vt_status write_tensors(const char *path, const train_params *p, const fl
     ckpt_tensor *t = calloc((size_t)p->count, sizeof *t);
     for (int i = 0; i < p->count; i++) {
         const train_param *q = &p->params[i];
-        t[i].name = (char *)q->name;
+        t[i].name = malloc(160);
+        schema_saved_name(&p->cfg, q->name, t[i].name, 160); /* open_clip's names for this model */
         t[i].dtype = VT_DTYPE_F32;
         t[i].ndim = q->ndim;
         t[i].numel = (int64_t)q->count;
@@ -39,6 +44,7 @@ static vt_status write_tensors(const char *path, const train_params *p, const fl
         t[i].data = base + q->offset;
     }
     vt_status st = safetensors_write(path, t, (size_t)p->count, NULL, err);
+    for (int i = 0; i < p->count; i++) free(t[i].name);
     free(t);
     return st;
 }
@@ -48,6 +54,16 @@ static vt_status load_weights(train_params *p, const char *ckpt, vt_error *err) 
     if (strcmp(ckpt, "-")) return train_params_load_checkpoint(p, ckpt, err);
     train_params_init(p, 0);
     return VT_OK;
+}
+
+/* MODEL: a registered name, or an open_clip_config.json (custom test towers). */
+static vt_status model_config(const char *model, vt_model_config *cfg, vt_error *err) {
+    size_t n = strlen(model);
+    if (n < 5 || strcmp(model + n - 5, ".json")) return vt_config_lookup(model, cfg, err);
+    int found = 0;
+    vt_status st = config_read_json(model, cfg, &found, NULL, err);
+    if (!st && !found) st = vt_fail(err, VT_ERR_FORMAT, "%s describes no model", model);
+    return st;
 }
 
 static void print_peak_rss(void) {
@@ -84,7 +100,7 @@ int main(int argc, char **argv) {
     vt_error err;
     vt_model_config cfg;
     train_params p;
-    if (vt_config_lookup(argv[1], &cfg, &err) || train_params_create(&cfg, &p, &err) ||
+    if (model_config(argv[1], &cfg, &err) || train_params_create(&cfg, &p, &err) ||
         load_weights(&p, argv[2], &err))
         return fail(&err);
     float *pixels, *tok_f;
