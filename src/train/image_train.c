@@ -38,6 +38,7 @@
 #include "core/error.h"
 #include "kernels/conv.h"
 #include "model/topology.h"
+#include "train/arena.h"
 #include "train/clip_train.h"
 #include "train/ops.h"
 #include "train/rng.h"
@@ -95,28 +96,12 @@ struct image_train_state {
     /* recompute: which block's activations the shared buffers hold (-1: none). */
     int recompute, mb_resident, blk_resident;
     int lowest; /* lowest level with a gradient (level_* below) */
-    void **allocs;
-    int alloc_count, alloc_cap;
+    train_arena arena;
 };
-
-static float *alloc_floats(image_train_state *st, size_t n) {
-    if (st->alloc_count == st->alloc_cap) {
-        int cap = st->alloc_cap ? 2 * st->alloc_cap : 256;
-        void **grown = realloc(st->allocs, (size_t)cap * sizeof *grown);
-        if (!grown) return NULL;
-        st->allocs = grown;
-        st->alloc_cap = cap;
-    }
-    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes);
-    if (p) st->allocs[st->alloc_count++] = p;
-    return p;
-}
 
 void image_train_free(image_train_state *st) {
     if (!st) return;
-    for (int i = 0; i < st->alloc_count; i++) free(st->allocs[i]);
-    free(st->allocs);
+    train_arena_free(&st->arena);
     free(st->blk);
     free(st->blk_acts);
     free(st);
@@ -173,7 +158,7 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
     st->s = c->image_size;
     st->h1 = conv3x3_out(st->s, 2);
     int ok = 1;
-#define A(n) (ok && (ok = (alloc_floats(st, (n)) != NULL)) ? (float *)st->allocs[st->alloc_count - 1] : NULL)
+#define A(n) (ok && (ok = (train_arena_floats(&st->arena, (n)) != NULL)) ? (float *)st->arena.blocks[st->arena.count - 1] : NULL)
     size_t s = (size_t)st->s, h1 = (size_t)st->h1, c0 = (size_t)c->stem_width;
     st->x0 = A(B * s * s * 3);
     st->a1 = A(B * h1 * h1 * c0);
