@@ -2,7 +2,7 @@
 in its own process (so its peak RSS and thread settings are its own). Prints one
 JSON object in the same shape as build/bench/engine_bench.
 
-  ref_bench.py --engine torch|torch_compile|onnxruntime|openvino --model ViTamin-S
+  ref_bench.py --engine torch|torch_compile|onnxruntime|openvino --model ViTamin-S|ViT-B-32|...
                --checkpoint PATH --threads N [--image-batches 1,8,32] [--text-batches 1,64]
 """
 import argparse
@@ -52,7 +52,8 @@ def main():
     import open_clip
 
     model = open_clip.create_model(a.model, pretrained=a.checkpoint).eval()
-    size = model.visual.trunk.patch_embed.img_size[0]
+    # ViTamin: the timm trunk's size; a ViT: open_clip VisionTransformer's.
+    size = (model.visual.trunk.patch_embed.img_size if hasattr(model.visual, "trunk") else model.visual.image_size)[0]
     image_batches = [int(b) for b in a.image_batches.split(",")]
     text_batches = [int(b) for b in a.text_batches.split(",")]
     gen = torch.Generator().manual_seed(0)
