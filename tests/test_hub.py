@@ -311,3 +311,38 @@ def test_train_starts_from_released_weights_by_name(tmp_path, hub):
     assert proc.returncode == 0, proc.stderr
     proc = run(base + ["--pretrained", "hf-hub:jienengchen/ViTamin-S"], dict(env, HF_HUB_OFFLINE="1"), timeout=900)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_transformers_clip_repo_downloads_and_embeds(tmp_path):
+    """A repo laid out as openai/clip-vit-base-patch32 (transformers'
+    model.safetensors + config.json, no open_clip files): -m hf-hub:ORG/NAME
+    downloads config and weights into the cache and embeds like transformers."""
+    from transformers import CLIPConfig, CLIPModel
+    from refmodel import randomize
+
+    torch.manual_seed(0)
+    cfg = CLIPConfig(text_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                                      num_attention_heads=2, max_position_embeddings=77, vocab_size=49408),
+                     vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                                        num_attention_heads=2, image_size=32, patch_size=8), projection_dim=32)
+    model = randomize(CLIPModel(cfg).eval(), 0)
+    model.save_pretrained(tmp_path / "saved")
+    repo = "openai/clip-vit-tiny-test"
+    h = Hub()
+    h.add_repo(repo, {"config.json": (tmp_path / "saved" / "config.json").read_bytes(),
+                      "model.safetensors": (tmp_path / "saved" / "model.safetensors").read_bytes()})
+    h.start()
+    try:
+        env = clean_env(tmp_path, HF_ENDPOINT=h.endpoint, HF_HUB_CACHE=tmp_path / "cache")
+        proc = run(["embed", "-m", f"hf-hub:{repo}", "--text", "a photo of a cat", "-o", tmp_path / "e.npy"], env)
+    finally:
+        h.stop()
+    assert proc.returncode == 0, proc.stderr
+    import open_clip
+
+    ids = open_clip.get_tokenizer("ViT-B-32")(["a photo of a cat"])
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(model.get_text_features(input_ids=ids), dim=-1).numpy()
+    assert np.abs(np.load(tmp_path / "e.npy") - ref).max() <= 1e-4
+    snap = tmp_path / "cache" / "models--openai--clip-vit-tiny-test" / "snapshots"
+    assert (next(snap.iterdir()) / "model.safetensors").exists()

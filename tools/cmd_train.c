@@ -28,6 +28,9 @@ static const char TRAIN_HELP[] =
     "                           run 'vitamin pull' first)\n"
     "      --drop-path R        stochastic depth of the transformer blocks (default 0.1, as\n"
     "                           open_clip's ViTamin configs; a ViT has none)\n"
+    "      --force-patch-dropout P  a ViT: open_clip's PatchDropout while training (each image keeps\n"
+    "                           the class token and max(1, int(N(1 - P))) of its N patch tokens,\n"
+    "                           a fresh random subset per step; 0 = off, the default)\n"
     "      --lock-image         freeze the image tower (ViTamin: the trunk, its head projection still\n"
     "                           trains; a ViT: all of it, proj included, as open_clip)\n"
     "      --lock-image-unlocked-groups N  with --lock-image: leave the last N trunk layer groups\n"
@@ -169,6 +172,7 @@ int cmd_train(int argc, char **argv) {
         NUM("--eps", eps)
         NUM("--grad-clip-norm", grad_clip_norm)
         NUM("--drop-path", drop_path)
+        NUM("--force-patch-dropout", patch_dropout)
         INT64("--steps", steps)
         INT64("--warmup", warmup)
         INT64("--save-every", save_every)

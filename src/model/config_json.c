@@ -149,6 +149,11 @@ static vt_status get_int(const char *path, const char *where, const json_value *
     return VT_OK;
 }
 
+vt_status config_json_get_int(const char *path, const char *where, const json_value *obj, const char *key,
+                              int fallback, int minimum, int *out, vt_error *err) {
+    return get_int(path, where, obj, key, fallback, minimum, out, err);
+}
+
 static vt_status get_int_pair(const char *path, const json_value *obj, const char *key, int *out, vt_error *err) {
     const json_value *v = json_get(obj, key);
     if (!v || v->type != JSON_ARRAY || v->count != 2)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "core/notes.h"
+#include "io/serial/json.h"
 #include "model/config.h"
 
 /* Writes the json for `cfg` at `path`, atomically (temp file, fsync, rename). */
@@ -24,6 +25,12 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
  * family or no model at all (with a note saying so): the caller infers from
  * shapes. A config for another kind of model (a ViT, a transformers CLIP) is
  * an error. The config is validated otherwise. `notes` may be NULL. */
+/* `key` of `obj` as an integer in [minimum, 1<<24]; `fallback` if absent (an
+ * error naming path, where and key if fallback < 0: required). Shared by the
+ * readers of other config formats (model/hf_clip.c). */
+vt_status config_json_get_int(const char *path, const char *where, const json_value *obj, const char *key,
+                              int fallback, int minimum, int *out, vt_error *err);
+
 vt_status config_read_json(const char *path, vt_model_config *out, int *found, vt_notes *notes, vt_error *err);
 /* The same over text in memory (`path` names it in messages). */
 vt_status config_parse_json(const char *path, const char *text, size_t size, vt_model_config *out, int *found,

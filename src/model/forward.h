@@ -34,6 +34,10 @@ void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch,
  * a plain [W, 3p²] matrix. Pixels past grid·p (image size not a multiple of
  * p) are dropped, as a stride-p conv drops them. Inference and training. */
 void vit_gather_patches(float *patches, const float *pixels, int batch, int s, int p, int grid);
+/* open_clip VisionTransformer._pool: pooled [batch, w] from x [batch, t, w]:
+ * the class token (row 0), or with pool_avg the mean of the t − 1 patch
+ * tokens. Inference and training. */
+void vit_pool_tokens(float *pooled, const float *x, int batch, int t, int w, int pool_avg);
 /* ln_post on `rows` tokens [rows, width] in place (dense features). */
 void vit_tower_final_norm(const struct vt_model *m, float *tokens, size_t rows);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/config_json.h"
 #include "model/config_vit.h"
 
 enum { NAME_MAX_BYTES = 512 };
@@ -188,17 +189,10 @@ vt_status hf_clip_translate(ckpt_file *ckpt, vt_error *err) {
 
 /* ---------------------------------------------------------------- config.json */
 
+/* A positive count (config_json.h's integer rule). */
 static vt_status get_count(const char *path, const char *where, const json_value *obj, const char *key, int fallback,
                            int *out, vt_error *err) {
-    const json_value *v = json_get(obj, key);
-    if (!v) {
-        *out = fallback;
-        return VT_OK;
-    }
-    if (v->type != JSON_NUMBER || v->number != floor(v->number) || v->number < 1 || v->number > (1 << 24))
-        return vt_fail(err, VT_ERR_FORMAT, "%s: %s.%s must be a positive integer", path, where, key);
-    *out = (int)v->number;
-    return VT_OK;
+    return config_json_get_int(path, where, obj, key, fallback, 1, out, err);
 }
 
 /* hidden_act → quick_gelu (transformers ACT2FN: "gelu" is the exact erf GELU). */

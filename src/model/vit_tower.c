@@ -99,22 +99,26 @@ void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch,
     int ln_first = !c->final_ln_after_pool;
     if (ln_first && c->pool_avg)
         layernorm_forward(x, x, (size_t)batch * t, w, m->ln_post_weight, m->ln_post_bias, VIT_LN_EPS);
+    vit_pool_tokens(pooled, x, batch, t, w, c->pool_avg);
+    if (!(ln_first && c->pool_avg))
+        layernorm_forward(pooled, pooled, (size_t)batch, w, m->ln_post_weight, m->ln_post_bias, VIT_LN_EPS);
+    if (trace && trace->fn) trace->fn(trace->user, "pooled", pooled, 2, (const int64_t[]){batch, w});
+    gemm_run(m->isa, batch, pooled, w, &m->vit_proj.weight, out, c->embed_dim, NULL);
+}
+
+void vit_pool_tokens(float *pooled, const float *x, int batch, int t, int w, int pool_avg) {
     for (int b = 0; b < batch; b++) {
         float *dst = pooled + (size_t)b * w;
         const float *img = x + (size_t)b * t * w;
-        if (!c->pool_avg) {
+        if (!pool_avg) {
             memcpy(dst, img, sizeof(float) * w);
             continue;
         }
         for (int j = 0; j < w; j++) dst[j] = 0.0f;
         for (int k = 1; k < t; k++)
             for (int j = 0; j < w; j++) dst[j] += img[(size_t)k * w + j];
-        for (int j = 0; j < w; j++) dst[j] /= (float)p.n;
+        for (int j = 0; j < w; j++) dst[j] /= (float)(t - 1);
     }
-    if (!(ln_first && c->pool_avg))
-        layernorm_forward(pooled, pooled, (size_t)batch, w, m->ln_post_weight, m->ln_post_bias, VIT_LN_EPS);
-    if (trace && trace->fn) trace->fn(trace->user, "pooled", pooled, 2, (const int64_t[]){batch, w});
-    gemm_run(m->isa, batch, pooled, w, &m->vit_proj.weight, out, c->embed_dim, NULL);
 }
 
 void vit_tower_final_norm(const vt_model *m, float *tokens, size_t rows) {

@@ -80,7 +80,7 @@ vt_status clip_trainer_update_frozen(clip_trainer *tr, vt_error *err) {
 
 void clip_train_forward(clip_trainer *tr, const float *pixels, const int32_t *tokens, int n, uint64_t drop_key,
                         int64_t first_sample, float *image_features, float *text_features) {
-    if (is_vit(tr)) vit_train_forward(tr, pixels, n, image_features);
+    if (is_vit(tr)) vit_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
     else image_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
     text_train_forward(tr, tokens, n, text_features);
 }

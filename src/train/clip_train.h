@@ -21,6 +21,9 @@ typedef struct {
     int batch;          /* largest micro-batch passed to clip_train_forward */
     float drop_path;    /* stochastic depth of the transformer blocks: rate i·r/(N_B−1) for block i
                            (timm linspace(0, r, depth)); open_clip's ViTamin configs use 0.1 */
+    float patch_dropout; /* a ViT's open_clip PatchDropout (--force-patch-dropout): each image keeps
+                           max(1, int(N·(1 − p))) of its N patch tokens (and the class token),
+                           drawn per (step, sample) like the drop-path masks; 0: off */
     uint64_t seed;      /* keys the drop-path masks */
     int recompute;      /* open_clip --grad-checkpointing: keep only each block's input (MBConv and
                            transformer blocks, both towers) and re-run the block's forward right before
@@ -77,7 +80,11 @@ void image_train_backward(clip_trainer *trainer, const float *d_features);
 /* ViT (vit_train.c); no drop path (open_clip's VisionTransformer has none). */
 vt_status vit_train_create(clip_trainer *trainer, vt_error *err);
 void vit_train_free(vit_train_state *state);
-void vit_train_forward(clip_trainer *trainer, const float *pixels, int n, float *features);
+void vit_train_forward(clip_trainer *trainer, const float *pixels, int n, uint64_t drop_key, int64_t first_sample,
+                       float *features);
+/* The patch indices (0 .. N−1) the last forward kept, [n, *kept] per image in
+ * the order the tokens ran; NULL without patch dropout (tests compare them). */
+const int32_t *vit_train_kept_patches(const clip_trainer *trainer, int *kept);
 void vit_train_backward(clip_trainer *trainer, const float *d_features);
 
 vt_status text_train_create(clip_trainer *trainer, vt_error *err);

@@ -30,6 +30,7 @@
 #define RNG_DOMAIN_SHUFFLE 0x73687566ULL   /* "shuf": epoch permutation, (epoch, 0) */
 #define RNG_DOMAIN_CROP 0x63726f70ULL      /* "crop": RandomResizedCrop, (epoch, sample index) */
 #define RNG_DOMAIN_DROP_PATH 0x64707468ULL /* "dpth": stochastic depth, (step, layer) */
+#define RNG_DOMAIN_PATCH_DROPOUT 0x70647270ULL /* "pdrp": a ViT's patch dropout, (step, sample) */
 
 /* splitmix64's output function: a bijective avalanche mix of 64 bits. */
 uint64_t rng_mix64(uint64_t x);

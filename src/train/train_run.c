@@ -236,6 +236,11 @@ static vt_status run_open(run_ctx *r, vt_error *err) {
     vt_status st;
     if ((st = vt_config_lookup(o->model_name, &r->cfg, err))) return st;
     if ((st = clip_train_supports(&r->cfg, err))) return st;
+    if (o->patch_dropout != 0 && r->cfg.image_tower != VT_TOWER_VIT)
+        return vt_fail(err, VT_ERR_ARGUMENT, "--force-patch-dropout: %s is a ViTamin model; patch dropout is "
+                       "open_clip's for ViT towers (ViTamin's conv stages need the whole grid)", r->cfg.name);
+    if (!(o->patch_dropout >= 0 && o->patch_dropout < 1))
+        return vt_fail(err, VT_ERR_ARGUMENT, "--force-patch-dropout %g: must be in [0, 1)", o->patch_dropout);
     if (r->cfg.image_tower == VT_TOWER_VIT && o->drop_path > 0)
         return vt_fail(err, VT_ERR_ARGUMENT, "--drop-path: %s is a ViT, and open_clip's VisionTransformer has no "
                        "stochastic depth; drop the flag", r->cfg.name);
@@ -263,6 +268,7 @@ static vt_status run_open(run_ctx *r, vt_error *err) {
 
     clip_train_options copt = {.batch = o->batch_size / o->accum_freq,
                                .drop_path = o->drop_path < 0 ? 0.1f : o->drop_path,
+                               .patch_dropout = o->patch_dropout,
                                .seed = o->seed,
                                .recompute = o->grad_checkpointing};
     if ((st = trainer_create(&r->p, o->batch_size, o->batch_size / o->accum_freq, &copt, &r->t, err))) return st;

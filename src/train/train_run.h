@@ -26,6 +26,7 @@ typedef struct {
     double grad_clip_norm;       /* 0: off */
     uint64_t seed;
     float drop_path;             /* < 0: open_clip's config value (0.1) */
+    float patch_dropout;         /* a ViT's --force-patch-dropout (0: off) */
     int lock_image, lock_text;   /* --lock-image / --lock-text (open_clip semantics, train/lock.h) */
     int lock_image_unlocked_groups; /* --lock-image-unlocked-groups: last N trunk layer groups stay trainable */
     int lock_text_unlocked_layers;  /* --lock-text-unlocked-layers: last N text layer groups stay trainable */

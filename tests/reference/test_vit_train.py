@@ -221,3 +221,68 @@ def test_drop_path_on_a_vit_is_refused(tmp_path, vitamin_cli):
                            "--drop-path", "0.1", "--save-dir", str(tmp_path / "run")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "stochastic depth" in proc.stderr, proc.stderr
+
+
+class _FixedPatchDropout(torch.nn.Module):
+    """open_clip's PatchDropout with vitamin.c's picks instead of torch.randn's
+    (the selection rule is open_clip's; only the random numbers differ)."""
+
+    def __init__(self, keep):
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, x):
+        cls, rest = x[:, :1], x[:, 1:]
+        return torch.cat([cls, rest[torch.arange(x.shape[0])[:, None], self.keep]], dim=1)
+
+
+@pytest.mark.parametrize("prob,case", [(0.5, "quickgelu-layerscale-tok"), (0.3, "avg-final-ln-after-pool")])
+def test_patch_dropout_matches_open_clip_with_the_same_picks(tmp_path, build_dir, prob, case):
+    """--force-patch-dropout: each image keeps max(1, int(16 · (1 − p))) of its
+    16 patches (8, 11) plus the class token; with open_clip's PatchDropout fed
+    the same picks, gradients and 10 steps match as without dropout."""
+    from safetensors.torch import save_file
+
+    cfg, n, _ = CASES[case]
+    model = build(cfg)
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    ckpt = tmp_path / "model.safetensors"
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(ckpt))
+    pixels, ids = inputs(tmp_path, model, n)
+    out = run_c(build_dir, tmp_path, tmp_path / "open_clip_config.json", ckpt, "out", 10, n, "--patch-dropout", prob)
+    keep = np.load(out / "kept.npy").astype(np.int64)
+    assert keep.shape == (n, max(1, int(16 * (1 - prob))))
+    for row in keep:  # distinct patches of the grid, and not simply the first ones
+        assert len(set(row)) == len(row) and row.min() >= 0 and row.max() < 16
+    assert len({tuple(sorted(r)) for r in keep}) > 1 and sorted(keep[0]) != list(range(keep.shape[1]))
+    model.visual.patch_dropout = _FixedPatchDropout(torch.from_numpy(keep))
+    model.train()  # the reference's dropout runs in training mode; nothing else in the tower differs
+    losses, first = _reference_run(model, pixels, ids, 10, 1e-3, 0.2, 3, None)
+    check_against_reference(out, model, first, losses)
+
+
+def test_force_patch_dropout_flag(tmp_path, vitamin_cli):
+    """Wired into `vitamin train` (a step with it runs, and the loss differs
+    from one without), refused for ViTamin and outside [0, 1)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = ["filepath\ttitle"]
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (40, 44, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"{tmp_path / f'{i}.png'}\ta picture number {i}")
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    losses = {}
+    for tag, extra in [("off", []), ("on", ["--force-patch-dropout", "0.5"])]:
+        proc = subprocess.run([str(vitamin_cli), "train", "--model", "ViT-S-32", "--train-data",
+                               str(tmp_path / "d.csv"), "--batch-size", "4", "--steps", "1", "--save-dir",
+                               str(tmp_path / tag), "--log", str(tmp_path / f"{tag}.jsonl"), "--threads", "2",
+                               *extra], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        losses[tag] = json.loads((tmp_path / f"{tag}.jsonl").read_text().splitlines()[0])["loss"]
+    assert np.isfinite(losses["on"]) and losses["on"] != losses["off"]
+    for model, value, needle in [("ViTamin-Tiny", "0.5", "ViTamin"), ("ViT-S-32", "1.0", "[0, 1)")]:
+        proc = subprocess.run([str(vitamin_cli), "train", "--model", model, "--train-data", str(tmp_path / "d.csv"),
+                               "--force-patch-dropout", value, "--save-dir", str(tmp_path / "bad")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and needle in proc.stderr, proc.stderr

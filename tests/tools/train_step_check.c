@@ -12,6 +12,7 @@
  *   --recompute: clip_train_options.recompute (--grad-checkpointing);
  *   --lock-image N / --lock-text N: lock the tower with N unlocked groups / layers (train/lock.h);
  *   --drop-path R: stochastic depth (default 0, as open_clip in eval mode; for recompute checks);
+ *   --patch-dropout P: a ViT's patch dropout; its picks (the same every step: drop key 0) go to OUT/kept.npy;
  * and prints the peak resident memory (VmHWM) on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,13 +84,14 @@ int main(int argc, char **argv) {
     const char *out = argv[5];
     int steps = atoi(argv[6]), warmup = atoi(argv[9]), micro = atoi(argv[10]);
     double lr = atof(argv[7]), clip_norm = 0.0;
-    float drop_path = 0.0f;
+    float drop_path = 0.0f, patch_dropout = 0.0f;
     int recompute = 0, lock_image = 0, image_groups = 0, lock_text = 0, text_layers = 0;
     for (int i = 11; i < argc; i++) {
         if (!strcmp(argv[i], "--recompute")) recompute = 1;
         else if (!strcmp(argv[i], "--lock-image") && i + 1 < argc) lock_image = 1, image_groups = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--lock-text") && i + 1 < argc) lock_text = 1, text_layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--drop-path") && i + 1 < argc) drop_path = (float)atof(argv[++i]);
+        else if (!strcmp(argv[i], "--patch-dropout") && i + 1 < argc) patch_dropout = (float)atof(argv[++i]);
         else if (argv[i][0] != '-' || (argv[i][1] >= '0' && argv[i][1] <= '9')) clip_norm = atof(argv[i]);
         else {
             fprintf(stderr, "train_step_check: unknown option %s\n", argv[i]);
@@ -113,7 +115,8 @@ int main(int argc, char **argv) {
     int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(n * ctx));
     for (int64_t i = 0; i < n * ctx; i++) tokens[i] = (int32_t)tok_f[i];
     trainer *t;
-    clip_train_options opt = {.batch = (int)n, .drop_path = drop_path, .seed = 0, .recompute = recompute};
+    clip_train_options opt = {.batch = (int)n, .drop_path = drop_path, .patch_dropout = patch_dropout, .seed = 0,
+                              .recompute = recompute};
     if (trainer_create(&p, (int)n, micro > 0 ? micro : (int)n, &opt, &t, &err)) return fail(&err);
     train_lock_apply(&p, t->model->frozen, lock_image, image_groups, lock_text, text_layers);
     if (clip_trainer_update_frozen(t->model, &err)) return fail(&err);
@@ -141,6 +144,15 @@ int main(int argc, char **argv) {
     memcpy(feats + (size_t)n * e, t->text_features, sizeof(float) * (size_t)n * e);
     snprintf(path, sizeof path, "%s/features.npy", out);
     if (npy_write_f32(path, 2 * n, (int64_t)e, feats, &err)) return fail(&err);
+    int kept = 0;
+    const int32_t *keep = vit_train_kept_patches(t->model, &kept);
+    if (keep) { /* patch dropout's picks of that pass (every step drew the same: drop key 0) */
+        float *kf = malloc(sizeof(float) * (size_t)n * (size_t)kept);
+        for (int64_t i = 0; i < n * kept; i++) kf[i] = (float)keep[i];
+        snprintf(path, sizeof path, "%s/kept.npy", out);
+        if (npy_write_f32(path, n, kept, kf, &err)) return fail(&err);
+        free(kf);
+    }
     print_peak_rss();
     printf("ok\n");
     trainer_free(t);
