@@ -155,8 +155,9 @@ static vt_status translate_one(translation *t, const ckpt_tensor *from, vt_error
     const char *name = from->name;
     if (strlen(name) >= NAME_MAX_BYTES - 64)
         return vt_fail(err, VT_ERR_FORMAT, "%s: tensor name '%.64s...' is too long", ckpt_label(t->file), name);
-    size_t n = strlen(name);
-    if (n >= 23 && !strcmp(name + n - 23, ".embeddings.position_ids")) return VT_OK; /* a buffer: arange */
+    static const char POSITION_IDS[] = ".embeddings.position_ids"; /* a buffer (arange) older versions saved */
+    size_t n = strlen(name), suffix = sizeof POSITION_IDS - 1;
+    if (n >= suffix && !strcmp(name + n - suffix, POSITION_IDS)) return VT_OK;
     for (size_t i = 0; i < sizeof FIXED_NAMES / sizeof *FIXED_NAMES; i++)
         if (!strcmp(name, FIXED_NAMES[i][0])) return emit(t, from, FIXED_NAMES[i][1], err);
     for (size_t i = 0; i < sizeof PROJECTIONS / sizeof *PROJECTIONS; i++)

@@ -149,6 +149,26 @@ def test_transformers_config_that_open_clip_cannot_run_or_the_weights_contradict
     assert proc.returncode != 0 and expect in proc.stderr, proc.stderr
 
 
+def test_transformers_checkpoint_with_position_ids_buffers(tmp_path):
+    """Checkpoints saved by older transformers (openai/clip-vit-base-patch32's
+    pytorch_model.bin) also hold the position_ids buffers: skipped, as
+    transformers skips them."""
+    from safetensors.torch import load_file, save_file
+
+    model = hf_model()
+    model.save_pretrained(tmp_path)
+    sd = load_file(str(tmp_path / "model.safetensors"))
+    sd["vision_model.embeddings.position_ids"] = torch.arange(17).unsqueeze(0)
+    sd["text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ids = tokens()
+    img, txt = hf_reference(model, pixels, ids)
+    got_img, got_txt = vitamin_features(tmp_path, tmp_path / "model.safetensors", pixels, ids)
+    assert_close(got_img, img)
+    assert_close(got_txt, txt)
+
+
 def test_transformers_checkpoint_missing_a_projection_of_q_k_v(tmp_path):
     from safetensors.torch import load_file, save_file
 
