@@ -67,6 +67,20 @@ def inputs(tmp_path, model, n):
     return pixels, ids
 
 
+def prepare(tmp_path, case):
+    """The reference model of CASES[case], its config and safetensors
+    checkpoint in tmp_path, and the batch (pixels.npy / tokens.npy too)."""
+    from safetensors.torch import save_file
+
+    cfg, n, micro = CASES[case]
+    model = build(cfg)
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    ckpt = tmp_path / "model.safetensors"
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(ckpt))
+    pixels, ids = inputs(tmp_path, model, n)
+    return model, ckpt, pixels, ids, n, micro
+
+
 def run_c(build_dir, tmp_path, model_arg, ckpt, tag, steps, micro, *extra):
     out = tmp_path / tag
     out.mkdir()
@@ -108,14 +122,7 @@ def check_against_reference(out, model, first, losses):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_vit_gradients_and_steps_match_open_clip(tmp_path, build_dir, case):
-    from safetensors.torch import save_file
-
-    cfg, n, micro = CASES[case]
-    model = build(cfg)
-    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    ckpt = tmp_path / "model.safetensors"
-    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(ckpt))
-    pixels, ids = inputs(tmp_path, model, n)
+    model, ckpt, pixels, ids, n, micro = prepare(tmp_path, case)
     clip_norm = 1.0 if micro != n else None
     out = run_c(build_dir, tmp_path, tmp_path / "open_clip_config.json", ckpt, "out", 10, micro,
                 *([clip_norm] if clip_norm else []))
@@ -145,15 +152,9 @@ def test_vit_frozen_sets_match_open_clip(build_dir):
 
 
 def test_vit_locked_training_matches_open_clip(tmp_path, build_dir):
-    from safetensors.torch import save_file
     from safetensors.numpy import load_file
 
-    cfg, n, _ = CASES["quickgelu-layerscale-tok"]
-    model = build(cfg)
-    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    ckpt = tmp_path / "model.safetensors"
-    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(ckpt))
-    pixels, ids = inputs(tmp_path, model, n)
+    model, ckpt, pixels, ids, n, _ = prepare(tmp_path, "quickgelu-layerscale-tok")
     before = {k: v.detach().clone().numpy() for k, v in model.state_dict().items()}
     out = run_c(build_dir, tmp_path, tmp_path / "open_clip_config.json", ckpt, "out", 3, n, 1.0, "--lock-image", 2)
     model.lock_image_tower(unlocked_groups=2)
@@ -241,14 +242,7 @@ def test_patch_dropout_matches_open_clip_with_the_same_picks(tmp_path, build_dir
     """--force-patch-dropout: each image keeps max(1, int(16 · (1 − p))) of its
     16 patches (8, 11) plus the class token; with open_clip's PatchDropout fed
     the same picks, gradients and 10 steps match as without dropout."""
-    from safetensors.torch import save_file
-
-    cfg, n, _ = CASES[case]
-    model = build(cfg)
-    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    ckpt = tmp_path / "model.safetensors"
-    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(ckpt))
-    pixels, ids = inputs(tmp_path, model, n)
+    model, ckpt, pixels, ids, n, _ = prepare(tmp_path, case)
     out = run_c(build_dir, tmp_path, tmp_path / "open_clip_config.json", ckpt, "out", 10, n, "--patch-dropout", prob)
     keep = np.load(out / "kept.npy").astype(np.int64)
     assert keep.shape == (n, max(1, int(16 * (1 - prob))))
