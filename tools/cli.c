@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 const char CLI_MODEL_OPTIONS_HELP[] =
-    "  -m, --model SPEC       checkpoint ($VITAMIN_MODEL): a pytorch_model.bin / *.safetensors file,\n"
+    "  -m, --model SPEC       checkpoint ($VITAMIN_MODEL): a pytorch_model.bin / *.safetensors file\n"
+    "                         (open_clip's, transformers' CLIPModel) or OpenAI's TorchScript .pt,\n"
     "                         a directory holding one, a hub repo (hf-hub:jienengchen/ViTamin-L-384px)\n"
     "                         or a released model's name (ViTamin-L-384): found in the Hugging Face\n"
     "                         cache, downloaded into it when missing (see 'vitamin pull')\n"
