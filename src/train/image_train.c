@@ -40,6 +40,7 @@
 #include "model/topology.h"
 #include "train/arena.h"
 #include "train/clip_train.h"
+#include "train/elementwise.h"
 #include "train/ops.h"
 #include "train/rng.h"
 
@@ -323,13 +324,7 @@ vt_status image_train_create(clip_trainer *tr, vt_error *err) {
 
 /* ---- Forward ---- */
 
-/* Elementwise loops over whole maps run in parallel chunks: serial, they left
- * the other threads spinning (a few MB each, dozens per step). Chunks are
- * fixed, and every element is computed alone, so any thread count gives the
- * same bits. */
-enum { EW_CHUNK = 1 << 14 };
-
-static int ew_parallel(size_t n) { return n >= 2 * EW_CHUNK && !omp_in_parallel(); }
+/* Elementwise loops over whole maps run in parallel chunks (train/elementwise.h). */
 
 /* out[r, j] = in[r, j] + bias[j] (in may be NULL: out[r, j] += bias[j]). */
 static void add_bias_rows(float *out, const float *in, const float *bias, size_t rows, int cols) {

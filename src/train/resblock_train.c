@@ -2,9 +2,9 @@
  * resblock_train.h). */
 #include "train/resblock_train.h"
 
-#include <omp.h>
 #include <string.h>
 
+#include "train/elementwise.h"
 #include "train/ops.h"
 
 static const float EPS = 1e-5f; /* open_clip LayerNorm: nn.LayerNorm's default */
@@ -65,25 +65,6 @@ int resblock_acts_alloc(train_arena *arena, resblock_acts *a, const resblock_sha
     return ok;
 }
 
-/* Elementwise loops in parallel chunks above a size where the fork pays
- * (fixed chunks, each element alone: the same bits for any thread count). */
-enum { EW_CHUNK = 1 << 14 };
-
-static int ew_parallel(size_t n) { return n >= 2 * EW_CHUNK && !omp_in_parallel(); }
-
-/* out = a + b, or a + b ⊙ gamma (per column of `w`) when gamma is not NULL; out may alias a. */
-static void add_scaled(float *out, const float *a, const float *b, const float *gamma, size_t rows, int w) {
-    size_t n = rows * (size_t)w;
-#pragma omp parallel for schedule(static) if (ew_parallel(n))
-    for (size_t s = 0; s < n; s += EW_CHUNK) {
-        size_t e = s + EW_CHUNK < n ? s + EW_CHUNK : n;
-        if (gamma)
-            for (size_t i = s; i < e; i++) out[i] = a[i] + b[i] * gamma[i % (size_t)w];
-        else
-            for (size_t i = s; i < e; i++) out[i] = a[i] + b[i];
-    }
-}
-
 /* LayerScale's backward: dbranch = dy ⊙ gamma, dgamma += Σ_rows branch ⊙ dy
  * (columns in parallel, each summed over the rows in order). */
 static void layer_scale_backward(float *dbranch, float *dgamma, const float *dy, const float *branch,
@@ -113,7 +94,7 @@ void resblock_train_forward(const resblock_shape *s, const resblock_train *b, co
     attention_train_forward(a->att, a->probs, a->qkv, n, T, w, s->heads, s->causal);
     float *ao = ls ? a->ao : branch;
     linear_forward(ao, a->att, b->out_w.value, b->out_b.value, (int)rows, w, w);
-    add_scaled(a->x_mid, x, ao, ls ? b->ls1.value : NULL, rows, w);
+    ew_add_scaled(a->x_mid, x, ao, ls ? b->ls1.value : NULL, rows, w);
     layernorm_train_forward(a->ln2, a->m2, a->r2, a->x_mid, b->ln2_w.value, b->ln2_b.value, rows, w, EPS);
     linear_forward(a->f, a->ln2, b->fc_w.value, b->fc_b.value, (int)rows, w, h);
     /* The recompute (out NULL) stops here unless LayerScale needs mo. */
@@ -121,7 +102,7 @@ void resblock_train_forward(const resblock_shape *s, const resblock_train *b, co
     act_train_forward(s->act, act, a->f, rows * (size_t)h);
     float *mo = ls ? a->mo : branch;
     linear_forward(mo, act, b->proj_w.value, b->proj_b.value, (int)rows, h, w);
-    if (out) add_scaled(out, a->x_mid, mo, ls ? b->ls2.value : NULL, rows, w);
+    if (out) ew_add_scaled(out, a->x_mid, mo, ls ? b->ls2.value : NULL, rows, w);
 }
 
 void resblock_train_backward(const resblock_shape *s, const resblock_train *b, const float *x, float *dx, int n,

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "train/clip_train.h"
+#include "train/elementwise.h"
 #include "train/ops.h"
 #include "train/resblock_train.h"
 
@@ -103,21 +104,6 @@ vt_status text_train_create(clip_trainer *tr, vt_error *err) {
     return VT_OK;
 }
 
-/* Elementwise loops in parallel chunks above a size where the fork pays
- * (fixed chunks, each element alone: same bits for any thread count). */
-enum { EW_CHUNK = 1 << 14 };
-
-static int ew_parallel(size_t n) { return n >= 2 * EW_CHUNK && !omp_in_parallel(); }
-
-/* out[i] = a[i] + b[i] (out may alias a) */
-static void add_arrays(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (ew_parallel(n))
-    for (size_t s = 0; s < n; s += EW_CHUNK) {
-        size_t e = s + EW_CHUNK < n ? s + EW_CHUNK : n;
-        for (size_t i = s; i < e; i++) out[i] = a[i] + b[i];
-    }
-}
-
 void text_train_forward(clip_trainer *tr, const int32_t *tokens, int n, float *features) {
     const vt_model_config *c = &tr->params->cfg;
     text_train_state *st = tr->text;
@@ -181,10 +167,10 @@ void text_train_backward(clip_trainer *tr, const float *d_features) {
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++) {
             const float *g = dx + ((size_t)i * T + t) * w;
-            if (st->pos.grad) add_arrays(st->pos.grad + (size_t)t * w, st->pos.grad + (size_t)t * w, g, (size_t)w);
+            if (st->pos.grad) ew_add_scaled(st->pos.grad + (size_t)t * w, st->pos.grad + (size_t)t * w, g, NULL, 1, w);
             if (st->tok.grad) {
                 float *row = st->tok.grad + (size_t)st->ids[(size_t)i * ctx + t] * w;
-                add_arrays(row, row, g, (size_t)w);
+                ew_add_scaled(row, row, g, NULL, 1, w);
             }
         }
 }

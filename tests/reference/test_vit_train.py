@@ -189,20 +189,26 @@ def test_vit_recompute_is_bit_identical(tmp_path, build_dir):
     assert np.isfinite(np.load(keep / "losses.npy")).all()
 
 
+def write_dataset(tmp_path, n):
+    """n random images and a tab-separated d.csv naming them with captions."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = ["filepath\ttitle"]
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (40, 44, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"{tmp_path / f'{i}.png'}\ta picture number {i}")
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+
+
 def test_vitamin_train_a_vit_end_to_end(tmp_path, vitamin_cli):
     """Two steps of ViT-S-32 from open_clip's init: the checkpoint is open_clip's
     CLIP layout (text tower at the top level) and loads strictly into
     open_clip's ViT-S-32; the losses are finite."""
     import open_clip
-    from PIL import Image
     from safetensors.torch import load_file
 
-    rng = np.random.default_rng(0)
-    lines = ["filepath\ttitle"]
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 255, (40, 44, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-        lines.append(f"{tmp_path / f'{i}.png'}\ta picture number {i}")
-    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    write_dataset(tmp_path, 8)
     proc = subprocess.run([str(vitamin_cli), "train", "--model", "ViT-S-32", "--train-data", str(tmp_path / "d.csv"),
                            "--batch-size", "4", "--steps", "2", "--save-dir", str(tmp_path / "run"), "--log",
                            str(tmp_path / "log.jsonl"), "--threads", "2"], capture_output=True, text=True,
@@ -258,14 +264,7 @@ def test_patch_dropout_matches_open_clip_with_the_same_picks(tmp_path, build_dir
 def test_force_patch_dropout_flag(tmp_path, vitamin_cli):
     """Wired into `vitamin train` (a step with it runs, and the loss differs
     from one without), refused for ViTamin and outside [0, 1)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    lines = ["filepath\ttitle"]
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (40, 44, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-        lines.append(f"{tmp_path / f'{i}.png'}\ta picture number {i}")
-    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    write_dataset(tmp_path, 4)
     losses = {}
     for tag, extra in [("off", []), ("on", ["--force-patch-dropout", "0.5"])]:
         proc = subprocess.run([str(vitamin_cli), "train", "--model", "ViT-S-32", "--train-data",
