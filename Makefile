@@ -45,9 +45,12 @@ CC      := mpicc
 CFLAGS  += -DVITAMIN_MPI
 endif
 
-.PHONY: all test clean fuzz mpi asan tsan sanitized install
+.PHONY: all test clean fuzz mpi asan tsan sanitized install print-ldlibs
 all: $(BUILD)/libvitamin.a $(BUILD)/libvitamin.so $(BUILD)/vitamin $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 fuzz: $(FUZZ_BIN)
+# The link libraries, for setup.py (the Python extension links what the CLI links).
+print-ldlibs:
+	@echo $(LDLIBS)
 mpi:
 	$(MAKE) MPI=1 BUILD=$(BUILD)/mpi $(BUILD)/mpi/vitamin $(BUILD)/mpi/testtools/dist_loss_check
 

@@ -120,6 +120,48 @@ vt_status vt_patch_features_normed(const vt_model *model, const float *pixels, i
 vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int normalize, float *out,
                            vt_error *err);
 
+/* ------------------------------------------------------- architectures */
+
+/* The architectures vitamin.c builds, by open_clip name: index 0 ..
+ * vt_model_count() - 1 (ViTamin's family, then open_clip's ViT configs). */
+int vt_model_count(void);
+const char *vt_model_name(int index);  /* NULL out of range */
+
+/* An architecture's numbers by name (open_clip, timm trunk or custom
+ * "ViTamin-C<w>-N<d>" name), as vt_model_get_info gives them for a loaded
+ * model, without reading weights: logit_scale 0 and notes "" (no weights). */
+vt_status vt_model_describe(const char *name, vt_model_info *info, vt_error *err);
+
+/* --------------------------------------------------------- preprocessing */
+
+/* One input image: set exactly one of the three. */
+typedef struct {
+    const char *path;                        /* a JPEG/PNG/WebP file, or */
+    const uint8_t *encoded;                  /* such a file's bytes in memory, or */
+    size_t encoded_length;
+    const uint8_t *rgb;                      /* 8-bit RGB pixels, HWC, tightly packed */
+    int width, height;
+} vt_image_source;
+
+/* open_clip's eval transform alone — Resize(size, bicubic) in the image's own
+ * Pillow mode, CenterCrop(size), convert("RGB"), ToTensor, Normalize with
+ * OpenAI's CLIP mean/std (every model here uses them) — writing 3*size*size
+ * floats in CHW order: one image of what vt_encode_pixels takes. */
+vt_status vt_preprocess_image(const vt_image_source *image, int size, float *out, vt_error *err);
+
+/* open_clip's training transform: RandomResizedCrop(size, scale=(scale_min,
+ * scale_max), ratio=(3/4, 4/3), bicubic) in the image's own mode, then as
+ * above; the box drawn by torchvision's get_params from vitamin's counter RNG
+ * keyed by (seed, epoch, sample), as `vitamin train` draws it, so the same
+ * key gives the same crop on every machine and thread count. */
+typedef struct {
+    uint64_t seed;
+    int64_t epoch, sample;
+    float scale_min, scale_max;  /* 0, 0: open_clip's default (0.9, 1.0) */
+} vt_random_crop;
+vt_status vt_preprocess_image_train(const vt_image_source *image, const vt_random_crop *crop, int size, float *out,
+                                    vt_error *err);
+
 /* ------------------------------------------------- checkpoints by name */
 
 typedef struct {
