@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   $PY -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, transformers, safetensors, PIL, numpy, ftfy, regex, pytest, skimage" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, transformers, safetensors, PIL, numpy, ftfy, regex, pytest, skimage, clip_benchmark, webdataset, setuptools" 2>/dev/null; then
   # torch from PyPI brings its CUDA libraries: ~5.5 GB installed, plus the
   # wheels while they unpack. Say so up front rather than die half-way in pip.
   need_gb=9

@@ -273,3 +273,11 @@ void cli_progress(const char *what, size_t done, size_t total, double started) {
     fprintf(stderr, "\r%s: %zu/%zu (%.1f/s)%s", what, done, total, rate, done == total ? "\n" : "");
     fflush(stderr);
 }
+
+int cli_parse_separator(const char *text, char *out) {
+    if (!strcmp(text, "tab") || !strcmp(text, "\\t") || !strcmp(text, "\t")) *out = '\t';
+    else if (!strcmp(text, "comma")) *out = ',';
+    else if (strlen(text) == 1 && text[0] != '"' && text[0] != '\n' && text[0] != '\r' && (unsigned char)text[0] < 0x80) *out = text[0];
+    else return 0;
+    return 1;
+}

@@ -28,6 +28,8 @@ typedef struct {
 /* If argv[*i] is `name` (or `short_name`), stores the next argument in *value,
  * advances *i and returns 1. Prints an error and exits 2 if the value is missing. */
 int cli_option(int argc, char **argv, int *i, const char *name, const char *short_name, const char **value);
+/* --csv-separator: one ASCII character other than a quote or line end, "tab" or "comma". */
+int cli_parse_separator(const char *text, char *out);
 /* Like cli_option for an integer in [min, max]. */
 int cli_int_option(int argc, char **argv, int *i, const char *name, const char *short_name, int min, int max,
                    int *value);

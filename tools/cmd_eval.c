@@ -74,14 +74,6 @@ static void show_progress(void *user, const char *what, size_t done, size_t tota
     cli_progress(label, done, total, p->started);
 }
 
-static int parse_separator(const char *text, char *out) {
-    if (!strcmp(text, "tab") || !strcmp(text, "\\t") || !strcmp(text, "\t")) *out = '\t';
-    else if (!strcmp(text, "comma")) *out = ',';
-    else if (strlen(text) == 1 && text[0] != '"' && text[0] != '\n' && text[0] != '\r' && (unsigned char)text[0] < 0x80) *out = text[0];
-    else return 0;
-    return 1;
-}
-
 static int is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -103,7 +95,7 @@ static int parse_args(int argc, char **argv, eval_args *a) {
         } else if (cli_option(argc, argv, &i, "--csv-label-key", NULL, &a->csv.label_key)) {
         } else if (cli_option(argc, argv, &i, "--csv-caption-key", NULL, &a->csv.caption_key)) {
         } else if (cli_option(argc, argv, &i, "--csv-separator", NULL, &value)) {
-            if (!parse_separator(value, &a->csv.separator)) {
+            if (!cli_parse_separator(value, &a->csv.separator)) {
                 cli_errorf("eval", "--csv-separator takes one ASCII character other than a quote, or 'tab'; got '%s'", value);
                 return CLI_USAGE;
             }
@@ -170,49 +162,6 @@ static void json_metric(json_writer *w, const char *key, double value, int first
     json_write_double(w, value);
 }
 
-/* Class names and templates for zero-shot; the data set decides the default class names. */
-static int zeroshot_inputs(const eval_args *a, eval_dataset *set, char ***classes, size_t *n_classes,
-                           char ***templates, size_t *n_templates) {
-    vt_error err = {0};
-    if (a->classnames && eval_read_lines(a->classnames, "class names", classes, n_classes, &err)) goto fail;
-    if (a->templates) {
-        if (eval_read_lines(a->templates, "templates", templates, n_templates, &err)) goto fail;
-        for (size_t t = 0; t < *n_templates; t++)
-            if (!strstr((*templates)[t], "{}") && !strstr((*templates)[t], "{c}")) {
-                cli_errorf("eval", "%s line %zu: template '%s' has no {} (or {c}) where the class name goes",
-                           a->templates, t + 1, (*templates)[t]);
-                return 0;
-            }
-    } else {
-        *templates = calloc((size_t)ZEROSHOT_DEFAULT_TEMPLATE_COUNT, sizeof **templates);
-        if (!*templates) { cli_errorf("eval", "out of memory"); return 0; }
-        *n_templates = ZEROSHOT_DEFAULT_TEMPLATE_COUNT;
-        for (int t = 0; t < ZEROSHOT_DEFAULT_TEMPLATE_COUNT; t++)
-            if (!((*templates)[t] = strdup(ZEROSHOT_DEFAULT_TEMPLATES[t]))) { cli_errorf("eval", "out of memory"); return 0; }
-    }
-    if (is_dir(a->data)) {
-        if (eval_load_image_folder(a->data, set, &err)) goto fail;
-        if (*classes && *n_classes != (size_t)set->n_classes) {
-            cli_errorf("eval", "%s lists %zu class names but %s has %d class directories", a->classnames, *n_classes,
-                       a->data, set->n_classes);
-            return 0;
-        }
-        if (!*classes) { /* take over the directory names */
-            *classes = set->classnames;
-            *n_classes = (size_t)set->n_classes;
-            set->classnames = NULL;
-            set->n_classes = 0;
-        }
-    } else {
-        if (eval_load_classification_csv(a->data, &a->csv, (const char *const *)*classes, (int)*n_classes, set, &err))
-            goto fail;
-    }
-    return 1;
-fail:
-    cli_error("eval", &err);
-    return 0;
-}
-
 /* The model and tokenizer, loaded after the data so that a bad table fails in
  * a second, not after the weights. */
 typedef struct {
@@ -236,16 +185,20 @@ static void free_model(loaded_model *m) {
 }
 
 static int run_zeroshot(const eval_args *a) {
-    eval_dataset set = {0};
-    char **classes = NULL, **templates = NULL;
-    size_t n_classes = 0, n_templates = 0;
+    eval_zeroshot_inputs in = {0};
     int rc = CLI_FAIL;
     loaded_model lm = {0};
-    if (!zeroshot_inputs(a, &set, &classes, &n_classes, &templates, &n_templates) || !load_model(a, &lm)) goto done;
     zeroshot_metrics m;
     vt_error err = {0};
-    if (eval_zeroshot(lm.model, lm.tok, (const char *const *)set.paths, set.labels, set.n, (const char *const *)classes,
-                      (int)n_classes, (const char *const *)templates, (int)n_templates, &lm.opt, &m, &err)) {
+    if (eval_load_zeroshot_inputs(a->data, a->classnames, a->templates, &a->csv, &in, &err)) {
+        cli_error("eval", &err);
+        goto done;
+    }
+    size_t n_templates = in.n_templates;
+    if (!load_model(a, &lm)) goto done;
+    if (eval_zeroshot(lm.model, lm.tok, (const char *const *)in.set.paths, in.set.labels, in.set.n,
+                      (const char *const *)in.classes, (int)in.n_classes, (const char *const *)in.templates,
+                      (int)in.n_templates, &lm.opt, &m, &err)) {
         cli_error("eval", &err);
         goto done;
     }
@@ -273,9 +226,7 @@ static int run_zeroshot(const eval_args *a) {
     rc = CLI_OK;
 done:
     free_model(&lm);
-    eval_dataset_free(&set);
-    eval_free_lines(classes, n_classes);
-    eval_free_lines(templates, n_templates);
+    eval_zeroshot_inputs_free(&in);
     return rc;
 }
 

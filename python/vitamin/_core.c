@@ -22,15 +22,17 @@
 static PyObject *Error, *FileError, *InputError, *ModelError;
 
 /* The exception for a C status: the file could not be read -> FileError (an
- * OSError); bad values, shapes, formats -> InputError (a ValueError); a
- * model the library does not know or support -> ModelError. */
+ * OSError); bad values, shapes, corrupt or unsupported files -> InputError (a
+ * ValueError); a model name or configuration the library does not know ->
+ * ModelError. */
 static PyObject *raise_status(vt_status st, const vt_error *err) {
     PyObject *type = Error;
     switch (st) {
     case VT_ERR_IO: type = FileError; break;
     case VT_ERR_ARGUMENT: case VT_ERR_FORMAT: case VT_ERR_SHAPE: case VT_ERR_DTYPE: case VT_ERR_VALUE:
+    case VT_ERR_UNSUPPORTED:
         type = InputError; break;
-    case VT_ERR_MODEL: case VT_ERR_UNSUPPORTED: type = ModelError; break;
+    case VT_ERR_MODEL: type = ModelError; break;
     case VT_ERR_NOMEM: return PyErr_NoMemory();
     default: break;
     }
@@ -541,8 +543,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *input_bases = Error ? PyTuple_Pack(2, Error, PyExc_ValueError) : NULL;
     FileError = file_bases ? PyErr_NewExceptionWithDoc("vitamin.FileError", "A file could not be read.", file_bases, NULL) : NULL;
     InputError = input_bases ? PyErr_NewExceptionWithDoc("vitamin.InputError",
-                                                         "Input the engine refused: a corrupt file, a bad shape or value.", input_bases, NULL) : NULL;
-    ModelError = Error ? PyErr_NewExceptionWithDoc("vitamin.ModelError", "An unknown or unsupported model.", Error, NULL) : NULL;
+                                                         "Input the engine refused: a corrupt or unsupported file, a bad shape or value.", input_bases, NULL) : NULL;
+    ModelError = Error ? PyErr_NewExceptionWithDoc("vitamin.ModelError", "A model name or configuration the engine does not know.", Error, NULL) : NULL;
     Py_XDECREF(file_bases);
     Py_XDECREF(input_bases);
     if (!Error || !FileError || !InputError || !ModelError) goto fail;

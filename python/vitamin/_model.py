@@ -102,8 +102,8 @@ class CLIP:
             bad = ids.min() if ids.min() < 0 else ids.max()
             raise ValueError(f"encode_text: token id {bad} is outside the vocabulary")
         if ids.shape[1] < ctx:
-            # Attention is causal and the EOT token is pooled: zero padding after
-            # the ids changes nothing (open_clip slices its embeddings instead).
+            # Zero-padded to the context, as the tokenizer pads (attention is
+            # causal and the EOT token is pooled, so the padding is inert).
             ids = np.pad(ids, ((0, 0), (0, ctx - ids.shape[1])))
         ids32 = np.ascontiguousarray(ids, dtype=np.int32)
         out = np.empty((ids.shape[0], self.embed_dim), np.float32)
@@ -202,6 +202,8 @@ def create_model(model_name: str, pretrained: Optional[str] = None, precision: s
     model's name (`ViTamin-L-384`: from the Hugging Face cache, downloaded when
     missing); with `pretrained` a checkpoint path, `model_name` names its
     architecture. vitamin.c loads weights only (no random init)."""
+    if precision not in ("fp32", "bf16"):  # before any download
+        raise ValueError(f"precision={precision!r}: vitamin.c runs 'fp32' or 'bf16'")
     path, forced, fallback = _resolve(model_name, pretrained, offline, revision)
     return CLIP(path, model_name=forced, precision=precision, threads=threads, image_size=force_image_size,
                 fallback_model_name=fallback)

@@ -12,4 +12,7 @@
  * `max_bytes` are VT_ERR_FORMAT ("larger than ..."). */
 vt_status vt_read_file(const char *path, size_t max_bytes, int missing_ok, char **text, size_t *size, vt_error *err);
 
+/* mkdir -p: `path` and every missing parent; fails if it exists as a non-directory. */
+vt_status vt_make_dirs(const char *path, vt_error *err);
+
 #endif

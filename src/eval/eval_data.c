@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "eval/zeroshot.h"
 #include "core/grow.h"
 #include "io/dataset/csv.h"
 #include "io/text/unicode_util.h"
@@ -346,4 +347,62 @@ vt_status eval_read_lines(const char *path, const char *what, char ***lines, siz
 void eval_free_lines(char **lines, size_t count) {
     for (size_t i = 0; i < count && lines; i++) free(lines[i]);
     free(lines);
+}
+
+vt_status eval_load_zeroshot_inputs(const char *data, const char *classnames_path, const char *templates_path,
+                                    const eval_csv_options *csv, eval_zeroshot_inputs *out, vt_error *err) {
+    memset(out, 0, sizeof *out);
+    vt_status st = VT_OK;
+    if (classnames_path && (st = eval_read_lines(classnames_path, "class names", &out->classes, &out->n_classes, err)))
+        goto fail;
+    if (templates_path) {
+        if ((st = eval_read_lines(templates_path, "templates", &out->templates, &out->n_templates, err))) goto fail;
+        for (size_t t = 0; t < out->n_templates; t++)
+            if (!strstr(out->templates[t], "{}") && !strstr(out->templates[t], "{c}")) {
+                st = vt_fail(err, VT_ERR_VALUE, "%s line %zu: template '%s' has no {} (or {c}) where the class name goes",
+                             templates_path, t + 1, out->templates[t]);
+                goto fail;
+            }
+    } else {
+        if (!(out->templates = calloc((size_t)ZEROSHOT_DEFAULT_TEMPLATE_COUNT, sizeof *out->templates))) goto nomem;
+        out->n_templates = ZEROSHOT_DEFAULT_TEMPLATE_COUNT;
+        for (int t = 0; t < ZEROSHOT_DEFAULT_TEMPLATE_COUNT; t++)
+            if (!(out->templates[t] = strdup(ZEROSHOT_DEFAULT_TEMPLATES[t]))) goto nomem;
+    }
+    if (is_directory(data)) {
+        if ((st = eval_load_image_folder(data, &out->set, err))) goto fail;
+        if (out->classes && out->n_classes != (size_t)out->set.n_classes) {
+            st = vt_fail(err, VT_ERR_VALUE, "%s lists %zu class names but %s has %d class directories", classnames_path,
+                         out->n_classes, data, out->set.n_classes);
+            goto fail;
+        }
+        if (!out->classes) { /* take over the directory names */
+            out->classes = out->set.classnames;
+            out->n_classes = (size_t)out->set.n_classes;
+            out->set.classnames = NULL;
+            out->set.n_classes = 0;
+        }
+    } else {
+        if (!out->classes) {
+            st = vt_fail(err, VT_ERR_ARGUMENT, "%s is a table: give its class names with --classnames F (one per line, "
+                         "in class-index order)", data);
+            goto fail;
+        }
+        if ((st = eval_load_classification_csv(data, csv, (const char *const *)out->classes, (int)out->n_classes,
+                                               &out->set, err)))
+            goto fail;
+    }
+    return VT_OK;
+nomem:
+    st = vt_fail(err, VT_ERR_NOMEM, "out of memory");
+fail:
+    eval_zeroshot_inputs_free(out);
+    return st;
+}
+
+void eval_zeroshot_inputs_free(eval_zeroshot_inputs *in) {
+    eval_dataset_free(&in->set);
+    eval_free_lines(in->classes, in->n_classes);
+    eval_free_lines(in->templates, in->n_templates);
+    memset(in, 0, sizeof *in);
 }

@@ -42,6 +42,24 @@ vt_status eval_load_retrieval_csv(const char *path, const eval_csv_options *opt,
 
 void eval_dataset_free(eval_dataset *set);
 
+/* Everything zero-shot classification reads, as `vitamin eval zeroshot` (and
+ * `vitamin dataset export-wds`) read it: an ImageFolder directory (class
+ * names from its subdirectories unless `classnames_path` is given, then
+ * their counts must agree) or a classification table (class names
+ * required), and the templates file (each line with {} or {c}; NULL:
+ * open_clip's default templates). */
+typedef struct {
+    eval_dataset set;
+    char **classes;
+    size_t n_classes;
+    char **templates;
+    size_t n_templates;
+} eval_zeroshot_inputs;
+
+vt_status eval_load_zeroshot_inputs(const char *data, const char *classnames_path, const char *templates_path,
+                                    const eval_csv_options *csv, eval_zeroshot_inputs *out, vt_error *err);
+void eval_zeroshot_inputs_free(eval_zeroshot_inputs *in);
+
 /* Non-empty lines of a UTF-8 text file (class names, templates), without
  * their line ends. Fails naming the file and line for invalid UTF-8 or NUL;
  * `what` ("class names") says what the file was for. */

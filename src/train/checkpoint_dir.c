@@ -29,31 +29,6 @@ int checkpoint_dir_parse_step(const char *name, int64_t *step) {
     return 1;
 }
 
-vt_status checkpoint_dir_make(const char *path, vt_error *err) {
-    size_t n = strlen(path);
-    char *buf = malloc(n + 1);
-    if (!buf) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
-    memcpy(buf, path, n + 1);
-    /* Each prefix ending at a '/', then the whole path. */
-    for (size_t i = 1; i <= n; i++) {
-        if (i < n && buf[i] != '/') continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            vt_status st = vt_fail(err, VT_ERR_IO, "cannot create directory %s: %s", buf, strerror(e));
-            free(buf);
-            return st;
-        }
-        buf[i] = saved;
-    }
-    free(buf);
-    struct stat s;
-    if (stat(path, &s) != 0 || !S_ISDIR(s.st_mode))
-        return vt_fail(err, VT_ERR_IO, "%s exists and is not a directory", path);
-    return VT_OK;
-}
-
 vt_status checkpoint_dir_sync(const char *path, vt_error *err) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return vt_fail(err, VT_ERR_IO, "cannot open directory %s: %s", path, strerror(errno));

@@ -14,8 +14,6 @@ void checkpoint_dir_name(int64_t step, char *out, size_t out_size);
 /* 1 if `name` is a step directory name (and *step its number), else 0. */
 int checkpoint_dir_parse_step(const char *name, int64_t *step);
 
-/* mkdir -p. */
-vt_status checkpoint_dir_make(const char *path, vt_error *err);
 /* fsync of a directory, so renames and new entries in it survive a crash. */
 vt_status checkpoint_dir_sync(const char *path, vt_error *err);
 /* rm -r that never follows symbolic links. Returns 0 or an errno value. */

@@ -21,6 +21,7 @@
 #include "core/atomic_file.h"
 #include "model/config_json.h"
 #include "train/checkpoint_dir.h"
+#include "core/file.h"
 
 void (*train_checkpoint_save_hook)(const char *stage) = NULL;
 
@@ -184,7 +185,7 @@ vt_status train_checkpoint_save(const char *save_dir, const train_params *p, con
     if (state->step < 0) return vt_fail(err, VT_ERR_ARGUMENT, "train_checkpoint_save: negative step %" PRId64, state->step);
     if (saved_dir && saved_dir_cap) saved_dir[0] = '\0';
     if (strlen(save_dir) > 3000) return vt_fail(err, VT_ERR_ARGUMENT, "--save-dir path is too long");
-    vt_status st = checkpoint_dir_make(save_dir, err);
+    vt_status st = vt_make_dirs(save_dir, err);
     if (st) return st;
     checkpoint_dir_remove_stale_temps(save_dir);
 
