@@ -89,6 +89,8 @@ typedef struct {
      * nothing): a fallback to shape inference, a config field overridden, a
      * preprocessor_config.json that disagrees with the model's transform. */
     const char *notes;
+    int depth;             /* transformer blocks of the image tower */
+    int patch_stride;      /* pixels per token side: 16 for ViTamin, a ViT's patch size */
 } vt_model_info;
 
 void vt_model_get_info(const vt_model *model, vt_model_info *info);
@@ -115,6 +117,41 @@ vt_status vt_patch_features(const vt_model *model, const float *pixels, int n, f
  * ln_post. ViTamin pools before its norm (timm fc_norm; its per-token norm is
  * Identity), so for ViTamin these equal vt_patch_features. */
 vt_status vt_patch_features_normed(const vt_model *model, const float *pixels, int n, float *out, vt_error *err);
+
+/* Intermediate outputs, as timm's forward_intermediates and the detection /
+ * segmentation / LMM code built on these towers take them. A layer is a
+ * transformer block index 0 .. depth-1 (negative: from the end, -1 the last,
+ * -2 the one LLaVA selects) or one of ViTamin's conv maps below. */
+enum {
+    VT_LAYER_STEM = 1000,    /* ViTamin: the stem's output, stride 2 */
+    VT_LAYER_STAGE1 = 1001,  /* ViTamin: MBConv stage 1, stride 4 */
+    VT_LAYER_STAGE2 = 1002,  /* ViTamin: MBConv stage 2, stride 8 */
+};
+/* A layer's output shape for n images: conv maps NCHW [n, C, H, W] (ndim 4);
+ * block tokens [n, tokens, width] (ndim 3; a ViT's class token first). */
+vt_status vt_image_layer_shape(const vt_model *model, int layer, int n, int *ndim, int64_t shape[4], vt_error *err);
+/* `count` layers' outputs for pixels [n, 3, S, S] in one forward pass: out[k]
+ * receives layers[k]'s. norm[k] nonzero (norm may be NULL: none): block
+ * tokens through the tower's final per-token norm (timm's norm=True: a ViT's
+ * ln_post; Identity for ViTamin, whose fc_norm follows the pool); conv maps
+ * are never normed. A layer may be asked for twice (normed and not). */
+vt_status vt_image_intermediates(const vt_model *model, const float *pixels, int n, const int *layers,
+                                 const int *norm, int count, float *const *out, vt_error *err);
+/* Dense image-text embeddings: each patch token of the last block through the
+ * tower's head (ViTamin: fc_norm + head.proj; a ViT: ln_post + proj), as the
+ * pooled vector goes, L2-normalised when `normalize` is set (FC-CLIP's
+ * clip_vis_dense, F-ViT): out [n, grid*grid, embed_dim]. */
+vt_status vt_dense_embeddings(const vt_model *model, const float *pixels, int n, int normalize, float *out,
+                              vt_error *err);
+/* Dense embeddings of an image larger than the model's size S: `image` is one
+ * normalised image [3, height, width]; windows of S x S every `stride` pixels,
+ * the last row and column of windows flush with the far edge (mmseg's slide
+ * inference); each window's vt_dense_embeddings (unnormalised) averaged where
+ * windows overlap, then L2-normalised when `normalize` is set. out:
+ * [height/p, width/p, embed_dim], p the token stride (16 for ViTamin, the patch
+ * size for a ViT); height, width >= S and multiples of p, stride a multiple of p. */
+vt_status vt_dense_embeddings_sliding(const vt_model *model, const float *image, int height, int width, int stride,
+                                      int normalize, float *out, vt_error *err);
 
 /* Text features from token ids [n, context_length] (see vt_tokenize). */
 vt_status vt_encode_tokens(const vt_model *model, const int32_t *ids, int n, int normalize, float *out,

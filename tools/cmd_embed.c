@@ -27,35 +27,52 @@ static const char EMBED_HELP[] =
     "                         (timm forward_features), token t = row * grid + column\n"
     "      --patch-norm       apply the tower's final per-token norm to them (a ViT's ln_post,\n"
     "                         open_clip forward_intermediates(normalize_intermediates=True));\n"
-    "                         ViTamin has none per token (it pools first), so no change there\n";
+    "                         ViTamin has none per token (it pools first), so no change there\n"
+    "      --layer N          --patch-features from transformer block N instead of the last\n"
+    "                         (0-based; negative counts from the end: -2 is LLaVA's choice)\n"
+    "      --dense-embeddings F  also write dense image-text embeddings to F.npy:\n"
+    "                         [images, grid*grid*embed_dim], each patch token through the\n"
+    "                         tower's head (fc_norm/ln_post + projection), L2-normalised\n"
+    "                         unless --raw (FC-CLIP's clip_vis_dense, F-ViT)\n";
 
-/* Dense patch features of every image, one image at a time (a row is
- * grid²·width floats, 0.6 MB for ViTamin-L at 384 px). */
-static vt_status write_patch_features(const vt_model *model, const vt_model_info *info, const cli_list *images,
-                                      int normed, const char *path, vt_error *err) {
-    size_t s = (size_t)info->image_size, row = (size_t)info->token_grid * info->token_grid * info->width;
+/* Per-image token rows, one image at a time (a row is grid²·width floats,
+ * 0.6 MB for ViTamin-L at 384 px): a block's patch tokens (`dense` 0; a
+ * ViT's class token dropped) or the dense embeddings (`dense` 1). */
+static vt_status write_token_rows(const vt_model *model, const vt_model_info *info, const cli_list *images, int dense,
+                                  int layer, int normed, const char *path, vt_error *err) {
+    int ndim;
+    int64_t shape[4];
+    vt_status st = vt_image_layer_shape(model, layer, 1, &ndim, shape, err);
+    if (st) return st;
+    size_t s = (size_t)info->image_size, patches = (size_t)info->token_grid * info->token_grid;
+    size_t prefix = (size_t)shape[1] - patches, row = patches * (dense ? info->embed_dim : info->width);
     float *pixels = malloc(3 * s * s * sizeof(float)), *all = malloc(images->count * row * sizeof(float));
-    vt_status st = pixels && all ? VT_OK : VT_ERR_NOMEM;
-    if (st) vt_fail(err, st, "out of memory for %zu patch-feature rows", images->count);
+    float *tokens = malloc((size_t)shape[1] * shape[2] * sizeof(float));
+    st = pixels && all && tokens ? VT_OK : VT_ERR_NOMEM;
+    if (st) vt_fail(err, st, "out of memory for %zu rows of %zu floats", images->count, row);
     for (size_t i = 0; i < images->count && !st; i++) {
-        decoded_image img;
-        st = image_decode_file(images->items[i], &img, err);
+        vt_image_source src = {.path = images->items[i]};
+        st = vt_preprocess_image(&src, (int)s, pixels, err);
         if (st) break;
-        st = image_preprocess_clip(&img, (int)s, CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, pixels, err);
-        image_free(&img);
-        if (!st) st = (normed ? vt_patch_features_normed : vt_patch_features)(model, pixels, 1, all + i * row, err);
+        if (dense) {
+            st = vt_dense_embeddings(model, pixels, 1, normed, all + i * row, err);
+        } else {
+            st = vt_image_intermediates(model, pixels, 1, &layer, &normed, 1, &tokens, err);
+            if (!st) memcpy(all + i * row, tokens + prefix * info->width, row * sizeof(float));
+        }
     }
     if (!st) st = npy_write_f32(path, (int64_t)images->count, (int64_t)row, all, err);
     free(pixels);
     free(all);
+    free(tokens);
     return st;
 }
 
 int cmd_embed(int argc, char **argv) {
     cli_model_options mo = {0};
     cli_list images = {0}, texts = {0};
-    const char *output = NULL, *patch_output = NULL, *value;
-    int raw = 0, patch_norm = 0;
+    const char *output = NULL, *patch_output = NULL, *dense_output = NULL, *value;
+    int raw = 0, patch_norm = 0, layer = -1, layer_given = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("%s%s", EMBED_HELP, CLI_MODEL_OPTIONS_HELP);
@@ -71,6 +88,9 @@ int cmd_embed(int argc, char **argv) {
             if (!cli_add_lines("embed", &texts, value)) return CLI_FAIL;
         } else if (cli_option(argc, argv, &i, "--output", "-o", &output)) {
         } else if (cli_option(argc, argv, &i, "--patch-features", NULL, &patch_output)) {
+        } else if (cli_option(argc, argv, &i, "--dense-embeddings", NULL, &dense_output)) {
+        } else if (cli_int_option(argc, argv, &i, "--layer", NULL, -1000, 999, &layer)) {
+            layer_given = 1;
         } else if (!strcmp(argv[i], "--raw")) {
             raw = 1;
         } else if (!strcmp(argv[i], "--patch-norm")) {
@@ -85,6 +105,10 @@ int cmd_embed(int argc, char **argv) {
         cli_errorf("embed", "--patch-norm normalises the --patch-features output; give --patch-features F too");
         return CLI_USAGE;
     }
+    if (layer_given && !patch_output) {
+        cli_errorf("embed", "--layer picks the block of --patch-features; give --patch-features F too");
+        return CLI_USAGE;
+    }
     if (!images.count && !texts.count) { cli_errorf("embed", "nothing to embed: give --image and/or --text"); return CLI_USAGE; }
 
     /* Under mpirun (build/mpi/vitamin) the rows (images, then texts) are split
@@ -93,8 +117,8 @@ int cmd_embed(int argc, char **argv) {
     dist_ctx dist;
     vt_error derr = {0};
     if (dist_init(&dist, &derr)) { cli_error("embed", &derr); return CLI_FAIL; }
-    if (dist.world > 1 && patch_output) {
-        cli_errorf("embed", "--patch-features runs in one process; drop mpirun for it");
+    if (dist.world > 1 && (patch_output || dense_output)) {
+        cli_errorf("embed", "--patch-features and --dense-embeddings run in one process; drop mpirun for them");
         dist_finalize(&dist);
         return CLI_USAGE;
     }
@@ -139,7 +163,12 @@ int cmd_embed(int argc, char **argv) {
             goto done;
         }
     }
-    if (patch_output && images.count && write_patch_features(model, &info, &images, patch_norm, patch_output, &err)) {
+    if (patch_output && images.count &&
+        write_token_rows(model, &info, &images, 0, layer, patch_norm, patch_output, &err)) {
+        cli_error("embed", &err);
+        goto done;
+    }
+    if (dense_output && images.count && write_token_rows(model, &info, &images, 1, -1, !raw, dense_output, &err)) {
         cli_error("embed", &err);
         goto done;
     }

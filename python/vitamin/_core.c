@@ -148,11 +148,12 @@ static PyObject *Model_close(ModelObject *self, PyObject *unused) {
 
 static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     const vt_model_info *i = &self->info;
-    return Py_BuildValue("{s:s,s:i,s:i,s:O,s:i,s:d,s:i,s:i,s:L,s:L,s:s}", "name", i->name, "image_size",
+    return Py_BuildValue("{s:s,s:i,s:i,s:O,s:i,s:d,s:i,s:i,s:L,s:L,s:s,s:i,s:i}", "name", i->name, "image_size",
                          i->image_size, "embed_dim", i->embed_dim, "has_text", i->has_text ? Py_True : Py_False,
                          "context_length", i->context_length, "logit_scale", (double)i->logit_scale, "token_grid",
                          i->token_grid, "width", i->width, "image_params", i->image_params, "text_params",
-                         i->text_params, "notes", self->closed ? "" : i->notes);
+                         i->text_params, "notes", self->closed ? "" : i->notes, "depth", i->depth, "patch_stride",
+                         i->patch_stride);
 }
 
 static PyObject *Model_closed(ModelObject *self, void *unused) { return PyBool_FromLong(self->closed); }
@@ -252,12 +253,171 @@ fail:
     return NULL;
 }
 
+/* layer_shape(layer, n) -> tuple: vt_image_layer_shape. */
+static PyObject *Model_layer_shape(ModelObject *self, PyObject *args) {
+    int layer, n;
+    if (!PyArg_ParseTuple(args, "ii", &layer, &n)) return NULL;
+    vt_model *m = model_enter(self);
+    if (!m) return NULL;
+    int ndim;
+    int64_t shape[4];
+    vt_error err = {0};
+    vt_status st = vt_image_layer_shape(m, layer, n, &ndim, shape, &err);
+    model_leave(self);
+    if (st) return raise_status(st, &err);
+    return ndim == 4 ? Py_BuildValue("(LLLL)", (long long)shape[0], (long long)shape[1], (long long)shape[2],
+                                     (long long)shape[3])
+                     : Py_BuildValue("(LLL)", (long long)shape[0], (long long)shape[1], (long long)shape[2]);
+}
+
+/* intermediates(pixels, n, layers: tuple[int], norms: tuple[bool], outs: tuple[buffer], threads). */
+static PyObject *Model_intermediates(ModelObject *self, PyObject *args) {
+    PyObject *in_obj, *layers_obj, *norms_obj, *outs_obj;
+    int n, threads;
+    if (!PyArg_ParseTuple(args, "OiO!O!O!i", &in_obj, &n, &PyTuple_Type, &layers_obj, &PyTuple_Type, &norms_obj,
+                          &PyTuple_Type, &outs_obj, &threads))
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(layers_obj);
+    if (n < 0 || PyTuple_GET_SIZE(outs_obj) != count || PyTuple_GET_SIZE(norms_obj) != count || count > 4096)
+        return PyErr_Format(PyExc_ValueError, "intermediates: %zd layers, %zd outputs, batch %d", count,
+                            PyTuple_GET_SIZE(outs_obj), n);
+    vt_model *m = model_enter(self);
+    if (!m) return NULL;
+    PyObject *result = NULL;
+    int *layers = PyMem_Calloc(count ? count : 1, sizeof *layers);
+    int *norms = PyMem_Calloc(count ? count : 1, sizeof *norms);
+    float **outs = PyMem_Calloc(count ? count : 1, sizeof *outs);
+    Py_buffer *views = PyMem_Calloc(count ? count : 1, sizeof *views);
+    Py_ssize_t got = 0;
+    Py_buffer in = {0};
+    int have_in = 0;
+    if (!layers || !norms || !outs || !views) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t s = self->info.image_size;
+    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * 3 * s * s * 4, "pixels") < 0) goto done;
+    have_in = 1;
+    for (; got < count; got++) {
+        layers[got] = (int)PyLong_AsLong(PyTuple_GET_ITEM(layers_obj, got));
+        if (PyErr_Occurred()) goto done;
+        if ((norms[got] = PyObject_IsTrue(PyTuple_GET_ITEM(norms_obj, got))) < 0) goto done;
+        int ndim;
+        int64_t shape[4];
+        vt_error err = {0};
+        vt_status st = vt_image_layer_shape(m, layers[got], n, &ndim, shape, &err);
+        if (st) {
+            raise_status(st, &err);
+            goto done;
+        }
+        Py_ssize_t floats = 1;
+        for (int d = 0; d < ndim; d++) floats *= shape[d];
+        if (get_buffer(PyTuple_GET_ITEM(outs_obj, got), &views[got], 1, floats * 4, "out") < 0) goto done;
+        outs[got] = views[got].buf;
+    }
+    vt_error err = {0};
+    vt_status st;
+    Py_BEGIN_ALLOW_THREADS
+    set_threads(threads);
+    st = vt_image_intermediates(m, in.buf, n, layers, norms, (int)count, outs, &err);
+    Py_END_ALLOW_THREADS
+    if (st) raise_status(st, &err);
+    else result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t k = 0; k < got; k++) PyBuffer_Release(&views[k]);
+    if (have_in) PyBuffer_Release(&in);
+    PyMem_Free(layers);
+    PyMem_Free(norms);
+    PyMem_Free(outs);
+    PyMem_Free(views);
+    model_leave(self);
+    return result;
+}
+
+/* dense(pixels, n, normalize, out, threads): out [n, grid*grid, embed_dim]. */
+static PyObject *Model_dense(ModelObject *self, PyObject *args) {
+    PyObject *in_obj, *out_obj;
+    int n, normalize, threads;
+    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &normalize, &out_obj, &threads)) return NULL;
+    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
+    vt_model *m = model_enter(self);
+    if (!m) return NULL;
+    Py_ssize_t s = self->info.image_size, g = self->info.token_grid;
+    Py_buffer in, out;
+    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * 3 * s * s * 4, "pixels") < 0) goto fail;
+    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * g * g * self->info.embed_dim * 4, "out") < 0) {
+        PyBuffer_Release(&in);
+        goto fail;
+    }
+    vt_error err = {0};
+    vt_status st;
+    Py_BEGIN_ALLOW_THREADS
+    set_threads(threads);
+    st = vt_dense_embeddings(m, in.buf, n, normalize, out.buf, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    model_leave(self);
+    if (st) return raise_status(st, &err);
+    Py_RETURN_NONE;
+fail:
+    model_leave(self);
+    return NULL;
+}
+
+/* dense_sliding(image [3,H,W], height, width, stride, normalize, out [H/p, W/p, E], threads). */
+static PyObject *Model_dense_sliding(ModelObject *self, PyObject *args) {
+    PyObject *in_obj, *out_obj;
+    int h, w, stride, normalize, threads;
+    if (!PyArg_ParseTuple(args, "OiiipOi", &in_obj, &h, &w, &stride, &normalize, &out_obj, &threads)) return NULL;
+    if (h < 1 || w < 1 || (long long)h * w > (1LL << 28)) return PyErr_Format(PyExc_ValueError, "image of %dx%d", h, w);
+    vt_model *m = model_enter(self);
+    if (!m) return NULL;
+    Py_buffer in, out;
+    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)3 * h * w * 4, "image") < 0) goto fail;
+    if (get_buffer(out_obj, &out, 1, -1, "out") < 0) {
+        PyBuffer_Release(&in);
+        goto fail;
+    }
+    /* The token stride; a size that is not a multiple of it is refused by the
+     * C call before it writes anything, with the rule in its message. */
+    int p = self->info.patch_stride;
+    Py_ssize_t expect = (Py_ssize_t)(h / p) * (w / p) * self->info.embed_dim * 4;
+    vt_error err = {0};
+    vt_status st = VT_OK;
+    if (h % p == 0 && w % p == 0 && out.len != expect) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        PyErr_Format(PyExc_ValueError, "out: buffer of %zd bytes, expected %zd for a %dx%d grid", out.len, expect,
+                     h / p, w / p);
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    set_threads(threads);
+    st = vt_dense_embeddings_sliding(m, in.buf, h, w, stride, normalize, out.buf, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    model_leave(self);
+    if (st) return raise_status(st, &err);
+    Py_RETURN_NONE;
+fail:
+    model_leave(self);
+    return NULL;
+}
+
 static PyMethodDef Model_methods[] = {
     {"close", (PyCFunction)Model_close, METH_NOARGS, "Frees the weights (after running calls finish)."},
     {"info", (PyCFunction)Model_info, METH_NOARGS, "The loaded model's numbers as a dict."},
     {"encode_pixels", (PyCFunction)Model_encode_pixels, METH_VARARGS, "encode_pixels(pixels, n, normalize, out, threads)"},
     {"patch_features", (PyCFunction)Model_patch_features, METH_VARARGS, "patch_features(pixels, n, normed, out, threads)"},
     {"encode_tokens", (PyCFunction)Model_encode_tokens, METH_VARARGS, "encode_tokens(ids, n, normalize, out, threads)"},
+    {"layer_shape", (PyCFunction)Model_layer_shape, METH_VARARGS, "layer_shape(layer, n) -> shape tuple"},
+    {"intermediates", (PyCFunction)Model_intermediates, METH_VARARGS,
+     "intermediates(pixels, n, layers: tuple, norm, outs: tuple, threads)"},
+    {"dense", (PyCFunction)Model_dense, METH_VARARGS, "dense(pixels, n, normalize, out, threads)"},
+    {"dense_sliding", (PyCFunction)Model_dense_sliding, METH_VARARGS,
+     "dense_sliding(image, height, width, stride, normalize, out, threads)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,6 +38,64 @@ class Visual:
 
     def __call__(self, x):
         return self._model.encode_image(x)
+
+    STAGE_LAYERS = {"stem": 1000, "stage1": 1001, "stage2": 1002}
+
+    def forward_intermediates(self, x, indices: Union[int, Sequence[int], None] = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False,
+                              return_prefix_tokens: bool = False, stages: bool = False):
+        """timm's `VisionTransformer.forward_intermediates` on the engine:
+        the outputs of transformer blocks `indices` (an int n: the last n;
+        a list: those blocks, negative from the end; None: all), in block
+        order, as NCHW maps `[B, width, grid, grid]` or NLC tokens, through
+        the final norm with `norm=True` (a ViT's ln_post; ViTamin's is
+        Identity). A ViT's class token is split off as timm does
+        (`return_prefix_tokens` gives (tokens, prefix) pairs). Returns
+        (final tokens `[B, N, width]`, intermediates), or the list alone
+        with `intermediates_only`. `stages=True` (ViTamin) puts the conv
+        maps first: stem, stage 1, stage 2 at stride 2, 4, 8 (NCHW; the
+        strides FC-CLIP's backbone takes below the stride-16 tokens).
+        `stop_early` is accepted for timm's signature; the engine always
+        runs the whole tower."""
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt={output_fmt!r}: 'NCHW' or 'NLC', as timm")
+        m = self._model
+        depth = m._info["depth"]
+        if indices is None:
+            indices = depth
+        if isinstance(indices, int):
+            if not 0 < indices <= depth:
+                raise ValueError(f"indices={indices}: take the last 1..{depth} blocks")
+            take = list(range(depth - indices, depth))
+        else:
+            take = []
+            for i in indices:
+                idx = depth + int(i) if int(i) < 0 else int(i)
+                if not 0 <= idx < depth:
+                    raise ValueError(f"block index {i} outside {self._model.name}'s {depth} blocks")
+                take.append(idx)
+            take = sorted(set(take))
+        conv = [self.STAGE_LAYERS[k] for k in ("stem", "stage1", "stage2")] if stages else []
+        # the final tokens go through the final norm whatever `norm` says, as timm's
+        layers = conv + take + ([] if intermediates_only else [depth - 1])
+        norms = [False] * len(conv) + [bool(norm)] * len(take) + ([] if intermediates_only else [True])
+        pixels = m._pixels(x, "forward_intermediates")
+        n = pixels.shape[0]
+        outs = [np.empty(m._core.layer_shape(layer, n), np.float32) for layer in layers]
+        m._core.intermediates(pixels, n, tuple(layers), tuple(norms), tuple(outs), m.threads)
+        g = self.grid_size
+        prefix = outs[len(conv)].shape[1] - g[0] * g[1]
+        result = [like_input(out, x) for out in outs[:len(conv)]]
+        for t in outs[len(conv):len(conv) + len(take)]:
+            spatial, pre = t[:, prefix:], t[:, :prefix]
+            if output_fmt == "NCHW":
+                spatial = np.ascontiguousarray(spatial.reshape(n, g[0], g[1], -1).transpose(0, 3, 1, 2))
+            spatial = like_input(np.ascontiguousarray(spatial), x)
+            result.append((spatial, like_input(np.ascontiguousarray(pre), x)) if return_prefix_tokens and prefix
+                          else spatial)
+        if intermediates_only:
+            return result
+        return like_input(outs[-1], x), result
 
     def __repr__(self) -> str:
         return f"vitamin.Visual(image_size={self.image_size}, output_dim={self.output_dim}, width={self.width})"
@@ -78,14 +136,18 @@ class CLIP:
         """What loading decided that a user should hear (config fallbacks, ...)."""
         return [line for line in self._info["notes"].splitlines() if line]
 
+    def _pixels(self, image, what: str) -> np.ndarray:
+        x = to_numpy(image, np.float32, what)
+        s = self._info["image_size"]
+        if x.ndim != 4 or x.shape[1:] != (3, s, s):
+            raise ValueError(f"{what}: pixels of shape {tuple(x.shape)}; {self.name} takes [B, 3, {s}, {s}] "
+                             "(run images through preprocess_val, or use embed_images for files and PIL images)")
+        return x
+
     def encode_image(self, image, normalize: bool = False):
         """Image features from preprocessed pixels float32 `[B, 3, S, S]`
         (what `preprocess_val` makes) -> `[B, embed_dim]`."""
-        x = to_numpy(image, np.float32, "encode_image")
-        s = self._info["image_size"]
-        if x.ndim != 4 or x.shape[1:] != (3, s, s):
-            raise ValueError(f"encode_image: pixels of shape {tuple(x.shape)}; {self.name} takes [B, 3, {s}, {s}] "
-                             "(run images through preprocess_val, or use embed_images for files and PIL images)")
+        x = self._pixels(image, "encode_image")
         out = np.empty((x.shape[0], self.embed_dim), np.float32)
         self._core.encode_pixels(x, x.shape[0], bool(normalize), out, self.threads)
         return like_input(out, image)
@@ -135,12 +197,39 @@ class CLIP:
         """The last transformer block's patch tokens `[B, grid*grid, width]`
         (before pooling); `normalize_tokens`: after the tower's per-token norm,
         as forward_intermediates(normalize_intermediates=True)."""
-        x = to_numpy(image, np.float32, "patch_features")
-        s, g = self._info["image_size"], self._info["token_grid"]
-        if x.ndim != 4 or x.shape[1:] != (3, s, s):
-            raise ValueError(f"patch_features: pixels of shape {tuple(x.shape)}; {self.name} takes [B, 3, {s}, {s}]")
+        x = self._pixels(image, "patch_features")
+        g = self._info["token_grid"]
         out = np.empty((x.shape[0], g * g, self._info["width"]), np.float32)
         self._core.patch_features(x, x.shape[0], bool(normalize_tokens), out, self.threads)
+        return like_input(out, image)
+
+    def dense_embeddings(self, image, normalize: bool = True):
+        """Dense image-text embeddings `[B, grid*grid, embed_dim]`: each patch
+        token of the last block through the tower's head (ViTamin: fc_norm +
+        head.proj; a ViT: ln_post + proj), L2-normalised — what FC-CLIP's
+        `clip_vis_dense` and F-ViT compare with text embeddings."""
+        x = self._pixels(image, "dense_embeddings")
+        g = self._info["token_grid"]
+        out = np.empty((x.shape[0], g * g, self.embed_dim), np.float32)
+        self._core.dense(x, x.shape[0], bool(normalize), out, self.threads)
+        return like_input(out, image)
+
+    def dense_embeddings_sliding(self, image, stride: Optional[int] = None, normalize: bool = True):
+        """Dense embeddings of one large preprocessed image `[3, H, W]` (or
+        `[1, 3, H, W]`): model-size windows every `stride` pixels (default
+        half a window), the last ones flush with the far edge, overlapping
+        predictions averaged, then normalised -> `[H/p, W/p, embed_dim]`
+        with p the token stride (16 for ViTamin, a ViT's patch size)."""
+        x = to_numpy(image, np.float32, "dense_embeddings_sliding")
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 3 or x.shape[0] != 3:
+            raise ValueError(f"dense_embeddings_sliding: an image of shape {tuple(x.shape)}; expected [3, H, W]")
+        p, s = self._info["patch_stride"], self._info["image_size"]
+        stride = s // 2 // p * p or p if stride is None else int(stride)
+        h, w = x.shape[1], x.shape[2]
+        out = np.empty((max(h // p, 1), max(w // p, 1), self.embed_dim), np.float32)
+        self._core.dense_sliding(np.ascontiguousarray(x), h, w, stride, bool(normalize), out, self.threads)
         return like_input(out, image)
 
     def close(self) -> None:

@@ -40,5 +40,7 @@ vt_status vt_model_describe(const char *name, vt_model_info *info, vt_error *err
     info->image_params = vt_config_image_params(&c);
     info->text_params = vt_config_text_params(&c);
     info->notes = "";
+    info->depth = c.depth;
+    info->patch_stride = vt_config_token_stride(&c);
     return VT_OK;
 }

@@ -106,6 +106,8 @@ void vt_model_get_info(const vt_model *m, vt_model_info *info) {
     info->image_params = vt_config_image_params(&m->cfg);
     info->text_params = m->has_text ? vt_config_text_params(&m->cfg) : 0;
     info->notes = m->notes.text;
+    info->depth = m->cfg.depth;
+    info->patch_stride = vt_config_token_stride(&m->cfg);
 }
 
 

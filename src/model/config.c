@@ -70,8 +70,12 @@ static void fill_from_row(const family_row *r, vt_model_config *cfg) {
 }
 
 
+int vt_config_token_stride(const vt_model_config *cfg) {
+    return cfg->image_tower == VT_TOWER_VIT ? cfg->patch_size : 16;
+}
+
 int vt_config_token_grid(const vt_model_config *cfg) {
-    return cfg->image_size / (cfg->image_tower == VT_TOWER_VIT ? cfg->patch_size : 16);
+    return cfg->image_size / vt_config_token_stride(cfg);
 }
 
 int vt_config_mlp_act(const vt_model_config *cfg) { return cfg->quick_gelu ? VT_ACT_QUICKGELU : VT_ACT_GELU; }

@@ -51,6 +51,8 @@ typedef struct {
  * conv stages' stride), image_size / patch_size for a ViT (conv1's; a ViT adds
  * a class token to the grid² patches). */
 int vt_config_token_grid(const vt_model_config *cfg);
+/* Pixels per token side: 16 for ViTamin (its conv stages), a ViT's patch size. */
+int vt_config_token_stride(const vt_model_config *cfg);
 
 /* The activation of the config's plain MLPs (kernels/activation.h vt_act). */
 int vt_config_mlp_act(const vt_model_config *cfg);

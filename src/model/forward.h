@@ -40,6 +40,11 @@ void vit_gather_patches(float *patches, const float *pixels, int batch, int s, i
 void vit_pool_tokens(float *pooled, const float *x, int batch, int t, int w, int pool_avg);
 /* ln_post on `rows` tokens [rows, width] in place (dense features). */
 void vit_tower_final_norm(const struct vt_model *m, float *tokens, size_t rows);
+/* The tower's head on each of `rows` token rows [rows, width], as it runs on
+ * the pooled vector — ViTamin: fc_norm + head.proj; a ViT: ln_post + proj —
+ * normalising `tokens` in place and writing out [rows, embed_dim] (the dense
+ * image-text embeddings of FC-CLIP and F-ViT). */
+void image_tower_head_tokens(const struct vt_model *m, float *tokens, size_t rows, float *out);
 
 /* One open_clip ResidualAttentionBlock on x [batch, t, w] in place
  * (resblock.c): `act` a vt_act, `hidden` the MLP width; t1 holds batch·t·w

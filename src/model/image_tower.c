@@ -302,3 +302,15 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
     gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0, 0, 0};
     gemm_run(m->isa, batch, t1, d, &m->head_proj.weight, out, c->embed_dim, &head);
 }
+
+void image_tower_head_tokens(const struct vt_model *m, float *tokens, size_t rows, float *out) {
+    const vt_model_config *c = &m->cfg;
+    if (c->image_tower == VT_TOWER_VIT) {
+        vit_tower_final_norm(m, tokens, rows);
+        gemm_run(m->isa, (int)rows, tokens, c->width, &m->vit_proj.weight, out, c->embed_dim, NULL);
+        return;
+    }
+    layernorm_forward(tokens, tokens, rows, c->width, m->fc_norm_weight, m->fc_norm_bias, IMAGE_LN_EPS);
+    gemm_epilogue head = {1.0f, m->head_proj.bias, 0, NULL, 0, 0, 0};
+    gemm_run(m->isa, (int)rows, tokens, c->width, &m->head_proj.weight, out, c->embed_dim, &head);
+}
