@@ -19,9 +19,8 @@ def to_numpy(x: Any, dtype: Any, what: str, allowed: tuple = ()) -> np.ndarray:
     allows, else a copy. `allowed`: the other dtypes accepted and converted
     (token ids come as int64 from open_clip's tokenizer)."""
     if is_torch(x):
-        if x.device.type != "cpu":
-            raise ValueError(f"{what}: a tensor on {x.device}; vitamin.c computes on the CPU, pass x.cpu()")
-        x = x.detach().numpy()
+        # another device's tensor is copied to the CPU, where the engine runs
+        x = x.detach().cpu().numpy()
     elif not isinstance(x, np.ndarray):
         raise TypeError(f"{what}: expected a numpy array or torch tensor, got {type(x).__name__}")
     if x.dtype != dtype:
@@ -32,9 +31,11 @@ def to_numpy(x: Any, dtype: Any, what: str, allowed: tuple = ()) -> np.ndarray:
 
 
 def like_input(out: np.ndarray, template: Any) -> Any:
-    """`out` as a torch tensor (sharing memory) if the caller passed torch."""
+    """`out` as a torch tensor if the caller passed torch: sharing memory for
+    a CPU tensor, copied back to the input's device otherwise."""
     if is_torch(template):
         import torch
 
-        return torch.from_numpy(out)
+        t = torch.from_numpy(out)
+        return t if template.device.type == "cpu" else t.to(template.device)
     return out

@@ -43,14 +43,40 @@ def flags(options: Dict[str, Any]) -> List[str]:
     return args
 
 
+def _stream_stderr(proc: subprocess.Popen, keep: int = 4000) -> str:
+    """Copies the child's stderr to ours as it comes (progress bars and all)
+    and returns its last `keep` characters, for the error message."""
+    tail = b""
+    out = getattr(sys.stderr, "buffer", None)
+    while True:
+        chunk = os.read(proc.stderr.fileno(), 65536)
+        if not chunk:
+            break
+        if out is not None:
+            out.write(chunk)
+            out.flush()
+        else:
+            sys.stderr.write(chunk.decode("utf-8", "replace"))
+        tail = (tail + chunk)[-keep:]
+    return tail.decode("utf-8", "replace")
+
+
 def run(args: Sequence[str], capture: bool = False) -> subprocess.CompletedProcess:
-    """Runs `vitamin ARGS`; a non-zero exit raises vitamin.Error with the
-    CLI's message (its stderr)."""
-    proc = subprocess.run([binary(), *args], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None, text=True)
+    """Runs `vitamin ARGS`: with `capture`, stdout and stderr are collected;
+    without, both stream to ours. A non-zero exit raises vitamin.Error with
+    the CLI's own message (the last lines of its stderr)."""
+    cmd = [binary(), *args]
+    if capture:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        err_text = proc.stderr or ""
+    else:
+        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE) as child:
+            err_text = _stream_stderr(child)
+            child.wait()
+        proc = subprocess.CompletedProcess(cmd, child.returncode, None, err_text)
     if proc.returncode:
-        msg = (proc.stderr or "").strip() if capture else ""
+        lines = [l.strip() for l in err_text.replace("\r", "\n").splitlines() if l.strip()]
+        msg = "\n".join(l for l in lines if l.startswith("vitamin")) or "\n".join(lines[-3:])
         raise _core.Error(msg or f"`vitamin {' '.join(args[:2])}` exited with status {proc.returncode}")
     return proc
 

@@ -104,8 +104,9 @@ class Visual:
 class CLIP:
     """A loaded CLIP model. Safe to use from several Python threads at once:
     the weights are read-only and the GIL is released while the engine runs.
-    Inputs are numpy arrays or CPU torch tensors; outputs are of the same kind
-    (torch tensors share the result's memory)."""
+    Inputs are numpy arrays or torch tensors; outputs are of the same kind
+    (a CPU tensor shares the result's memory; another device's tensor is
+    copied to the CPU, where the engine runs, and the result copied back)."""
 
     def __init__(self, path: str, model_name: Optional[str] = None, precision: str = "fp32",
                  threads: Optional[int] = None, image_size: Optional[int] = None,
@@ -257,8 +258,8 @@ class CLIP:
         return self
 
     def to(self, device: Any = None, dtype: Any = None, **kw) -> "CLIP":
-        if device is not None and str(device) not in ("cpu", "cpu:0"):
-            raise ValueError(f"vitamin.c runs on the CPU; .to({device!r}) is not possible")
+        """A no-op kept for torch code: the engine computes on the CPU; tensors
+        from another device are copied in and results go back to that device."""
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> "CLIP":

@@ -168,3 +168,4 @@ def test_export_errors(vitamin_cli, trained, tmp_path):
     names.write_text("a\n")
     assert ".png" in fails("--data", table, "--classnames", names, "--out", tmp_path / "c")
     assert not (tmp_path / "c" / "test" / "0.tar").exists()
+
