@@ -1,5 +1,5 @@
-"""`pip install .` from a clean checkout into a fresh venv that holds only
-numpy: the standard build backend (setuptools, fetched by pip's build
+"""`pip install .` (and `pip wheel .`) from a clean checkout into a fresh
+venv that holds only numpy: the standard build backend (setuptools, fetched by pip's build
 isolation) compiles the engine with the Makefile, and `import vitamin`
 tokenizes and embeds with no torch or Pillow present. The checkout is the
 working tree's tracked and unignored files, without build/."""
@@ -58,6 +58,14 @@ def test_pip_install_into_fresh_venv(tmp_path):
                               capture_output=True, text=True, timeout=1500)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     pip("install", "numpy")
+    # a wheel by the same backend (the engine compiles once, in the checkout's build/) ...
+    pip("wheel", "--no-deps", "-w", str(tmp_path / "wheels"), str(src))
+    wheels = list((tmp_path / "wheels").glob("vitamin_c-*.whl"))
+    assert len(wheels) == 1, wheels
+    import zipfile
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert "vitamin/_bin/vitamin" in names and any(n.startswith("vitamin/_core") for n in names), names
+    # ... and `pip install .` itself, which is what users run
     pip("install", str(src))
     case = refmodel.make_case(str(tmp_path / "model"), "ViTamin-S", n_images=2, n_texts=0)
     np.save(tmp_path / "pixels.npy", case["pixels"])
