@@ -158,99 +158,80 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
 
 static PyObject *Model_closed(ModelObject *self, void *unused) { return PyBool_FromLong(self->closed); }
 
-/* encode_pixels(pixels, n, normalize, out, threads): pixels float32 [n,3,S,S],
- * out float32 [n, embed_dim]. */
+/* The batch calls share one shape: (input, n, flag, out, threads), the input
+ * and output sizes fixed per item by the model; only the C function differs. */
+typedef vt_status (*batch_fn)(const vt_model *m, const void *in, int n, int flag, float *out, vt_error *err);
+
+static vt_status call_encode_pixels(const vt_model *m, const void *in, int n, int flag, float *out, vt_error *err) {
+    return vt_encode_pixels(m, in, n, flag, out, err);
+}
+static vt_status call_patch_features(const vt_model *m, const void *in, int n, int flag, float *out, vt_error *err) {
+    return flag ? vt_patch_features_normed(m, in, n, out, err) : vt_patch_features(m, in, n, out, err);
+}
+static vt_status call_encode_tokens(const vt_model *m, const void *in, int n, int flag, float *out, vt_error *err) {
+    return vt_encode_tokens(m, in, n, flag, out, err);
+}
+static vt_status call_dense(const vt_model *m, const void *in, int n, int flag, float *out, vt_error *err) {
+    return vt_dense_embeddings(m, in, n, flag, out, err);
+}
+
+static PyObject *run_batch(ModelObject *self, PyObject *args, batch_fn fn, Py_ssize_t in_per_item,
+                           Py_ssize_t out_floats_per_item, const char *in_name) {
+    PyObject *in_obj, *out_obj;
+    int n, flag, threads;
+    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &flag, &out_obj, &threads)) return NULL;
+    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
+    vt_model *m = model_enter(self);
+    if (!m) return NULL;
+    Py_buffer in, out;
+    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * in_per_item, in_name) < 0) goto fail;
+    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * out_floats_per_item * 4, "out") < 0) {
+        PyBuffer_Release(&in);
+        goto fail;
+    }
+    vt_error err = {0};
+    vt_status st;
+    Py_BEGIN_ALLOW_THREADS
+    set_threads(threads);
+    st = fn(m, in.buf, n, flag, out.buf, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    model_leave(self);
+    if (st) return raise_status(st, &err);
+    Py_RETURN_NONE;
+fail:
+    model_leave(self);
+    return NULL;
+}
+
+static Py_ssize_t pixel_bytes(const ModelObject *self) {
+    return (Py_ssize_t)3 * self->info.image_size * self->info.image_size * 4;
+}
+
+/* encode_pixels(pixels float32 [n,3,S,S], n, normalize, out float32 [n, embed_dim], threads). */
 static PyObject *Model_encode_pixels(ModelObject *self, PyObject *args) {
-    PyObject *in_obj, *out_obj;
-    int n, normalize, threads;
-    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &normalize, &out_obj, &threads)) return NULL;
-    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
-    vt_model *m = model_enter(self);
-    if (!m) return NULL;
-    Py_ssize_t s = self->info.image_size;
-    Py_buffer in, out;
-    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * 3 * s * s * 4, "pixels") < 0) goto fail;
-    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * self->info.embed_dim * 4, "out") < 0) {
-        PyBuffer_Release(&in);
-        goto fail;
-    }
-    vt_error err = {0};
-    vt_status st;
-    Py_BEGIN_ALLOW_THREADS
-    set_threads(threads);
-    st = vt_encode_pixels(m, in.buf, n, normalize, out.buf, &err);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&out);
-    model_leave(self);
-    if (st) return raise_status(st, &err);
-    Py_RETURN_NONE;
-fail:
-    model_leave(self);
-    return NULL;
+    return run_batch(self, args, call_encode_pixels, pixel_bytes(self), self->info.embed_dim, "pixels");
 }
 
-/* patch_features(pixels, n, normed, out, threads): out [n, grid*grid, width]. */
+/* patch_features(pixels, n, normed, out [n, grid*grid, width], threads). */
 static PyObject *Model_patch_features(ModelObject *self, PyObject *args) {
-    PyObject *in_obj, *out_obj;
-    int n, normed, threads;
-    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &normed, &out_obj, &threads)) return NULL;
-    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
-    vt_model *m = model_enter(self);
-    if (!m) return NULL;
-    Py_ssize_t s = self->info.image_size, g = self->info.token_grid;
-    Py_buffer in, out;
-    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * 3 * s * s * 4, "pixels") < 0) goto fail;
-    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * g * g * self->info.width * 4, "out") < 0) {
-        PyBuffer_Release(&in);
-        goto fail;
-    }
-    vt_error err = {0};
-    vt_status st;
-    Py_BEGIN_ALLOW_THREADS
-    set_threads(threads);
-    st = normed ? vt_patch_features_normed(m, in.buf, n, out.buf, &err) : vt_patch_features(m, in.buf, n, out.buf, &err);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&out);
-    model_leave(self);
-    if (st) return raise_status(st, &err);
-    Py_RETURN_NONE;
-fail:
-    model_leave(self);
-    return NULL;
+    Py_ssize_t g = self->info.token_grid;
+    return run_batch(self, args, call_patch_features, pixel_bytes(self), g * g * self->info.width, "pixels");
 }
 
-/* encode_tokens(ids, n, normalize, out, threads): ids int32 [n, context]. */
+/* encode_tokens(ids int32 [n, context], n, normalize, out [n, embed_dim], threads). */
 static PyObject *Model_encode_tokens(ModelObject *self, PyObject *args) {
-    PyObject *in_obj, *out_obj;
-    int n, normalize, threads;
-    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &normalize, &out_obj, &threads)) return NULL;
-    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
     if (!self->info.has_text && !self->closed)
         return PyErr_Format(ModelError, "%s has no text tower (an image-only checkpoint)", self->info.name);
-    vt_model *m = model_enter(self);
-    if (!m) return NULL;
-    Py_buffer in, out;
-    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * self->info.context_length * 4, "tokens") < 0) goto fail;
-    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * self->info.embed_dim * 4, "out") < 0) {
-        PyBuffer_Release(&in);
-        goto fail;
-    }
-    vt_error err = {0};
-    vt_status st;
-    Py_BEGIN_ALLOW_THREADS
-    set_threads(threads);
-    st = vt_encode_tokens(m, in.buf, n, normalize, out.buf, &err);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&out);
-    model_leave(self);
-    if (st) return raise_status(st, &err);
-    Py_RETURN_NONE;
-fail:
-    model_leave(self);
-    return NULL;
+    return run_batch(self, args, call_encode_tokens, (Py_ssize_t)self->info.context_length * 4, self->info.embed_dim,
+                     "tokens");
+}
+
+/* dense(pixels, n, normalize, out [n, grid*grid, embed_dim], threads). */
+static PyObject *Model_dense(ModelObject *self, PyObject *args) {
+    Py_ssize_t g = self->info.token_grid;
+    return run_batch(self, args, call_dense, pixel_bytes(self), g * g * self->info.embed_dim, "pixels");
 }
 
 /* layer_shape(layer, n) -> tuple: vt_image_layer_shape. */
@@ -332,37 +313,6 @@ done:
     PyMem_Free(views);
     model_leave(self);
     return result;
-}
-
-/* dense(pixels, n, normalize, out, threads): out [n, grid*grid, embed_dim]. */
-static PyObject *Model_dense(ModelObject *self, PyObject *args) {
-    PyObject *in_obj, *out_obj;
-    int n, normalize, threads;
-    if (!PyArg_ParseTuple(args, "OipOi", &in_obj, &n, &normalize, &out_obj, &threads)) return NULL;
-    if (n < 0) return PyErr_Format(PyExc_ValueError, "negative batch %d", n);
-    vt_model *m = model_enter(self);
-    if (!m) return NULL;
-    Py_ssize_t s = self->info.image_size, g = self->info.token_grid;
-    Py_buffer in, out;
-    if (get_buffer(in_obj, &in, 0, (Py_ssize_t)n * 3 * s * s * 4, "pixels") < 0) goto fail;
-    if (get_buffer(out_obj, &out, 1, (Py_ssize_t)n * g * g * self->info.embed_dim * 4, "out") < 0) {
-        PyBuffer_Release(&in);
-        goto fail;
-    }
-    vt_error err = {0};
-    vt_status st;
-    Py_BEGIN_ALLOW_THREADS
-    set_threads(threads);
-    st = vt_dense_embeddings(m, in.buf, n, normalize, out.buf, &err);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&out);
-    model_leave(self);
-    if (st) return raise_status(st, &err);
-    Py_RETURN_NONE;
-fail:
-    model_leave(self);
-    return NULL;
 }
 
 /* dense_sliding(image [3,H,W], height, width, stride, normalize, out [H/p, W/p, E], threads). */
