@@ -144,10 +144,15 @@ def test_cli_prints_clip_benchmark_json_and_matches_vitamin_eval(trained, vitami
                           "--templates", trained["data"] / "templates.txt", "--json", "-").stdout)
     for key in ("acc1", "acc5", "mean_per_class_recall"):
         assert abs(result["metrics"][key] - ours["metrics"][key]) <= 0.001, key
-    # Python's eval_zeroshot is the CLI's
+    # Python's eval_zeroshot and eval_retrieval are the CLI's
     py = vitamin.eval_zeroshot(str(trained["ckpt"]), trained["data"] / "test.csv",
                                classnames=trained["data"] / "classnames.txt", templates=trained["data"] / "templates.txt")
     assert py["metrics"] == ours["metrics"]
+    cli_r = json.loads(run(vitamin_cli, "eval", "retrieval", "-m", trained["ckpt"], "--data",
+                           trained["data"] / "retrieval.csv", "--json", "-").stdout)
+    model = vitamin.create_model(str(trained["ckpt"]), threads=1)
+    py_r = vitamin.eval_retrieval(model, trained["data"] / "retrieval.csv")
+    assert py_r["metrics"] == cli_r["metrics"] and py_r["n_images"] == 80
 
 
 def test_export_errors(vitamin_cli, trained, tmp_path):
