@@ -34,9 +34,12 @@ class BuildEngine(build_ext):
     def run(self):
         make(f"{BUILD}/libvitamin.a", f"{BUILD}/vitamin")
         ldlibs = shlex.split(make("print-ldlibs").strip())
+        archive = os.path.join(ROOT, BUILD, "libvitamin.a")
         for ext in self.extensions:
-            ext.extra_objects = [os.path.join(ROOT, BUILD, "libvitamin.a")]
+            ext.extra_objects = [archive]
             ext.extra_link_args = ldlibs
+            # relink when the engine changed, not only when _core.c did
+            ext.depends = list(ext.depends) + [archive, os.path.join(ROOT, "include", "vitamin.h")]
         super().run()
         bin_dir = os.path.join(self.build_lib, "vitamin", "_bin")
         os.makedirs(bin_dir, exist_ok=True)

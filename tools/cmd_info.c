@@ -29,7 +29,10 @@ static void print_row(const vt_model_config *c) {
         snprintf(trunk, sizeof trunk, "ViT/%d", c->patch_size); /* patch size */
     else
         snprintf(trunk, sizeof trunk, "%s", c->timm_name[0] ? c->timm_name : "-");
-    printf("%-22s %-19s %5d %5d %6d %5d %5d %10s %4s %14lld %14lld %10.2f %9.2f\n", c->name, trunk, c->image_size, c->embed_dim, c->width, c->depth, c->heads, text, "",
+    int depth = c->depth; /* ConvNeXt: its blocks over the four stages */
+    if (c->image_tower == VT_TOWER_CONVNEXT)
+        depth = c->cnx_depths[0] + c->cnx_depths[1] + c->cnx_depths[2] + c->cnx_depths[3];
+    printf("%-22s %-19s %5d %5d %6d %5d %5d %10s %4s %14lld %14lld %10.2f %9.2f\n", c->name, trunk, c->image_size, c->embed_dim, c->width, depth, c->heads, text, "",
            (long long)vt_config_image_params(c), (long long)vt_config_text_params(c),
            vt_config_image_flops(c, c->image_size) / 1e9, vt_config_text_flops(c) / 1e9);
 }

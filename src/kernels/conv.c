@@ -82,8 +82,51 @@ VT_CLONES void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, 
     }
 }
 
-void conv3x3_weight_to_ohwi(float *dst, const float *src, int out, int in) {
+VT_CLONES void depthwise_kxk_forward(float *y, const float *x, int batch, int h, int w, int c, int k,
+                                     const float *weight, const float *bias) {
+    int pad = k / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < batch; b++) {
+        for (int oy = 0; oy < h; oy++) {
+            const float *img = x + (size_t)b * h * w * c;
+            float *row = y + (((size_t)b * h + oy) * w) * c;
+            for (int ox = 0; ox < w; ox++) {
+                float *restrict out = row + (size_t)ox * c;
+                for (int ch = 0; ch < c; ch++) out[ch] = bias ? bias[ch] : 0.0f;
+                for (int ky = 0; ky < k; ky++) {
+                    int iy = oy + ky - pad;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox + kx - pad;
+                        if (ix < 0 || ix >= w) continue;
+                        const float *restrict in = img + ((size_t)iy * w + ix) * c;
+                        const float *restrict wk = weight + (size_t)(ky * k + kx) * c;
+                        for (int ch = 0; ch < c; ch++) out[ch] += in[ch] * wk[ch];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void patchify_nhwc(float *patches, const float *x, int batch, int h, int w, int c, int p) {
+    int ho = h / p, wo = w / p;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < batch; b++)
+        for (int oy = 0; oy < ho; oy++)
+            for (int ox = 0; ox < wo; ox++) {
+                float *dst = patches + (((size_t)b * ho + oy) * wo + ox) * p * p * c;
+                for (int ky = 0; ky < p; ky++)
+                    memcpy(dst + (size_t)ky * p * c, x + (((size_t)b * h + oy * p + ky) * w + (size_t)ox * p) * c,
+                           (size_t)p * c * sizeof(float));
+            }
+}
+
+void conv_weight_to_ohwi(float *dst, const float *src, int out, int in, int k) {
     for (int o = 0; o < out; o++)
         for (int i = 0; i < in; i++)
-            for (int k = 0; k < 9; k++) dst[((size_t)o * 9 + k) * in + i] = src[((size_t)o * in + i) * 9 + k];
+            for (int t = 0; t < k * k; t++)
+                dst[((size_t)o * k * k + t) * in + i] = src[((size_t)o * in + i) * k * k + t];
 }
+
+void conv3x3_weight_to_ohwi(float *dst, const float *src, int out, int in) { conv_weight_to_ohwi(dst, src, out, in, 3); }

@@ -29,9 +29,24 @@ void depthwise3x3_gelu_rows(vt_isa isa, float *y, float *pre, const float *x, in
 void depthwise3x3_gelu_rows_avx512(float *y, float *pre, const float *x, int x_row0, int h, int w, int c, int stride,
                                    int oy0, int oy1, const float *weight, const float *bias);
 
+/* Depthwise k×k, stride 1, padding k/2 (odd k), plus bias: ConvNeXt's 7×7
+ * conv_dw. x, y: [batch, H, W, C] (not aliased); weight [k][k][C]
+ * (reordered from PyTorch [C, 1, k, k]); bias [C] or NULL. Parallel over
+ * (image, row); the channel loops vectorise (VT_CLONES). */
+void depthwise_kxk_forward(float *y, const float *x, int batch, int h, int w, int c, int k, const float *weight,
+                           const float *bias);
+
+/* Non-overlapping p×p patches of an NHWC map as rows: x [batch, H, W, C] →
+ * patches [batch, H/p, W/p, p·p·C] in (ky, kx, c) order, so that a p×p
+ * stride-p conv is one GEMM with its weight reordered to [out][ky][kx][in]
+ * (ConvNeXt's downsample). Rows and columns past (H/p)·p are dropped. */
+void patchify_nhwc(float *patches, const float *x, int batch, int h, int w, int c, int p);
+
 /* AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC. */
 void avgpool3x3s2_forward(float *y, const float *x, int batch, int h, int w, int c);
 
+/* Reorders a PyTorch conv weight [out, in, k, k] to [out][k][k][in]. */
+void conv_weight_to_ohwi(float *dst, const float *src, int out, int in, int k);
 /* Reorders a PyTorch conv weight [out, in, 3, 3] to [out][3][3][in]. */
 void conv3x3_weight_to_ohwi(float *dst, const float *src, int out, int in);
 

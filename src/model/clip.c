@@ -28,6 +28,7 @@ void vt_model_free(vt_model *m) {
     free(m->owned);
     free(m->vit);
     free(m->vit_blocks);
+    for (int s = 0; s < 4; s++) free(m->cnx_stages[s].blocks);
     free(m->text);
     ckpt_close(m->checkpoint);
     scratch_pool_destroy(&m->scratch);
@@ -160,6 +161,10 @@ static void capture_last_block(void *user, const char *name, const float *data, 
 static vt_status patch_features(const vt_model *m, const float *pixels, int n, int normed, float *out,
                                 vt_error *err) {
     if (!m) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: NULL model");
+    int ndim;
+    int64_t shape[4];
+    vt_status refused = vt_image_layer_shape(m, -1, n, &ndim, shape, err); /* a tower without them says so */
+    if (refused) return refused;
     float *pooled = malloc(((size_t)n + 1) * m->cfg.embed_dim * sizeof(float));
     if (!pooled) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     patch_capture pc = {out, m->cfg.depth - 1, m->cfg.image_tower == VT_TOWER_VIT, 0};

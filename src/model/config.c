@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/activation.h"
+#include "model/config_convnext.h"
 #include "model/config_vit.h"
 #include "model/schema.h"
 #include "model/topology.h"
@@ -71,6 +72,7 @@ static void fill_from_row(const family_row *r, vt_model_config *cfg) {
 
 
 int vt_config_token_stride(const vt_model_config *cfg) {
+    if (cfg->image_tower == VT_TOWER_CONVNEXT) return 32;
     return cfg->image_tower == VT_TOWER_VIT ? cfg->patch_size : 16;
 }
 
@@ -80,10 +82,11 @@ int vt_config_token_grid(const vt_model_config *cfg) {
 
 int vt_config_mlp_act(const vt_model_config *cfg) { return cfg->quick_gelu ? VT_ACT_QUICKGELU : VT_ACT_GELU; }
 
-/* The ViTamin family first, then open_clip's ViT configs (model/config_vit.c). */
+/* The ViTamin family first, then open_clip's ViT configs (model/config_vit.c),
+ * then its ConvNeXt ones (model/config_convnext.c). */
 enum { MAX_CONFIGS = 128 };
 
-int vt_config_count(void) { return FAMILY_COUNT + vit_config_count(); }
+int vt_config_count(void) { return FAMILY_COUNT + vit_config_count() + convnext_config_count(); }
 
 const vt_model_config *vt_config_at(int index) {
     /* Built once per process on first use; the table is immutable afterwards. */
@@ -95,6 +98,9 @@ const vt_model_config *vt_config_at(int index) {
         for (int i = 0; i < FAMILY_COUNT; i++) fill_from_row(&FAMILY[i], &table[i]);
         for (int i = 0; i < vit_config_count() && FAMILY_COUNT + i < MAX_CONFIGS; i++)
             vit_config_fill(i, &table[FAMILY_COUNT + i]);
+        int first = FAMILY_COUNT + vit_config_count();
+        for (int i = 0; i < convnext_config_count() && first + i < MAX_CONFIGS; i++)
+            convnext_config_fill(i, &table[first + i]);
         built = 1;
     }
     return &table[index];
@@ -134,7 +140,7 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
             return VT_OK;
         }
     }
-    if (vit_config_lookup(bare, out)) return VT_OK;
+    if (vit_config_lookup(bare, out) || convnext_config_lookup(bare, out)) return VT_OK;
     const char *tokenizer = vit_config_other_tokenizer(bare);
     if (tokenizer)
         return vt_fail(err, VT_ERR_MODEL,
@@ -273,8 +279,8 @@ static vt_status validate_text(const vt_model_config *c, vt_error *err) {
 }
 
 vt_status vt_config_validate(const vt_model_config *c, vt_error *err) {
-    if (c->image_tower == VT_TOWER_VIT) {
-        vt_status st = vit_config_validate(c, err);
+    if (c->image_tower == VT_TOWER_VIT || c->image_tower == VT_TOWER_CONVNEXT) {
+        vt_status st = c->image_tower == VT_TOWER_VIT ? vit_config_validate(c, err) : convnext_config_validate(c, err);
         return st ? st : validate_text(c, err);
     }
     if (c->image_tower != VT_TOWER_VITAMIN)
@@ -320,6 +326,7 @@ int64_t vt_config_text_params(const vt_model_config *c) {
 
 double vt_config_image_flops(const vt_model_config *c, int image_size) {
     if (c->image_tower == VT_TOWER_VIT) return vit_config_image_flops(c, image_size);
+    if (c->image_tower == VT_TOWER_CONVNEXT) return convnext_config_image_flops(c, image_size);
     vt_model_config at_size = *c;
     at_size.image_size = image_size;
     image_topology t;

@@ -7,10 +7,11 @@
 
 #include "vitamin.h"
 
-/* Which image tower: ViTamin's hybrid (timm models/vitamin.py) or open_clip's
+/* Which image tower: ViTamin's hybrid (timm models/vitamin.py), open_clip's
  * VisionTransformer (open_clip transformer.py; the "ViT-*" configs, the
- * paper's baseline). */
-typedef enum { VT_TOWER_VITAMIN = 0, VT_TOWER_VIT = 1 } vt_image_tower;
+ * paper's baseline) or timm's ConvNeXt under open_clip's TimmModel (the
+ * "convnext_*" configs, another of the paper's benchmark towers). */
+typedef enum { VT_TOWER_VITAMIN = 0, VT_TOWER_VIT = 1, VT_TOWER_CONVNEXT = 2 } vt_image_tower;
 
 typedef struct {
     char name[64];        /* open_clip name, e.g. "ViTamin-S" */
@@ -40,6 +41,11 @@ typedef struct {
     /* Both towers' plain MLPs: exact GELU, or QuickGELU (quick_gelu: OpenAI's
      * weights and the "-quickgelu" configs). ViTamin's trunk ignores it. */
     int quick_gelu;
+    /* ConvNeXt tower (image_tower == VT_TOWER_CONVNEXT: timm convnext.py; width
+     * is cnx_dims[3], depth 0 — it has no transformer blocks). */
+    int cnx_dims[4], cnx_depths[4];
+    float cnx_norm_eps;   /* every LayerNorm of the trunk: 1e-6, 1e-5 for convnext_xxlarge */
+    int head_mlp;         /* timm_proj "mlp": head.mlp.fc1 (+bias), GELU, fc2; 0: "linear" head.proj */
     /* Text tower (open_clip TextTransformer). */
     int text_width, text_heads, text_layers, context_length, vocab_size;
     /* Preprocessing size actually used by open_clip for this config (differs
@@ -51,7 +57,8 @@ typedef struct {
  * conv stages' stride), image_size / patch_size for a ViT (conv1's; a ViT adds
  * a class token to the grid² patches). */
 int vt_config_token_grid(const vt_model_config *cfg);
-/* Pixels per token side: 16 for ViTamin (its conv stages), a ViT's patch size. */
+/* Pixels per token side: 16 for ViTamin (its conv stages), a ViT's patch size,
+ * 32 for ConvNeXt (its last stage). */
 int vt_config_token_stride(const vt_model_config *cfg);
 
 /* The activation of the config's plain MLPs (kernels/activation.h vt_act). */

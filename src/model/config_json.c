@@ -18,6 +18,7 @@
 #include "io/serial/json.h"
 #include "io/serial/json_write.h"
 #include "core/atomic_file.h"
+#include "model/config_convnext.h"
 
 enum { CONFIG_JSON_MAX_BYTES = 1 << 24 };
 
@@ -80,6 +81,19 @@ static void write_vitamin_model_cfg(json_writer *w, const vt_model_config *c) {
                       c->image_size);
 }
 
+/* open_clip's convnext_*.json vision_cfg: the timm trunk name carries the
+ * numbers (config_convnext.c), the head type is timm_proj. */
+static void write_convnext_model_cfg(json_writer *w, const vt_model_config *c) {
+    json_write_format(w, "{\n  \"model_cfg\": {\n    \"embed_dim\": %d,\n", c->embed_dim);
+    json_write_raw(w, "    \"vision_cfg\": {\n      \"timm_model_name\": ");
+    json_write_string(w, c->timm_name);
+    json_write_format(w,
+                      ",\n      \"timm_model_pretrained\": false,\n      \"timm_pool\": \"\",\n"
+                      "      \"timm_proj\": \"%s\",\n      \"timm_drop\": 0.0,\n      \"timm_drop_path\": 0.1,\n"
+                      "      \"image_size\": %d\n    },\n",
+                      c->head_mlp ? "mlp" : "linear", c->image_size);
+}
+
 /* Every number of the ViTamin tower, so a custom size reads back exactly. */
 static void write_vitamin_cfg(json_writer *w, const vt_model_config *c) {
     json_write_raw(w, "  \"vitamin_cfg\": {\n    \"name\": ");
@@ -96,10 +110,12 @@ static void write_vitamin_cfg(json_writer *w, const vt_model_config *c) {
 }
 
 vt_status config_write_open_clip_json(const char *path, const vt_model_config *c, vt_error *err) {
-    int vit = c->image_tower == VT_TOWER_VIT;
+    int vit = c->image_tower == VT_TOWER_VIT, convnext = c->image_tower == VT_TOWER_CONVNEXT;
     json_writer w = {0};
     if (vit)
         write_vit_model_cfg(&w, c);
+    else if (convnext)
+        write_convnext_model_cfg(&w, c);
     else
         write_vitamin_model_cfg(&w, c);
     json_write_format(&w,
@@ -112,7 +128,7 @@ vt_status config_write_open_clip_json(const char *path, const vt_model_config *c
                       "    \"resize_mode\": \"shortest\",\n    \"size\": %d\n  },\n",
                       CLIP_PIXEL_MEAN[0], CLIP_PIXEL_MEAN[1], CLIP_PIXEL_MEAN[2], CLIP_PIXEL_STD[0], CLIP_PIXEL_STD[1],
                       CLIP_PIXEL_STD[2], c->image_size);
-    if (vit) {
+    if (vit || convnext) {
         json_write_raw(&w, "  \"name\": ");
         json_write_string(&w, c->name);
         json_write_raw(&w, "\n}\n");
@@ -374,6 +390,52 @@ static vt_status config_from_trunk(const char *path, const char *trunk, const js
     return VT_OK;
 }
 
+/* vision_cfg of open_clip's TimmModel over a timm convnext_* trunk: the
+ * trunk's numbers from its name, the image size, embed_dim and head (timm_proj
+ * "linear" or "mlp"; timm_pool "" or "avg", which are the same here) beside
+ * it. Named after the registered config with the same numbers. */
+static vt_status config_from_convnext(const char *path, const char *trunk, const json_value *cfg,
+                                      const json_value *vision, vt_model_config *out, vt_error *err) {
+    int row = -1;
+    for (int i = 0; i < convnext_config_count() && row < 0; i++) {
+        vt_model_config c;
+        convnext_config_fill(i, &c);
+        if (!strcmp(c.timm_name, trunk)) row = i;
+    }
+    if (row < 0)
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.timm_model_name '%s' is a ConvNeXt trunk vitamin.c does "
+                       "not build (it has convnext_tiny, _small, _base, _large, _xlarge, _xxlarge)", path, trunk);
+    convnext_config_fill(row, out);
+    const char *pool = json_get_string(vision, "timm_pool", ""), *proj = json_get_string(vision, "timm_proj", "linear");
+    if (*pool && strcmp(pool, "avg"))
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.timm_pool '%s': vitamin.c runs ConvNeXt with its own "
+                       "average pool (\"\" or \"avg\")", path, pool);
+    if (strcmp(proj, "linear") && strcmp(proj, "mlp"))
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.timm_proj '%s': vitamin.c runs \"linear\" and \"mlp\" "
+                       "heads", path, proj);
+    out->head_mlp = !strcmp(proj, "mlp");
+    vt_status st = get_int(path, "vision_cfg", vision, "image_size", 224, 32, &out->image_size, err);
+    if (!st) st = get_int(path, "model_cfg", cfg, "embed_dim", -1, 1, &out->embed_dim, err);
+    if (st) return st;
+    out->open_clip_preprocess_size = out->image_size;
+    snprintf(out->name, sizeof out->name, "%.50s-custom", trunk);
+    return VT_OK;
+}
+
+/* The registered config that `c` equals (text tower too), else its name stays. */
+static void name_convnext(vt_model_config *c) {
+    for (int i = 0; i < convnext_config_count(); i++) {
+        vt_model_config k;
+        convnext_config_fill(i, &k);
+        if (!strcmp(k.timm_name, c->timm_name) && k.image_size == c->image_size && k.embed_dim == c->embed_dim &&
+            k.head_mlp == c->head_mlp && k.text_width == c->text_width && k.text_heads == c->text_heads &&
+            k.text_layers == c->text_layers && k.context_length == c->context_length) {
+            snprintf(c->name, sizeof c->name, "%s", k.name);
+            return;
+        }
+    }
+}
+
 static vt_status config_from_json(const char *path, const json_value *root, vt_model_config *out, int *found,
                                   vt_notes *notes, vt_error *err) {
     if (root->type != JSON_OBJECT) return vt_fail(err, VT_ERR_FORMAT, "%s: not a JSON object", path);
@@ -395,8 +457,11 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
     if (!vitamin && !trunk && !is_vit) return describe_other_config(path, root, vision, notes, err);
     vt_status st = text ? check_text_cfg(path, text, err) : VT_OK;
     if (st) return st;
+    int is_convnext = !vitamin && trunk && !strncmp(trunk, "convnext_", 9);
     if (is_vit) {
         st = config_from_vit_cfg(path, cfg, vision, out, err);
+    } else if (is_convnext) {
+        st = config_from_convnext(path, trunk, cfg, vision, out, err);
     } else if (vitamin) {
         if (!vision) return vt_fail(err, VT_ERR_FORMAT, "%s: has vitamin_cfg but no model_cfg.vision_cfg", path);
         st = trunk_from_vitamin_cfg(path, vitamin, out, err);
@@ -426,6 +491,7 @@ static vt_status config_from_json(const char *path, const json_value *root, vt_m
         st = get_int(path, "preprocess_cfg", json_get(root, "preprocess_cfg"), "size", out->open_clip_preprocess_size,
                      1, &out->open_clip_preprocess_size, err);
     if (st) return st;
+    if (is_convnext) name_convnext(out);
     *found = 1;
     st = vt_config_validate(out, err);
     if (st) vt_error_prefix(err, "%s: ", path);

@@ -122,9 +122,11 @@ static void check_vitamin_against_tensors(cross_check *c, const vt_model_config 
 static vt_status check_config_against_tensors(const char *config_path, const key_index *ix, const vt_model_config *m,
                                               vt_error *err) {
     cross_check c = {config_path, ix, err, VT_OK};
+    /* ConvNeXt: the binder checks every tensor's shape against the schema,
+     * naming tensor and model; nothing here adds to that. */
     if (m->image_tower == VT_TOWER_VIT)
         check_vit_against_tensors(&c, m);
-    else
+    else if (m->image_tower == VT_TOWER_VITAMIN)
         check_vitamin_against_tensors(&c, m);
     if (m->text_width > 0) {
         expect_dim(&c, "text_cfg.width", m->text_width, T_TXT_TOKEN, 2, 1, "width");
@@ -197,11 +199,59 @@ static vt_status config_from_vit_shapes(const key_index *ix, int openai_archive,
     return vt_config_validate(out, err);
 }
 
+/* A timm ConvNeXt trunk under open_clip's TimmModel: stage widths from the
+ * stem and downsample convs, block counts by name, the head type and embed
+ * dim from its tensors, the text tower's size; the image size is in no
+ * tensor, so the first registered config with these shapes (the 224/256 px
+ * one of a pair that differ only in size) supplies it, with a note. */
+static vt_status config_from_convnext_shapes(const key_index *ix, vt_model_config *out, vt_notes *notes,
+                                             vt_error *err) {
+    int dims[4], depths[4];
+    char name[160];
+    dims[0] = (int)dim(ix, T_CNX_STEM_W, 4, 0);
+    for (int s = 0; s < 4; s++) {
+        if (s > 0) {
+            schema_name(T_CNX_DS_CONV_W, s, -1, name, sizeof name);
+            const ckpt_tensor *t = key_index_find(ix, name, NULL);
+            dims[s] = t && t->ndim == 4 ? (int)t->shape[0] : -1;
+        }
+        depths[s] = 0;
+        for (;; depths[s]++) {
+            schema_name(T_CNX_GAMMA, s, depths[s], name, sizeof name);
+            if (!key_index_find(ix, name, NULL)) break;
+        }
+    }
+    int mlp = dim(ix, T_HEAD_MLP_FC1_W, 2, 0) > 0;
+    int64_t e = mlp ? dim(ix, T_HEAD_MLP_FC2_W, 2, 0) : dim(ix, T_HEAD_PROJ_W, 2, 0);
+    int64_t tw = dim(ix, T_TXT_TOKEN, 2, 1);
+    int tl = count_indexed(ix, T_TXT_LN1_W), matches = 0;
+    for (int i = 0; i < vt_config_count(); i++) {
+        const vt_model_config *r = vt_config_at(i);
+        if (r->image_tower != VT_TOWER_CONVNEXT || r->embed_dim != e || r->head_mlp != mlp ||
+            memcmp(r->cnx_dims, dims, sizeof dims) || memcmp(r->cnx_depths, depths, sizeof depths) ||
+            (tw >= 0 && (r->text_width != tw || r->text_layers != tl)))
+            continue;
+        if (!matches++) *out = *r;
+    }
+    if (!matches)
+        return vt_fail(err, VT_ERR_MODEL,
+                       "checkpoint has a ConvNeXt tower (stage widths %d/%d/%d/%d, %d/%d/%d/%d blocks, %s head to "
+                       "%lld) that matches no open_clip convnext config; put its open_clip_config.json beside it",
+                       dims[0], dims[1], dims[2], dims[3], depths[0], depths[1], depths[2], depths[3],
+                       mlp ? "mlp" : "linear", (long long)e);
+    if (tw < 0) out->text_width = 0;
+    if (matches > 1)
+        vt_note(notes, "%s and a larger-image variant have the same tensors; running %s at %d px (pass --model-name "
+                "for the other, e.g. %s_320)", out->name, out->name, out->image_size, out->name);
+    return VT_OK;
+}
+
 /* `openai_archive`: a TorchScript archive, which only OpenAI's releases are:
  * QuickGELU, as open_clip's load_openai_model builds them. */
 static vt_status config_from_shapes(const key_index *ix, int openai_archive, vt_model_config *out, vt_notes *notes,
                                     vt_error *err) {
     if (dim(ix, T_VIT_CONV1_W, 4, 0) > 0) return config_from_vit_shapes(ix, openai_archive, out, notes, err);
+    if (dim(ix, T_CNX_STEM_W, 4, 0) > 0) return config_from_convnext_shapes(ix, out, notes, err);
     int64_t c0 = dim(ix, T_STEM_CONV1_W, 4, 0);
     int64_t d = dim(ix, T_BLK_NORM1_W, 1, 0);
     int64_t e = dim(ix, T_HEAD_PROJ_W, 2, 0);

@@ -29,6 +29,13 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
 size_t vit_tower_scratch_floats(const struct vt_model *m, int batch);
 void vit_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
                        const vt_trace *trace);
+/* The ConvNeXt tower's (convnext_tower.c); image_tower_* dispatch to them. */
+size_t convnext_tower_scratch_floats(const struct vt_model *m, int batch);
+void convnext_tower_forward(const struct vt_model *m, const float *pixels, int batch, float *out, float *scratch,
+                            const vt_trace *trace);
+/* open_clip's head over `rows` head-normed vectors [rows, width]: the linear
+ * proj, or timm_proj "mlp" (fc1 + GELU into `hidden` [rows, 2E], fc2). */
+void convnext_head(const struct vt_model *m, const float *normed, size_t rows, float *out, float *hidden);
 /* patches[b, gy·grid + gx] = pixels[b, :, gy·p .. +p, gx·p .. +p] flattened
  * as (channel, ky, kx), for image size s: conv1's weight [W, 3, p, p] is then
  * a plain [W, 3p²] matrix. Pixels past grid·p (image size not a multiple of

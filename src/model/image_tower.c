@@ -110,6 +110,7 @@ static image_plan plan_image(const struct vt_model *m, int batch) {
 
 size_t image_tower_scratch_floats(const struct vt_model *m, int batch) {
     if (m->cfg.image_tower == VT_TOWER_VIT) return vit_tower_scratch_floats(m, batch);
+    if (m->cfg.image_tower == VT_TOWER_CONVNEXT) return convnext_tower_scratch_floats(m, batch);
     image_plan p = plan_image(m, batch);
     return 3 * p.activation + (size_t)p.threads * p.band + p.attention;
 }
@@ -230,6 +231,10 @@ void image_tower_forward(const struct vt_model *m, const float *pixels, int batc
                          const vt_trace *trace) {
     if (m->cfg.image_tower == VT_TOWER_VIT) {
         vit_tower_forward(m, pixels, batch, out, scratch, trace);
+        return;
+    }
+    if (m->cfg.image_tower == VT_TOWER_CONVNEXT) {
+        convnext_tower_forward(m, pixels, batch, out, scratch, trace);
         return;
     }
     const vt_model_config *c = &m->cfg;

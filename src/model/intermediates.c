@@ -19,6 +19,9 @@ static int resolve_layer(const vt_model *m, int layer) {
 
 vt_status vt_image_layer_shape(const vt_model *m, int layer, int n, int *ndim, int64_t shape[4], vt_error *err) {
     if (!m || !ndim || !shape || n < 0) return vt_fail(err, VT_ERR_ARGUMENT, "vt_image_layer_shape: bad arguments");
+    if (m->cfg.image_tower == VT_TOWER_CONVNEXT)
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: intermediate outputs and dense features are not available for "
+                       "ConvNeXt towers yet (only the embeddings are)", m->cfg.name);
     int l = resolve_layer(m, layer);
     if (l < 0) {
         if (layer >= VT_LAYER_STEM && layer <= VT_LAYER_STAGE2)
@@ -116,6 +119,10 @@ vt_status vt_image_intermediates(const vt_model *m, const float *pixels, int n, 
 vt_status vt_dense_embeddings(const vt_model *m, const float *pixels, int n, int normalize, float *out,
                               vt_error *err) {
     if (!m || n < 0 || (n && (!pixels || !out))) return vt_fail(err, VT_ERR_ARGUMENT, "vt_dense_embeddings: bad arguments");
+    int ndim;
+    int64_t shape[4];
+    vt_status refused = vt_image_layer_shape(m, -1, n, &ndim, shape, err);  /* a tower without them says so */
+    if (refused) return refused;
     const vt_model_config *c = &m->cfg;
     int grid = vt_config_token_grid(c), prefix = c->image_tower == VT_TOWER_VIT;
     size_t tokens = (size_t)grid * grid + prefix;
@@ -143,6 +150,10 @@ vt_status vt_dense_embeddings(const vt_model *m, const float *pixels, int n, int
 vt_status vt_dense_embeddings_sliding(const vt_model *m, const float *image, int height, int width, int stride,
                                       int normalize, float *out, vt_error *err) {
     if (!m || !image || !out) return vt_fail(err, VT_ERR_ARGUMENT, "vt_dense_embeddings_sliding: NULL argument");
+    int ndim;
+    int64_t shape[4];
+    vt_status refused = vt_image_layer_shape(m, -1, 1, &ndim, shape, err);
+    if (refused) return refused;
     const vt_model_config *c = &m->cfg;
     int s = c->image_size, p = vt_config_token_stride(c), grid = vt_config_token_grid(c), e = c->embed_dim;
     if (height < s || width < s || height % p || width % p)

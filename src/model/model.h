@@ -45,6 +45,22 @@ typedef struct {
     const float *ls1, *ls2; /* LayerScale gammas [W], or NULL (no ls_init_value) */
 } resblock;
 
+/* timm ConvNeXtBlock: dw 7×7 → LN → fc1 + GELU → fc2 → ·gamma → + x. gamma is
+ * folded into fc2's rows and bias at load (gamma·(W h + b) = (gamma∘W) h + gamma∘b),
+ * so the residual add fuses into fc2's epilogue. */
+typedef struct {
+    float *dw_weight;              /* [7][7][C] tap-major */
+    const float *dw_bias;
+    const float *norm_weight, *norm_bias;
+    linear_layer fc1, fc2;         /* fc2 carries gamma */
+} convnext_block;
+
+typedef struct {
+    const float *ds_norm_weight, *ds_norm_bias; /* stages 1-3: LN before the 2×2 conv */
+    linear_layer ds_conv;          /* [C, 4·C_prev] over (ky, kx, c) patch vectors */
+    convnext_block *blocks;
+    int depth, dim;
+} convnext_stage;
 
 struct vt_model {
     vt_model_config cfg;
@@ -75,6 +91,13 @@ struct vt_model {
     resblock *vit_blocks;
     const float *ln_post_weight, *ln_post_bias;
     linear_layer vit_proj;              /* proj [W, E] used as x·P */
+
+    /* ConvNeXt image tower (cfg.image_tower == VT_TOWER_CONVNEXT). */
+    linear_layer cnx_stem;              /* 4×4/4 conv [C0, 48] over (ky, kx, c) patch vectors */
+    const float *cnx_stem_norm_weight, *cnx_stem_norm_bias;
+    convnext_stage cnx_stages[4];
+    const float *cnx_head_norm_weight, *cnx_head_norm_bias;
+    linear_layer head_fc1, head_fc2;    /* timm_proj "mlp"; "linear" uses head_proj */
 
     /* Text tower (absent for image-only timm checkpoints). */
     int has_text;

@@ -143,6 +143,53 @@ static void add_vit_tower(builder *bp, const vt_model_config *c) {
     *bp = b;
 }
 
+/* timm convnext.py under open_clip's TimmModel, in state_dict order: stem,
+ * stages (downsample, then blocks: gamma registers first), head.norm, then
+ * open_clip's head (linear proj, or the mlp of timm_proj "mlp"; biases as
+ * timm_proj_bias, which the checkpoint tells). Lock groups by stage. */
+static void add_convnext_tower(builder *bp, const vt_model_config *c, int head_bias) {
+    builder b = *bp;
+    int d0 = c->cnx_dims[0], e = c->embed_dim, w = c->width;
+    ADD(CNX_STEM_W, -1, -1, 0, (d0, 3, 4, 4));
+    ADD(CNX_STEM_B, -1, -1, 0, (d0));
+    ADD(CNX_STEM_NORM_W, -1, -1, 0, (d0));
+    ADD(CNX_STEM_NORM_B, -1, -1, 0, (d0));
+    for (int s = 0; s < 4; s++) {
+        int d = c->cnx_dims[s];
+        if (s > 0) {
+            int prev = c->cnx_dims[s - 1];
+            ADD(CNX_DS_NORM_W, s, -1, 1 + s, (prev));
+            ADD(CNX_DS_NORM_B, s, -1, 1 + s, (prev));
+            ADD(CNX_DS_CONV_W, s, -1, 1 + s, (d, prev, 2, 2));
+            ADD(CNX_DS_CONV_B, s, -1, 1 + s, (d));
+        }
+        for (int i = 0; i < c->cnx_depths[s]; i++) {
+            ADD(CNX_GAMMA, s, i, 1 + s, (d));
+            ADD(CNX_DW_W, s, i, 1 + s, (d, 1, 7, 7));
+            ADD(CNX_DW_B, s, i, 1 + s, (d));
+            ADD(CNX_NORM_W, s, i, 1 + s, (d));
+            ADD(CNX_NORM_B, s, i, 1 + s, (d));
+            ADD(CNX_FC1_W, s, i, 1 + s, (4 * d, d));
+            ADD(CNX_FC1_B, s, i, 1 + s, (4 * d));
+            ADD(CNX_FC2_W, s, i, 1 + s, (d, 4 * d));
+            ADD(CNX_FC2_B, s, i, 1 + s, (d));
+        }
+    }
+    ADD(CNX_HEAD_NORM_W, -1, -1, 5, (w));
+    ADD(CNX_HEAD_NORM_B, -1, -1, 5, (w));
+    if (c->head_mlp) {
+        ADD(HEAD_MLP_FC1_W, -1, -1, -1, (2 * e, w));
+        ADD(HEAD_MLP_FC1_B, -1, -1, -1, (2 * e));
+        ADD(HEAD_MLP_FC2_W, -1, -1, -1, (e, 2 * e));
+        if (head_bias) ADD(HEAD_MLP_FC2_B, -1, -1, -1, (e));
+    } else {
+        ADD(HEAD_PROJ_W, -1, -1, -1, (e, w));
+        if (head_bias) ADD(HEAD_PROJ_B, -1, -1, -1, (e));
+    }
+    b.s->image_lock_groups = 6;
+    *bp = b;
+}
+
 vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, model_schema *out, vt_error *err) {
     memset(out, 0, sizeof *out);
     builder b = {out, 0, 0};
@@ -150,6 +197,8 @@ vt_status schema_build(const vt_model_config *c, int with_text, int head_bias, m
     if (c->image_tower == VT_TOWER_VIT) {
         add_vit_tower(&b, c);
         out->image_lock_groups = c->depth + 2;
+    } else if (c->image_tower == VT_TOWER_CONVNEXT) {
+        add_convnext_tower(&b, c, head_bias);
     } else {
         vt_status st = add_vitamin_tower(&b, c, head_bias, err);
         if (st) {
@@ -298,6 +347,6 @@ void schema_normalize_key(const char *key, int plain_clip_layout, int timm_image
 }
 
 void schema_saved_name(const vt_model_config *cfg, const char *name, char *out, size_t out_size) {
-    if (cfg->image_tower == VT_TOWER_VIT && !strncmp(name, "text.", 5)) name += 5;
+    if (cfg->image_tower != VT_TOWER_VITAMIN && !strncmp(name, "text.", 5)) name += 5;
     snprintf(out, out_size, "%s", name);
 }

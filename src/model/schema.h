@@ -1,4 +1,4 @@
-/* One schema per architecture: every tensor of a ViTamin or ViT CLIP state dict, in
+/* One schema per architecture: every tensor of a ViTamin, ViT or ConvNeXt CLIP state dict, in
  * open_clip's state_dict order, with its name, shape, tower, role, optimizer
  * group and lock group. The binder (model/weights.c), the training parameter
  * table, its initialisation and its locks (train/params.c, train/lock.c), the
@@ -73,6 +73,29 @@ typedef enum {
     X(FC_NORM_B, "visual.trunk.fc_norm.bias", IMAGE, NORM_BIAS)                                  \
     X(HEAD_PROJ_W, "visual.head.proj.weight", IMAGE, WEIGHT)                                     \
     X(HEAD_PROJ_B, "visual.head.proj.bias", IMAGE, BIAS)                                         \
+    X(HEAD_MLP_FC1_W, "visual.head.mlp.fc1.weight", IMAGE, WEIGHT)                               \
+    X(HEAD_MLP_FC1_B, "visual.head.mlp.fc1.bias", IMAGE, BIAS)                                   \
+    X(HEAD_MLP_FC2_W, "visual.head.mlp.fc2.weight", IMAGE, WEIGHT)                               \
+    X(HEAD_MLP_FC2_B, "visual.head.mlp.fc2.bias", IMAGE, BIAS)                                   \
+    X(CNX_STEM_W, "visual.trunk.stem.0.weight", IMAGE, WEIGHT)                                   \
+    X(CNX_STEM_B, "visual.trunk.stem.0.bias", IMAGE, BIAS)                                       \
+    X(CNX_STEM_NORM_W, "visual.trunk.stem.1.weight", IMAGE, NORM_WEIGHT)                         \
+    X(CNX_STEM_NORM_B, "visual.trunk.stem.1.bias", IMAGE, NORM_BIAS)                             \
+    X(CNX_DS_NORM_W, "visual.trunk.stages.%d.downsample.0.weight", IMAGE, NORM_WEIGHT)           \
+    X(CNX_DS_NORM_B, "visual.trunk.stages.%d.downsample.0.bias", IMAGE, NORM_BIAS)               \
+    X(CNX_DS_CONV_W, "visual.trunk.stages.%d.downsample.1.weight", IMAGE, WEIGHT)                \
+    X(CNX_DS_CONV_B, "visual.trunk.stages.%d.downsample.1.bias", IMAGE, BIAS)                    \
+    X(CNX_GAMMA, "visual.trunk.stages.%d.blocks.%d.gamma", IMAGE, LAYER_SCALE)                   \
+    X(CNX_DW_W, "visual.trunk.stages.%d.blocks.%d.conv_dw.weight", IMAGE, WEIGHT)                \
+    X(CNX_DW_B, "visual.trunk.stages.%d.blocks.%d.conv_dw.bias", IMAGE, BIAS)                    \
+    X(CNX_NORM_W, "visual.trunk.stages.%d.blocks.%d.norm.weight", IMAGE, NORM_WEIGHT)            \
+    X(CNX_NORM_B, "visual.trunk.stages.%d.blocks.%d.norm.bias", IMAGE, NORM_BIAS)                \
+    X(CNX_FC1_W, "visual.trunk.stages.%d.blocks.%d.mlp.fc1.weight", IMAGE, WEIGHT)               \
+    X(CNX_FC1_B, "visual.trunk.stages.%d.blocks.%d.mlp.fc1.bias", IMAGE, BIAS)                   \
+    X(CNX_FC2_W, "visual.trunk.stages.%d.blocks.%d.mlp.fc2.weight", IMAGE, WEIGHT)               \
+    X(CNX_FC2_B, "visual.trunk.stages.%d.blocks.%d.mlp.fc2.bias", IMAGE, BIAS)                   \
+    X(CNX_HEAD_NORM_W, "visual.trunk.head.norm.weight", IMAGE, NORM_WEIGHT)                      \
+    X(CNX_HEAD_NORM_B, "visual.trunk.head.norm.bias", IMAGE, NORM_BIAS)                          \
     X(VIT_CLASS_EMB, "visual.class_embedding", IMAGE, EMBEDDING)                                 \
     X(VIT_POS, "visual.positional_embedding", IMAGE, EMBEDDING)                                  \
     X(VIT_PROJ, "visual.proj", IMAGE, WEIGHT)                                                    \
@@ -171,7 +194,7 @@ int schema_is_buffer(const char *name);
  * "text.", timm image-only keys under "visual.trunk." / "visual.head.proj". */
 void schema_normalize_key(const char *key, int plain_clip_layout, int timm_image_only, char *out, size_t out_size);
 /* The key a tensor of `cfg` is saved under, from its open_clip name (the
- * schema's): open_clip builds every ViT as CLIP, whose text tower sits at the
+ * schema's): open_clip builds every ViT and ConvNeXt as CLIP, whose text tower sits at the
  * top level ("transformer.resblocks.0...", "token_embedding.weight"), and
  * ViTamin as CustomTextCLIP, under "text.". */
 void schema_saved_name(const vt_model_config *cfg, const char *name, char *out, size_t out_size);

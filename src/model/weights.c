@@ -236,6 +236,86 @@ static void bind_image_tower(binder *b) {
     bind_linear(b, &m->head_proj, T_HEAD_PROJ_W, head_bias ? T_HEAD_PROJ_B : T_KIND_COUNT, -1, -1);
 }
 
+/* A p×p stride-p conv [out, in, p, p] as a GEMM over (ky, kx, c) patch
+ * vectors of an NHWC map (kernels/conv.h patchify_nhwc). */
+static void bind_patch_conv(binder *b, linear_layer *layer, schema_kind weight, schema_kind bias, int i) {
+    const schema_tensor *t;
+    const float *w = bind_kind_entry(b, weight, i, -1, &t);
+    if (!w) return;
+    int out = (int)t->shape[0], in = (int)t->shape[1], k = (int)t->shape[2];
+    float *ohwi = malloc((size_t)out * in * k * k * sizeof(float));
+    if (!ohwi) { b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory"); return; }
+    conv_weight_to_ohwi(ohwi, w, out, in, k);
+    pack_into(b, layer, ohwi, out, k * k * in, 0);
+    free(ohwi);
+    layer->bias = bind_kind(b, bias, i, -1);
+}
+
+static void bind_convnext_block(binder *b, convnext_block *blk, int s, int i, int d) {
+    const float *dw = bind_kind(b, T_CNX_DW_W, s, i);
+    if (dw) {
+        if (!(blk->dw_weight = own(b, (size_t)49 * d * sizeof(float)))) {
+            b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory");
+            return;
+        }
+        for (int ch = 0; ch < d; ch++)
+            for (int k = 0; k < 49; k++) blk->dw_weight[k * d + ch] = dw[ch * 49 + k];
+    }
+    blk->dw_bias = bind_kind(b, T_CNX_DW_B, s, i);
+    bind_norm(b, &blk->norm_weight, &blk->norm_bias, T_CNX_NORM_W, T_CNX_NORM_B, s, i);
+    bind_linear(b, &blk->fc1, T_CNX_FC1_W, T_CNX_FC1_B, s, i);
+    /* gamma folded into fc2: gamma·(W h + b) = (gamma∘W) h + gamma∘b */
+    const float *gamma = bind_kind(b, T_CNX_GAMMA, s, i), *w2 = bind_kind(b, T_CNX_FC2_W, s, i);
+    const float *b2 = bind_kind(b, T_CNX_FC2_B, s, i);
+    if (b->status) return;
+    float *scaled = malloc((size_t)d * 4 * d * sizeof(float)), *bias = own(b, (size_t)d * sizeof(float));
+    if (!scaled || !bias) {
+        free(scaled);
+        b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory");
+        return;
+    }
+    for (int o = 0; o < d; o++) {
+        for (int k = 0; k < 4 * d; k++) scaled[(size_t)o * 4 * d + k] = gamma[o] * w2[(size_t)o * 4 * d + k];
+        bias[o] = gamma[o] * b2[o];
+    }
+    pack_into(b, &blk->fc2, scaled, d, 4 * d, 0);
+    blk->fc2.bias = bias;
+    free(scaled);
+}
+
+/* timm ConvNeXt under open_clip's TimmModel (model/convnext_tower.c). */
+static void bind_convnext_tower(binder *b) {
+    struct vt_model *m = b->m;
+    const vt_model_config *c = &m->cfg;
+    const float *stem = bind_kind(b, T_CNX_STEM_W, -1, -1); /* [C0, 3, 4, 4] = the (c, ky, kx) patch GEMM */
+    if (stem) pack_into(b, &m->cnx_stem, stem, c->cnx_dims[0], 48, 0);
+    m->cnx_stem.bias = bind_kind(b, T_CNX_STEM_B, -1, -1);
+    bind_norm(b, &m->cnx_stem_norm_weight, &m->cnx_stem_norm_bias, T_CNX_STEM_NORM_W, T_CNX_STEM_NORM_B, -1, -1);
+    for (int s = 0; s < 4 && !b->status; s++) {
+        convnext_stage *st = &m->cnx_stages[s];
+        st->depth = c->cnx_depths[s];
+        st->dim = c->cnx_dims[s];
+        if (s > 0) {
+            bind_norm(b, &st->ds_norm_weight, &st->ds_norm_bias, T_CNX_DS_NORM_W, T_CNX_DS_NORM_B, s, -1);
+            bind_patch_conv(b, &st->ds_conv, T_CNX_DS_CONV_W, T_CNX_DS_CONV_B, s);
+        }
+        if (!(st->blocks = calloc((size_t)st->depth, sizeof *st->blocks))) {
+            b->status = vt_fail(b->err, VT_ERR_NOMEM, "out of memory");
+            return;
+        }
+        for (int i = 0; i < st->depth && !b->status; i++) bind_convnext_block(b, &st->blocks[i], s, i, st->dim);
+    }
+    bind_norm(b, &m->cnx_head_norm_weight, &m->cnx_head_norm_bias, T_CNX_HEAD_NORM_W, T_CNX_HEAD_NORM_B, -1, -1);
+    if (c->head_mlp) {
+        bind_linear(b, &m->head_fc1, T_HEAD_MLP_FC1_W, T_HEAD_MLP_FC1_B, -1, -1);
+        int bias = schema_find(&b->schema, T_HEAD_MLP_FC2_B, -1, -1) >= 0;
+        bind_linear(b, &m->head_fc2, T_HEAD_MLP_FC2_W, bias ? T_HEAD_MLP_FC2_B : T_KIND_COUNT, -1, -1);
+    } else {
+        int bias = schema_find(&b->schema, T_HEAD_PROJ_B, -1, -1) >= 0;
+        bind_linear(b, &m->head_proj, T_HEAD_PROJ_W, bias ? T_HEAD_PROJ_B : T_KIND_COUNT, -1, -1);
+    }
+}
+
 /* open_clip ResidualAttentionBlock i of a tower (model/schema.h resblock_kinds). */
 static void bind_resblock(binder *b, resblock *blk, const resblock_kinds *k, int i) {
     bind_norm(b, &blk->ln1_weight, &blk->ln1_bias, k->ln1_w, k->ln1_b, i, -1);
@@ -309,15 +389,20 @@ vt_status weights_bind(struct vt_model *m, vt_error *err) {
     binder b = {.m = m, .err = err};
     vt_status st = key_index_build(m->checkpoint, &b.ix, err);
     if (st) { key_index_free(&b.ix); return st; }
-    char token[64], head_bias[64];
+    char token[64], head_bias[64], mlp_bias[64];
     schema_name(T_TXT_TOKEN, -1, -1, token, sizeof token);
     schema_name(T_HEAD_PROJ_B, -1, -1, head_bias, sizeof head_bias);
+    schema_name(T_HEAD_MLP_FC2_B, -1, -1, mlp_bias, sizeof mlp_bias);
     int text_present = key_index_find(&b.ix, token, NULL) != NULL;
     m->has_text = m->cfg.text_width > 0 && text_present;
-    st = schema_build(&m->cfg, m->has_text, key_index_find(&b.ix, head_bias, NULL) != NULL, &b.schema, err);
+    /* the head's output bias (timm_proj_bias) is whatever the checkpoint holds */
+    int has_head_bias = key_index_find(&b.ix, head_bias, NULL) || key_index_find(&b.ix, mlp_bias, NULL);
+    st = schema_build(&m->cfg, m->has_text, has_head_bias, &b.schema, err);
     if (st) { key_index_free(&b.ix); return st; }
     if (m->cfg.image_tower == VT_TOWER_VIT)
         bind_vit_tower(&b);
+    else if (m->cfg.image_tower == VT_TOWER_CONVNEXT)
+        bind_convnext_tower(&b);
     else
         bind_image_tower(&b);
     if (m->has_text) bind_text_tower(&b);

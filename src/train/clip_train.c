@@ -38,6 +38,9 @@ static void free_towers(clip_trainer *tr) {
 }
 
 vt_status clip_train_supports(const vt_model_config *cfg, vt_error *err) {
+    if (cfg->image_tower == VT_TOWER_CONVNEXT)
+        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: training a ConvNeXt tower is not implemented yet (vitamin.c "
+                       "runs its inference); train a ViTamin-* or ViT-* model", cfg->name);
     if (cfg->image_tower != VT_TOWER_VITAMIN && cfg->image_tower != VT_TOWER_VIT)
         return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: no training tower for this image tower", cfg->name);
     if (cfg->text_width <= 0)

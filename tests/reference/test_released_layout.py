@@ -166,7 +166,9 @@ def test_open_clip_vit_config_resolves(tmp_path):
     ("{not json", "not valid JSON"),
     ("[1, 2, 3]", "not a JSON object"),
     (json.dumps({"vision_cfg": {"timm_model_name": 7}}), "must be a string"),
-    (json.dumps(authors_config("convnext_base", 224, 512, 512, 8, 12)), "not a ViTamin trunk"),
+    (json.dumps(authors_config("convnext_nano", 224, 512, 512, 8, 12)), "ConvNeXt trunk vitamin.c does not build"),
+    (json.dumps({**authors_config("convnext_base", 224, 512, 512, 8, 12),
+                 "vision_cfg": {"timm_model_name": "convnext_base", "timm_proj": "none"}}), "timm_proj 'none'"),
     # transformers' CLIPModel configs load (test_vit_checkpoints.py); one without its towers' configs does not.
     (json.dumps({"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 512}),
      "needs vision_config and text_config"),
@@ -185,7 +187,7 @@ def test_open_clip_vit_config_resolves(tmp_path):
                  "vitamin_cfg": {"name": "ViTamin-Tiny", "timm_name": "", "stem_width": 16, "stage_widths": [16, 32],
                                  "stage_depths": [2, 4], "width": 96, "depth": 2, "heads": 2, "mlp_hidden": 192,
                                  "mlp": "relu", "pos_embed": True}}), "vitamin_cfg.mlp"),
-], ids=["not-json", "array", "trunk-type", "convnext", "transformers-clip", "open-clip-vit-attn-pool", "size", "heads",
+], ids=["not-json", "array", "trunk-type", "convnext-unknown", "convnext-proj-none", "transformers-clip", "open-clip-vit-attn-pool", "size", "heads",
         "negative", "too-many-mbconv", "unknown-mlp"])
 def test_bad_configs(tmp_path, config, message):
     proc = resolve(tmp_path, config, expect_ok=False)

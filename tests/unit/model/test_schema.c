@@ -103,12 +103,47 @@ static void check_layouts(void) {
     CHECK(!schema_is_buffer("text.positional_embedding"));
 }
 
+/* A ConvNeXt config: open_clip CLIP's order over timm's trunk (stem, stages
+ * with downsample before blocks and gamma first in each block, head.norm),
+ * then the head and the text tower; counts equal to the config's; lock
+ * groups by stage; the decay rule. */
+static void check_convnext_member(const vt_model_config *c) {
+    for (int head_bias = 0; head_bias < 2; head_bias++) {
+        model_schema s;
+        CHECK(schema_build(c, 1, head_bias, &s, NULL) == VT_OK);
+        int64_t sum[3] = {0, 0, 0};
+        int unique = 1;
+        for (int i = 0; i < s.count; i++) {
+            sum[s.tensors[i].tower] += (int64_t)s.tensors[i].count;
+            for (int j = 0; j < i && unique; j++) unique = strcmp(s.tensors[i].name, s.tensors[j].name) != 0;
+        }
+        CHECK(unique);
+        CHECK(s.tensors[0].kind == T_LOGIT_SCALE && s.tensors[1].kind == T_CNX_STEM_W);
+        int ds = schema_find(&s, T_CNX_DS_CONV_W, 1, -1), gamma = schema_find(&s, T_CNX_GAMMA, 1, 0);
+        CHECK(ds > 0 && gamma == ds + 2 && schema_find(&s, T_CNX_DW_W, 1, 0) == gamma + 1);
+        CHECK(schema_find(&s, T_CNX_DS_CONV_W, 0, -1) < 0 && schema_find(&s, T_CNX_GAMMA, 3, c->cnx_depths[3]) < 0);
+        int head = schema_find(&s, c->head_mlp ? T_HEAD_MLP_FC1_W : T_HEAD_PROJ_W, -1, -1);
+        CHECK(head == schema_find(&s, T_CNX_HEAD_NORM_B, -1, -1) + 1 && s.tensors[s.count - 1].kind == T_TXT_LN_FINAL_B);
+        CHECK((schema_find(&s, c->head_mlp ? T_HEAD_MLP_FC2_B : T_HEAD_PROJ_B, -1, -1) >= 0) == head_bias);
+        CHECK(sum[SCHEMA_IMAGE] == s.params[SCHEMA_IMAGE] && sum[SCHEMA_TEXT] == vt_config_text_params(c));
+        if (!head_bias) CHECK(sum[SCHEMA_IMAGE] == vt_config_image_params(c));
+        CHECK(s.image_lock_groups == 6 && s.tensors[head].lock_group == -1);
+        CHECK(s.tensors[schema_find(&s, T_CNX_FC1_W, 2, 0)].lock_group == 3);
+        CHECK(s.tensors[schema_find(&s, T_CNX_FC1_W, 2, 0)].decay && !s.tensors[gamma].decay &&
+              !s.tensors[schema_find(&s, T_CNX_NORM_W, 0, 0)].decay);
+        schema_free(&s);
+    }
+}
+
 int main(void) {
+    int convnext = 0;
     for (int i = 0; i < vt_config_count(); i++) {
         const vt_model_config *c = vt_config_at(i);
         if (c->image_tower == VT_TOWER_VIT) check_vit_member(c);
+        else if (c->image_tower == VT_TOWER_CONVNEXT) check_convnext_member(c), convnext++;
         else check_member(c);
     }
+    CHECK(convnext == 11);
     vt_model_config custom;
     CHECK(vt_config_lookup("ViTamin-C32-N3-64-SwiGLU", &custom, NULL) == VT_OK);
     CHECK(custom.mlp_glu == 1 && !strcmp(custom.name, "ViTamin-C32-N3-64-SwiGLU"));
