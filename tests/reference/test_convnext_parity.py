@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from refmodel import randomize
+from refmodel import randomize, save_checkpoint
 from vtpaths import BUILD
 
 TRACE = BUILD / "testtools" / "vt_trace"
@@ -63,13 +63,8 @@ def test_convnext_matches_open_clip(tmp_path, name, fmt, with_config):
     import open_clip
 
     model = build(name)
-    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     ckpt = tmp_path / ("open_clip_model.safetensors" if fmt == "safetensors" else "open_clip_pytorch_model.bin")
-    if fmt == "safetensors":
-        from safetensors.torch import save_file
-        save_file(sd, str(ckpt))
-    else:
-        torch.save(sd, ckpt)
+    save_checkpoint(model, str(ckpt), fmt)  # the state_dict as open_clip saves it
     if with_config:
         (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": open_clip.get_model_config(name)}))
     size = model.visual.image_size[0]
