@@ -53,7 +53,9 @@ def main():
 
     model = open_clip.create_model(a.model, pretrained=a.checkpoint).eval()
     # ViTamin: the timm trunk's size; a ViT: open_clip VisionTransformer's.
-    size = (model.visual.trunk.patch_embed.img_size if hasattr(model.visual, "trunk") else model.visual.image_size)[0]
+    # ViTamin's trunk knows its own size (XL-384's open_clip json says 256); ViT and ConvNeXt take visual.image_size
+    trunk_embed = getattr(getattr(model.visual, "trunk", None), "patch_embed", None)
+    size = (trunk_embed.img_size if trunk_embed is not None else model.visual.image_size)[0]
     image_batches = [int(b) for b in a.image_batches.split(",")]
     text_batches = [int(b) for b in a.text_batches.split(",")]
     gen = torch.Generator().manual_seed(0)

@@ -1,7 +1,7 @@
 """Side-by-side CPU benchmark: vitamin.c vs PyTorch eager (+ torch.compile),
 ONNX Runtime and OpenVINO, same machine, same thread counts, same run.
 
-  .venv/bin/python bench/run.py                 # ViTamin-S, -B, ViT-B/32, ViT-B/16; 1 thread and all cores
+  .venv/bin/python bench/run.py                 # ViTamin-S, -B, ViT-B/32, ViT-B/16, convnext_tiny; 1 thread and all cores
   .venv/bin/python bench/run.py --models ViTamin-S,ViTamin-B,ViTamin-L --engines vitamin,torch
 
 Writes bench/results.md (the table the README quotes) and bench/results.png,
@@ -112,7 +112,7 @@ def torch_sgemm_gflops(threads, n=2048):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="ViTamin-S,ViTamin-B,ViT-B-32,ViT-B-16")
+    ap.add_argument("--models", default="ViTamin-S,ViTamin-B,ViT-B-32,ViT-B-16,convnext_tiny")
     ap.add_argument("--engines", default="vitamin,vitamin_bf16,torch,torch_compile,onnxruntime,openvino")
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--image-batches", default="1,8,32")
@@ -132,7 +132,7 @@ def main():
     print(f"CPU: {cpu}; ISA: {' '.join(isa)}; cores: {os.cpu_count()}; {platform.platform()}")
     print("versions:", json.dumps(versions))
     for line in sh([os.path.join(ROOT, "build", "vitamin"), "info"]).splitlines():
-        if line.startswith("ViT"):  # ViTamin-* and ViT-* rows
+        if line.startswith(("ViT", "convnext_")):  # ViTamin-*, ViT-* and convnext_* rows
             GFLOP_PER_IMAGE[line.split()[0]] = float(line.split()[-2])
 
     results, ceilings = [], {}
