@@ -61,6 +61,8 @@ class Visual:
             raise ValueError(f"output_fmt={output_fmt!r}: 'NCHW' or 'NLC', as timm")
         m = self._model
         depth = m._info["depth"]
+        if depth == 0:  # a tower without transformer blocks (ConvNeXt): the engine says what it lacks
+            m._core.layer_shape(-1, 1)
         if indices is None:
             indices = depth
         if isinstance(indices, int):

@@ -138,6 +138,11 @@ void vit_config_name(vt_model_config *out) {
 }
 
 vt_status vit_config_force_image_size(vt_model_config *c, int image_size, int *stored_grid, vt_error *err) {
+    if (c->image_tower == VT_TOWER_CONVNEXT)
+        return vt_fail(err, VT_ERR_UNSUPPORTED,
+                       "--image-size %d: %s is a ConvNeXt model, whose sizes are separate configs (convnext_base_w, "
+                       "convnext_base_w_320 ...); pick one by --model-name. Resampling the positional embedding is for "
+                       "ViT models", image_size, c->name);
     if (c->image_tower != VT_TOWER_VIT)
         return vt_fail(err, VT_ERR_UNSUPPORTED,
                        "--image-size %d: %s is a ViTamin model, whose sizes are separate models (ViTamin-L-256, -336, "

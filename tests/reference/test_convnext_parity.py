@@ -126,3 +126,13 @@ def test_convnext_refusals(vitamin_cli, tmp_path):
     proc = subprocess.run([str(vitamin_cli), "train", "--model", "convnext_tiny", "--train-data", str(tmp_path / "x.csv")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "ConvNeXt" in proc.stderr and "not implemented" in proc.stderr
+    vitamin = pytest.importorskip("vitamin")
+    model = build("convnext_tiny")
+    save_checkpoint(model, str(tmp_path / "open_clip_pytorch_model.bin"))
+    vm = vitamin.create_model(str(tmp_path))
+    x = np.zeros((1, 3, 224, 224), np.float32)
+    for call in (lambda: vm.visual.forward_intermediates(x), lambda: vm.dense_embeddings(x),
+                 lambda: vm.patch_features(x)):
+        with pytest.raises(vitamin.InputError, match="not available for ConvNeXt"):
+            call()
+    assert vm.encode_image(x).shape == (1, 1024)
