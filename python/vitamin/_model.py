@@ -229,7 +229,9 @@ class CLIP:
         if x.ndim != 3 or x.shape[0] != 3:
             raise ValueError(f"dense_embeddings_sliding: an image of shape {tuple(x.shape)}; expected [3, H, W]")
         p, s = self._info["patch_stride"], self._info["image_size"]
-        stride = s // 2 // p * p or p if stride is None else int(stride)
+        if stride is None:  # half a window, rounded down to whole tokens (at least one)
+            stride = max(s // 2 // p * p, p)
+        stride = int(stride)
         h, w = x.shape[1], x.shape[2]
         out = np.empty((max(h // p, 1), max(w // p, 1), self.embed_dim), np.float32)
         self._core.dense_sliding(np.ascontiguousarray(x), h, w, stride, bool(normalize), out, self.threads)

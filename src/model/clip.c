@@ -137,53 +137,6 @@ vt_status vt_encode_pixels(const vt_model *m, const float *pixels, int n, int no
     return encode_pixels_traced(m, pixels, n, normalize, out, NULL, err);
 }
 
-/* Keeps only the last block's patch tokens (a ViT's class token, row 0 of
- * each image, is not a patch). */
-typedef struct {
-    float *out;
-    int last_block, skip;
-    size_t written;
-} patch_capture;
-
-static void capture_last_block(void *user, const char *name, const float *data, int ndim, const int64_t *shape) {
-    patch_capture *pc = user;
-    char want[32];
-    snprintf(want, sizeof want, "block%d", pc->last_block);
-    if (strcmp(name, want)) return;
-    size_t tokens = (size_t)shape[1], width = (size_t)shape[2], patches = tokens - (size_t)pc->skip;
-    for (int64_t b = 0; b < shape[0]; b++) {
-        memcpy(pc->out + pc->written, data + ((size_t)b * tokens + (size_t)pc->skip) * width,
-               patches * width * sizeof(float));
-        pc->written += patches * width;
-    }
-}
-
-static vt_status patch_features(const vt_model *m, const float *pixels, int n, int normed, float *out,
-                                vt_error *err) {
-    if (!m) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: NULL model");
-    int ndim;
-    int64_t shape[4];
-    vt_status refused = vt_image_layer_shape(m, -1, n, &ndim, shape, err); /* a tower without them says so */
-    if (refused) return refused;
-    float *pooled = malloc(((size_t)n + 1) * m->cfg.embed_dim * sizeof(float));
-    if (!pooled) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
-    patch_capture pc = {out, m->cfg.depth - 1, m->cfg.image_tower == VT_TOWER_VIT, 0};
-    vt_trace trace = {capture_last_block, &pc};
-    vt_status st = encode_pixels_traced(m, pixels, n, 0, pooled, &trace, err);
-    free(pooled);
-    if (!st && normed && m->cfg.image_tower == VT_TOWER_VIT)
-        vit_tower_final_norm(m, out, (size_t)n * vt_config_token_grid(&m->cfg) * vt_config_token_grid(&m->cfg));
-    return st;
-}
-
-vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
-    return patch_features(m, pixels, n, 0, out, err);
-}
-
-vt_status vt_patch_features_normed(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
-    return patch_features(m, pixels, n, 1, out, err);
-}
-
 /* Exposed to tests/tools/trace_dump.c through forward.h's vt_trace. */
 vt_status vt_encode_pixels_trace(const vt_model *m, const float *pixels, int n, float *out, vt_trace_fn fn,
                                  void *user, vt_error *err) {

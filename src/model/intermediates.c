@@ -116,32 +116,55 @@ vt_status vt_image_intermediates(const vt_model *m, const float *pixels, int n, 
     return st;
 }
 
+/* The last block's patch tokens [n, grid², width] (a ViT's class token
+ * dropped), through the tower's final per-token norm when `normed`. */
+static vt_status last_patch_tokens(const vt_model *m, const float *pixels, int n, int normed, float *out,
+                                   vt_error *err) {
+    int ndim, last = -1;
+    int64_t shape[4];
+    vt_status st = vt_image_layer_shape(m, last, n, &ndim, shape, err); /* a tower without them says so */
+    if (st || !n) return st;
+    int grid = vt_config_token_grid(&m->cfg);
+    size_t tokens = (size_t)shape[1], width = (size_t)shape[2], patches = (size_t)grid * grid;
+    size_t prefix = tokens - patches; /* tokens before the grid: a ViT's class token */
+    if (!prefix) return vt_image_intermediates(m, pixels, n, &last, &normed, 1, &out, err);
+    float *all = malloc((size_t)n * tokens * width * sizeof(float));
+    if (!all) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
+    st = vt_image_intermediates(m, pixels, n, &last, &normed, 1, &all, err);
+    for (int i = 0; i < n && !st; i++)
+        memcpy(out + (size_t)i * patches * width, all + ((size_t)i * tokens + prefix) * width,
+               patches * width * sizeof(float));
+    free(all);
+    return st;
+}
+
+vt_status vt_patch_features(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+    if (!m || n < 0 || (n && (!pixels || !out))) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: bad arguments");
+    return last_patch_tokens(m, pixels, n, 0, out, err);
+}
+
+vt_status vt_patch_features_normed(const vt_model *m, const float *pixels, int n, float *out, vt_error *err) {
+    if (!m || n < 0 || (n && (!pixels || !out))) return vt_fail(err, VT_ERR_ARGUMENT, "vt_patch_features: bad arguments");
+    return last_patch_tokens(m, pixels, n, 1, out, err);
+}
+
 vt_status vt_dense_embeddings(const vt_model *m, const float *pixels, int n, int normalize, float *out,
                               vt_error *err) {
     if (!m || n < 0 || (n && (!pixels || !out))) return vt_fail(err, VT_ERR_ARGUMENT, "vt_dense_embeddings: bad arguments");
-    int ndim;
-    int64_t shape[4];
-    vt_status refused = vt_image_layer_shape(m, -1, n, &ndim, shape, err);  /* a tower without them says so */
-    if (refused) return refused;
     const vt_model_config *c = &m->cfg;
-    int grid = vt_config_token_grid(c), prefix = c->image_tower == VT_TOWER_VIT;
-    size_t tokens = (size_t)grid * grid + prefix;
+    size_t patches = (size_t)vt_config_token_grid(c) * vt_config_token_grid(c);
     /* DENSE_CHUNK images at a time bounds the extra memory */
     enum { DENSE_CHUNK = 8 };
-    float *x = malloc(DENSE_CHUNK * tokens * c->width * sizeof(float));
+    float *x = malloc(DENSE_CHUNK * patches * c->width * sizeof(float));
     if (!x) return vt_fail(err, VT_ERR_NOMEM, "out of memory");
     vt_status st = VT_OK;
-    int last = -1;
     size_t image_floats = (size_t)3 * c->image_size * c->image_size;
     for (int i = 0; i < n && !st; i += DENSE_CHUNK) {
         int b = n - i < DENSE_CHUNK ? n - i : DENSE_CHUNK;
-        float *dst = x;
-        if ((st = vt_image_intermediates(m, pixels + i * image_floats, b, &last, NULL, 1, &dst, err))) break;
-        for (int j = 0; j < b; j++) {
-            float *o = out + (size_t)(i + j) * grid * grid * c->embed_dim;
-            image_tower_head_tokens(m, x + ((size_t)j * tokens + prefix) * c->width, (size_t)grid * grid, o);
-            if (normalize) l2_normalize_rows(o, o, (size_t)grid * grid, c->embed_dim);
-        }
+        if ((st = last_patch_tokens(m, pixels + i * image_floats, b, 0, x, err))) break;
+        float *o = out + (size_t)i * patches * c->embed_dim;
+        image_tower_head_tokens(m, x, (size_t)b * patches, o);
+        if (normalize) l2_normalize_rows(o, o, (size_t)b * patches, c->embed_dim);
     }
     free(x);
     return st;
