@@ -200,6 +200,20 @@ def test_vit_two_ranks_match_one_process(mpi_build, build_dir, tmp_path_factory,
                           model="ViT-S-32"), single)
 
 
+def test_convnext_two_ranks_match_one_process(mpi_build, build_dir, tmp_path_factory, tmp_path):
+    """The same equivalence for a ConvNeXt image tower (ConvNeXt-Atto: timm's
+    convnext_atto trunk, drop path 0.1 drawn per global sample): it has no
+    BatchNorm, so ranks normalise nothing across samples and the runs agree
+    as ViTamin's do."""
+    data = _shapes(tmp_path_factory)
+    (tmp_path / "one").mkdir()
+    single = run_train(None, build_dir / "vitamin", data, tmp_path / "one", 8, "--gather-with-grad",
+                       model="ConvNeXt-Atto")
+    (tmp_path / "np2").mkdir()
+    assert_same(run_train(2, mpi_build / "vitamin", data, tmp_path / "np2", 4, "--gather-with-grad",
+                          model="ConvNeXt-Atto"), single)
+
+
 def test_distributed_embed_matches_single_process(mpi_build, build_dir, tmp_path_factory, tmp_path):
     data = _shapes(tmp_path_factory)
     (tmp_path / "t").mkdir()

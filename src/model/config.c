@@ -164,6 +164,7 @@ vt_status vt_config_lookup(const char *name, vt_model_config *out, vt_error *err
     }
     return vt_fail(err, VT_ERR_MODEL,
                    "unknown model '%s'. Known models: %sthe open_clip ViT configs (ViT-B-32, ViT-L-14-336, ...), "
+                   "the ConvNeXt ones (convnext_tiny ... convnext_xxlarge_320, ConvNeXt-T/-B/-XL, ConvNeXt-Atto), "
                    "or a custom size 'ViTamin-C<width>-N<depth>[-<image size>]' (run 'vitamin info' for the table)",
                    name, known);
 }

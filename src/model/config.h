@@ -44,6 +44,7 @@ typedef struct {
     /* ConvNeXt tower (image_tower == VT_TOWER_CONVNEXT: timm convnext.py; width
      * is cnx_dims[3], depth 0 — it has no transformer blocks). */
     int cnx_dims[4], cnx_depths[4];
+    int cnx_conv_mlp;     /* timm conv_mlp: the block MLP as 1x1 convs (weights [out, in, 1, 1]) */
     float cnx_norm_eps;   /* every LayerNorm of the trunk: 1e-6, 1e-5 for convnext_xxlarge */
     int head_mlp;         /* timm_proj "mlp": head.mlp.fc1 (+bias), GELU, fc2; 0: "linear" head.proj */
     /* Text tower (open_clip TextTransformer). */

@@ -396,16 +396,19 @@ static vt_status config_from_trunk(const char *path, const char *trunk, const js
  * it. Named after the registered config with the same numbers. */
 static vt_status config_from_convnext(const char *path, const char *trunk, const json_value *cfg,
                                       const json_value *vision, vt_model_config *out, vt_error *err) {
-    int row = -1;
-    for (int i = 0; i < convnext_config_count() && row < 0; i++) {
-        vt_model_config c;
-        convnext_config_fill(i, &c);
-        if (!strcmp(c.timm_name, trunk)) row = i;
-    }
-    if (row < 0)
+    memset(out, 0, sizeof *out);
+    if (!convnext_trunk_fill(trunk, out)) {
+        char names[512];
+        convnext_trunk_names(names, sizeof names);
         return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.timm_model_name '%s' is a ConvNeXt trunk vitamin.c does "
-                       "not build (it has convnext_tiny, _small, _base, _large, _xlarge, _xxlarge)", path, trunk);
-    convnext_config_fill(row, out);
+                       "not build (it has %s)", path, trunk, names);
+    }
+    /* open_clip's CLIPTextCfg defaults, for a text_cfg that leaves them out. */
+    out->text_width = 512;
+    out->text_heads = 8;
+    out->text_layers = 12;
+    out->context_length = 77;
+    out->vocab_size = 49408;
     const char *pool = json_get_string(vision, "timm_pool", ""), *proj = json_get_string(vision, "timm_proj", "linear");
     if (*pool && strcmp(pool, "avg"))
         return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: vision_cfg.timm_pool '%s': vitamin.c runs ConvNeXt with its own "

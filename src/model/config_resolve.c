@@ -11,6 +11,7 @@
 #include "io/image/image.h"
 #include "io/serial/json.h"
 #include "model/checkpoint_keys.h"
+#include "model/config_convnext.h"
 #include "model/config_json.h"
 #include "model/schema.h"
 
@@ -221,6 +222,9 @@ static vt_status config_from_convnext_shapes(const key_index *ix, vt_model_confi
             if (!key_index_find(ix, name, NULL)) break;
         }
     }
+    schema_name(T_CNX_FC1_W, 0, 0, name, sizeof name);
+    const ckpt_tensor *fc1 = key_index_find(ix, name, NULL);
+    int conv_mlp = fc1 && fc1->ndim == 4;
     int mlp = dim(ix, T_HEAD_MLP_FC1_W, 2, 0) > 0;
     int64_t e = mlp ? dim(ix, T_HEAD_MLP_FC2_W, 2, 0) : dim(ix, T_HEAD_PROJ_W, 2, 0);
     int64_t tw = dim(ix, T_TXT_TOKEN, 2, 1);
@@ -229,16 +233,24 @@ static vt_status config_from_convnext_shapes(const key_index *ix, vt_model_confi
         const vt_model_config *r = vt_config_at(i);
         if (r->image_tower != VT_TOWER_CONVNEXT || r->embed_dim != e || r->head_mlp != mlp ||
             memcmp(r->cnx_dims, dims, sizeof dims) || memcmp(r->cnx_depths, depths, sizeof depths) ||
-            (tw >= 0 && (r->text_width != tw || r->text_layers != tl)))
+            r->cnx_conv_mlp != conv_mlp || (tw >= 0 && (r->text_width != tw || r->text_layers != tl)))
             continue;
         if (!matches++) *out = *r;
     }
-    if (!matches)
+    if (!matches) {
+        char trunks[512];
+        convnext_trunk_names(trunks, sizeof trunks);
+        vt_model_config t;
+        memset(&t, 0, sizeof t);
+        int known = convnext_trunk_by_shapes(dims, depths, conv_mlp, &t);
         return vt_fail(err, VT_ERR_MODEL,
                        "checkpoint has a ConvNeXt tower (stage widths %d/%d/%d/%d, %d/%d/%d/%d blocks, %s head to "
-                       "%lld) that matches no open_clip convnext config; put its open_clip_config.json beside it",
+                       "%lld%s%s) that matches no registered config; put its open_clip_config.json (vision_cfg."
+                       "timm_model_name one of %s) beside it",
                        dims[0], dims[1], dims[2], dims[3], depths[0], depths[1], depths[2], depths[3],
-                       mlp ? "mlp" : "linear", (long long)e);
+                       mlp ? "mlp" : "linear", (long long)e, known ? ": timm's " : "", known ? t.timm_name : "",
+                       trunks);
+    }
     if (tw < 0) out->text_width = 0;
     if (matches > 1)
         vt_note(notes, "%s and a larger-image variant have the same tensors; running %s at %d px (pass --model-name "

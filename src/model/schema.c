@@ -146,10 +146,18 @@ static void add_vit_tower(builder *bp, const vt_model_config *c) {
 /* timm convnext.py under open_clip's TimmModel, in state_dict order: stem,
  * stages (downsample, then blocks: gamma registers first), head.norm, then
  * open_clip's head (linear proj, or the mlp of timm_proj "mlp"; biases as
- * timm_proj_bias, which the checkpoint tells). Lock groups by stage. */
+ * timm_proj_bias, which the checkpoint tells). The MLP weights are
+ * [out, in, 1, 1] for a conv_mlp trunk.
+ *
+ * Lock groups as TimmModel.lock numbers them: timm's group_parameters with
+ * ConvNeXt.group_matcher() (fine, convnext.py 495-510) gives stem (0,),
+ * stages.S.downsample (1, S, 0), stages.S.blocks.I (1, S, I), and the
+ * unmatched head.norm inf; sorted and renumbered, group 0 is the stem, each
+ * block has a group of its own in order (a stage's downsample shares its
+ * first block's key, hence its group), and head.norm is the last. */
 static void add_convnext_tower(builder *bp, const vt_model_config *c, int head_bias) {
     builder b = *bp;
-    int d0 = c->cnx_dims[0], e = c->embed_dim, w = c->width;
+    int d0 = c->cnx_dims[0], e = c->embed_dim, w = c->width, group = 1;
     ADD(CNX_STEM_W, -1, -1, 0, (d0, 3, 4, 4));
     ADD(CNX_STEM_B, -1, -1, 0, (d0));
     ADD(CNX_STEM_NORM_W, -1, -1, 0, (d0));
@@ -158,25 +166,27 @@ static void add_convnext_tower(builder *bp, const vt_model_config *c, int head_b
         int d = c->cnx_dims[s];
         if (s > 0) {
             int prev = c->cnx_dims[s - 1];
-            ADD(CNX_DS_NORM_W, s, -1, 1 + s, (prev));
-            ADD(CNX_DS_NORM_B, s, -1, 1 + s, (prev));
-            ADD(CNX_DS_CONV_W, s, -1, 1 + s, (d, prev, 2, 2));
-            ADD(CNX_DS_CONV_B, s, -1, 1 + s, (d));
+            ADD(CNX_DS_NORM_W, s, -1, group, (prev));
+            ADD(CNX_DS_NORM_B, s, -1, group, (prev));
+            ADD(CNX_DS_CONV_W, s, -1, group, (d, prev, 2, 2));
+            ADD(CNX_DS_CONV_B, s, -1, group, (d));
         }
-        for (int i = 0; i < c->cnx_depths[s]; i++) {
-            ADD(CNX_GAMMA, s, i, 1 + s, (d));
-            ADD(CNX_DW_W, s, i, 1 + s, (d, 1, 7, 7));
-            ADD(CNX_DW_B, s, i, 1 + s, (d));
-            ADD(CNX_NORM_W, s, i, 1 + s, (d));
-            ADD(CNX_NORM_B, s, i, 1 + s, (d));
-            ADD(CNX_FC1_W, s, i, 1 + s, (4 * d, d));
-            ADD(CNX_FC1_B, s, i, 1 + s, (4 * d));
-            ADD(CNX_FC2_W, s, i, 1 + s, (d, 4 * d));
-            ADD(CNX_FC2_B, s, i, 1 + s, (d));
+        for (int i = 0; i < c->cnx_depths[s]; i++, group++) {
+            ADD(CNX_GAMMA, s, i, group, (d));
+            ADD(CNX_DW_W, s, i, group, (d, 1, 7, 7));
+            ADD(CNX_DW_B, s, i, group, (d));
+            ADD(CNX_NORM_W, s, i, group, (d));
+            ADD(CNX_NORM_B, s, i, group, (d));
+            if (c->cnx_conv_mlp) ADD(CNX_FC1_W, s, i, group, (4 * d, d, 1, 1));
+            else ADD(CNX_FC1_W, s, i, group, (4 * d, d));
+            ADD(CNX_FC1_B, s, i, group, (4 * d));
+            if (c->cnx_conv_mlp) ADD(CNX_FC2_W, s, i, group, (d, 4 * d, 1, 1));
+            else ADD(CNX_FC2_W, s, i, group, (d, 4 * d));
+            ADD(CNX_FC2_B, s, i, group, (d));
         }
     }
-    ADD(CNX_HEAD_NORM_W, -1, -1, 5, (w));
-    ADD(CNX_HEAD_NORM_B, -1, -1, 5, (w));
+    ADD(CNX_HEAD_NORM_W, -1, -1, group, (w));
+    ADD(CNX_HEAD_NORM_B, -1, -1, group, (w));
     if (c->head_mlp) {
         ADD(HEAD_MLP_FC1_W, -1, -1, -1, (2 * e, w));
         ADD(HEAD_MLP_FC1_B, -1, -1, -1, (2 * e));
@@ -186,7 +196,7 @@ static void add_convnext_tower(builder *bp, const vt_model_config *c, int head_b
         ADD(HEAD_PROJ_W, -1, -1, -1, (e, w));
         if (head_bias) ADD(HEAD_PROJ_B, -1, -1, -1, (e));
     }
-    b.s->image_lock_groups = 6;
+    b.s->image_lock_groups = group + 1;
     *bp = b;
 }
 

@@ -20,10 +20,12 @@ train_tensor clip_trainer_tensor(const clip_trainer *tr, schema_kind kind, int i
     return t;
 }
 
-static int is_vit(const clip_trainer *tr) { return tr->params->cfg.image_tower == VT_TOWER_VIT; }
+static int tower(const clip_trainer *tr) { return tr->params->cfg.image_tower; }
 
 static vt_status create_towers(clip_trainer *tr, vt_error *err) {
-    vt_status st = is_vit(tr) ? vit_train_create(tr, err) : image_train_create(tr, err);
+    vt_status st = tower(tr) == VT_TOWER_VIT        ? vit_train_create(tr, err)
+                   : tower(tr) == VT_TOWER_CONVNEXT ? convnext_train_create(tr, err)
+                                                    : image_train_create(tr, err);
     if (!st) st = text_train_create(tr, err);
     return st;
 }
@@ -31,17 +33,17 @@ static vt_status create_towers(clip_trainer *tr, vt_error *err) {
 static void free_towers(clip_trainer *tr) {
     image_train_free(tr->image);
     vit_train_free(tr->vit);
+    convnext_train_free(tr->convnext);
     text_train_free(tr->text);
     tr->image = NULL;
     tr->vit = NULL;
+    tr->convnext = NULL;
     tr->text = NULL;
 }
 
 vt_status clip_train_supports(const vt_model_config *cfg, vt_error *err) {
-    if (cfg->image_tower == VT_TOWER_CONVNEXT)
-        return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: training a ConvNeXt tower is not implemented yet (vitamin.c "
-                       "runs its inference); train a ViTamin-* or ViT-* model", cfg->name);
-    if (cfg->image_tower != VT_TOWER_VITAMIN && cfg->image_tower != VT_TOWER_VIT)
+    if (cfg->image_tower != VT_TOWER_VITAMIN && cfg->image_tower != VT_TOWER_VIT &&
+        cfg->image_tower != VT_TOWER_CONVNEXT)
         return vt_fail(err, VT_ERR_UNSUPPORTED, "%s: no training tower for this image tower", cfg->name);
     if (cfg->text_width <= 0)
         return vt_fail(err, VT_ERR_UNSUPPORTED, "%s has no text tower; CLIP training needs both towers", cfg->name);
@@ -83,13 +85,15 @@ vt_status clip_trainer_update_frozen(clip_trainer *tr, vt_error *err) {
 
 void clip_train_forward(clip_trainer *tr, const float *pixels, const int32_t *tokens, int n, uint64_t drop_key,
                         int64_t first_sample, float *image_features, float *text_features) {
-    if (is_vit(tr)) vit_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
+    if (tower(tr) == VT_TOWER_VIT) vit_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
+    else if (tower(tr) == VT_TOWER_CONVNEXT) convnext_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
     else image_train_forward(tr, pixels, n, drop_key, first_sample, image_features);
     text_train_forward(tr, tokens, n, text_features);
 }
 
 void clip_train_image_backward(clip_trainer *tr, const float *d_image_features) {
-    if (is_vit(tr)) vit_train_backward(tr, d_image_features);
+    if (tower(tr) == VT_TOWER_VIT) vit_train_backward(tr, d_image_features);
+    else if (tower(tr) == VT_TOWER_CONVNEXT) convnext_train_backward(tr, d_image_features);
     else image_train_backward(tr, d_image_features);
 }
 

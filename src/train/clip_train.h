@@ -1,5 +1,5 @@
-/* Training forward and backward of a whole CLIP model (a ViTamin or ViT image
- * tower, the CLIP text tower) on the flat
+/* Training forward and backward of a whole CLIP model (a ViTamin, ViT or
+ * ConvNeXt image tower, the CLIP text tower) on the flat
  * parameter buffer (train/params.h): each tower's forward keeps what its
  * backward needs; the backward accumulates into train_params.grads.
  *
@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct image_train_state image_train_state;
 typedef struct vit_train_state vit_train_state;
+typedef struct convnext_train_state convnext_train_state;
 typedef struct text_train_state text_train_state;
 
 typedef struct {
@@ -39,7 +40,8 @@ typedef struct {
     clip_train_options options;
     unsigned char *frozen;  /* [params->count]: 1 = no gradient (--lock-image / --lock-text) */
     image_train_state *image; /* the ViTamin image tower, or */
-    vit_train_state *vit;     /* the ViT one (cfg.image_tower) */
+    vit_train_state *vit;     /* the ViT one, or */
+    convnext_train_state *convnext; /* the ConvNeXt one (cfg.image_tower) */
     text_train_state *text;
 } clip_trainer;
 
@@ -86,6 +88,13 @@ void vit_train_forward(clip_trainer *trainer, const float *pixels, int n, uint64
  * the order the tokens ran; NULL without patch dropout (tests compare them). */
 const int32_t *vit_train_kept_patches(const clip_trainer *trainer, int *kept);
 void vit_train_backward(clip_trainer *trainer, const float *d_features);
+
+/* ConvNeXt (convnext_train.c); drop path over all blocks, as timm. */
+vt_status convnext_train_create(clip_trainer *trainer, vt_error *err);
+void convnext_train_free(convnext_train_state *state);
+void convnext_train_forward(clip_trainer *trainer, const float *pixels, int n, uint64_t drop_key,
+                            int64_t first_sample, float *features);
+void convnext_train_backward(clip_trainer *trainer, const float *d_features);
 
 vt_status text_train_create(clip_trainer *trainer, vt_error *err);
 void text_train_free(text_train_state *state);

@@ -382,18 +382,6 @@ static void mbconv_forward(const mbconv_train *m, int n) {
     tmat_nt((int)out_px, m->cout, m->mid, m->a->gd, m->mid, m->c3_w.value, m->mid, m->out, m->cout, 1);
 }
 
-static void drop_path_scales(float *keep, int n, float rate, uint64_t key, int64_t first_sample, int which) {
-    for (int i = 0; i < n; i++) {
-        if (rate <= 0.0f) {
-            keep[i] = 1.0f;
-            continue;
-        }
-        double u = rng_uniform(key, (uint64_t)(first_sample + i) * 2 + (uint64_t)which);
-        /* timm DropPath: bernoulli(keep_prob) / keep_prob. */
-        keep[i] = u < 1.0 - rate ? 1.0f / (1.0f - rate) : 0.0f;
-    }
-}
-
 /* out = in + keep · branch (in NULL: out = keep · branch), keep per sample:
  * the forward residual with drop-path, and (in NULL) its backward into the
  * branch. */
@@ -475,8 +463,8 @@ void image_train_forward(clip_trainer *tr, const float *pixels, int n, uint64_t 
     const float *x = st->x_tokens;
     for (int bi = 0; bi < c->depth; bi++) {
         block_train *b = &st->blk[bi];
-        drop_path_scales(b->keep1, n, b->rate, rng_key(drop_key, (uint64_t)bi, 1), first_sample, 0);
-        drop_path_scales(b->keep2, n, b->rate, rng_key(drop_key, (uint64_t)bi, 2), first_sample, 1);
+        rng_drop_path_scales(b->keep1, n, b->rate, rng_key(drop_key, (uint64_t)bi, 1), first_sample, 0);
+        rng_drop_path_scales(b->keep2, n, b->rate, rng_key(drop_key, (uint64_t)bi, 2), first_sample, 1);
         block_forward(c, b, x, b->x_out, n, T, st->t[0]);
         x = b->x_out;
     }

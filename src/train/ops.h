@@ -66,6 +66,24 @@ void depthwise3x3_gelu_train_backward(float *dx, float *dweight, float *dbias, c
                                       const float *pre, const float *weight, int batch, int h, int w, int c,
                                       int stride);
 
+/* ---- Depthwise k×k conv, stride 1, padding k/2, bias (ConvNeXt conv_dw, k = 7) ----
+ * weight PyTorch [C, 1, k, k]; x, y [B, H, W, C]. */
+void depthwise_kxk_train_forward(float *y, const float *x, const float *weight, const float *bias, int batch, int h,
+                                 int w, int c, int k);
+void depthwise_kxk_train_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                  const float *weight, int batch, int h, int w, int c, int k);
+
+/* ---- p×p conv, stride p, bias (ConvNeXt downsample, p = 2) ----
+ * x [B, H, W, Cin], weight PyTorch [Cout, Cin, p, p], y [B, H/p, W/p, Cout].
+ * The forward saves the patch rows it multiplied ([B·(H/p)·(W/p), p·p·Cin],
+ * patches) for the weight gradient; the backward takes them, and dpatches,
+ * a temporary of that size (only with dx). */
+void patch_conv_train_forward(float *y, float *patches, const float *x, const float *weight, const float *bias,
+                              int batch, int h, int w, int cin, int cout, int p);
+void patch_conv_train_backward(float *dx, float *dpatches, float *dweight, float *dbias, const float *dy,
+                               const float *patches, const float *weight, int batch, int h, int w, int cin, int cout,
+                               int p);
+
 /* ---- AvgPool2d(3, stride 2, padding 1, count_include_pad=False) on NHWC ----
  * (forward: kernels/conv.h avgpool3x3s2_forward). dx [B, H, W, C] is overwritten. */
 void avgpool3x3s2_backward(float *dx, const float *dy, int batch, int h, int w, int c);

@@ -1,4 +1,4 @@
-/* The parameter table of a CLIP model (ViTamin or ViT image tower): the schema (model/schema.h) in
+/* The parameter table of a CLIP model (ViTamin, ViT or ConvNeXt image tower): the schema (model/schema.h) in
  * one flat buffer, open_clip's initialisation by tensor kind, and loading. */
 #include "train/params.h"
 
@@ -133,6 +133,34 @@ static void init_vit_tensor(const train_params *p, const schema_tensor *s, const
     }
 }
 
+/* timm convnext.py _init_weights: every trunk Conv2d and Linear weight
+ * trunc_normal_(std 0.02) (cut at ±2, i.e. untruncated), biases 0; gamma =
+ * ls_init_value (1e-6) · ones. open_clip's head Linear layers keep PyTorch's
+ * default: weight and bias U(±1/sqrt(fan_in)). */
+static void init_convnext_tensor(const train_params *p, const schema_tensor *s, const train_param *t, float *x,
+                                 uint64_t key) {
+    size_t fan_in = t->ndim >= 2 ? t->count / (size_t)t->shape[0] : 1;
+    switch (s->kind) {
+    case T_CNX_GAMMA: fill_const(x, t->count, 1e-6f); break;
+    case T_HEAD_PROJ_W:
+    case T_HEAD_MLP_FC1_W:
+    case T_HEAD_MLP_FC2_W: fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in), key); break;
+    case T_HEAD_PROJ_B:
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in_of(p, T_HEAD_PROJ_W, -1)), key);
+        break;
+    case T_HEAD_MLP_FC1_B:
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in_of(p, T_HEAD_MLP_FC1_W, -1)), key);
+        break;
+    case T_HEAD_MLP_FC2_B:
+        fill_uniform(x, t->count, 1.0 / sqrt((double)fan_in_of(p, T_HEAD_MLP_FC2_W, -1)), key);
+        break;
+    default:
+        if (s->role == ROLE_BIAS) fill_const(x, t->count, 0.0f);
+        else fill_normal(x, t->count, 0.02, key);
+        break;
+    }
+}
+
 void train_params_init(train_params *p, uint64_t seed) {
     const vt_model_config *c = &p->cfg;
     double w = c->text_width, layers = c->text_layers;
@@ -149,6 +177,8 @@ void train_params_init(train_params *p, uint64_t seed) {
             fill_const(x, t->count, s->role == ROLE_NORM_WEIGHT ? 1.0f : 0.0f);
         } else if (s->tower == SCHEMA_IMAGE && c->image_tower == VT_TOWER_VIT) {
             init_vit_tensor(p, s, t, x, key);
+        } else if (s->tower == SCHEMA_IMAGE && c->image_tower == VT_TOWER_CONVNEXT) {
+            init_convnext_tensor(p, s, t, x, key);
         } else if (s->tower == SCHEMA_IMAGE) {
             if (s->kind == T_POOL_PROJ_W || s->kind == T_POOL_PROJ_B) {
                 /* Left at PyTorch's Conv2d default: U(±1/sqrt(fan_in)) for weight and bias. */

@@ -63,3 +63,14 @@ uint64_t rng_stream_below(rng_stream *stream, uint64_t n) {
     }
     return (uint64_t)(m >> 64);
 }
+
+void rng_drop_path_scales(float *keep, int n, float rate, uint64_t key, int64_t first_sample, int which) {
+    for (int i = 0; i < n; i++) {
+        if (rate <= 0.0f) {
+            keep[i] = 1.0f;
+            continue;
+        }
+        double u = rng_uniform(key, (uint64_t)(first_sample + i) * 2 + (uint64_t)which);
+        keep[i] = u < 1.0 - rate ? 1.0f / (1.0f - rate) : 0.0f;
+    }
+}

@@ -63,4 +63,10 @@ float rng_stream_float(rng_stream *stream);
  * n = 0 gives 0. */
 uint64_t rng_stream_below(rng_stream *stream, uint64_t n);
 
+/* timm DropPath's per-sample scales for samples first_sample .. + n − 1 of a
+ * step: bernoulli(1 − rate) / (1 − rate), i.e. 0 or 1/(1 − rate), from draw
+ * 2·sample + which of `key` (which: 0 or 1, a block's two residuals); all 1
+ * at rate 0. */
+void rng_drop_path_scales(float *keep, int n, float rate, uint64_t key, int64_t first_sample, int which);
+
 #endif

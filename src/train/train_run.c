@@ -237,8 +237,9 @@ static vt_status run_open(run_ctx *r, vt_error *err) {
     if ((st = vt_config_lookup(o->model_name, &r->cfg, err))) return st;
     if ((st = clip_train_supports(&r->cfg, err))) return st;
     if (o->patch_dropout != 0 && r->cfg.image_tower != VT_TOWER_VIT)
-        return vt_fail(err, VT_ERR_ARGUMENT, "--force-patch-dropout: %s is a ViTamin model; patch dropout is "
-                       "open_clip's for ViT towers (ViTamin's conv stages need the whole grid)", r->cfg.name);
+        return vt_fail(err, VT_ERR_ARGUMENT, "--force-patch-dropout: %s is a %s model; patch dropout is "
+                       "open_clip's for ViT towers (a conv trunk needs the whole grid)", r->cfg.name,
+                       r->cfg.image_tower == VT_TOWER_CONVNEXT ? "ConvNeXt" : "ViTamin");
     if (!(o->patch_dropout >= 0 && o->patch_dropout < 1))
         return vt_fail(err, VT_ERR_ARGUMENT, "--force-patch-dropout %g: must be in [0, 1)", o->patch_dropout);
     if (r->cfg.image_tower == VT_TOWER_VIT && o->drop_path > 0)

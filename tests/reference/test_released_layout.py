@@ -166,7 +166,7 @@ def test_open_clip_vit_config_resolves(tmp_path):
     ("{not json", "not valid JSON"),
     ("[1, 2, 3]", "not a JSON object"),
     (json.dumps({"vision_cfg": {"timm_model_name": 7}}), "must be a string"),
-    (json.dumps(authors_config("convnext_nano", 224, 512, 512, 8, 12)), "ConvNeXt trunk vitamin.c does not build"),
+    (json.dumps(authors_config("convnext_zepto_rms", 224, 512, 512, 8, 12)), "ConvNeXt trunk vitamin.c does not build"),
     (json.dumps({**authors_config("convnext_base", 224, 512, 512, 8, 12),
                  "vision_cfg": {"timm_model_name": "convnext_base", "timm_proj": "none"}}), "timm_proj 'none'"),
     # transformers' CLIPModel configs load (test_vit_checkpoints.py); one without its towers' configs does not.

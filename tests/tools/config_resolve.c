@@ -2,7 +2,8 @@
  * does, without weights, and prints what it picked: the fixture tests of the
  * released repos' config files run this. Usage:
  *   config_resolve CONFIG.json [PREPROCESSOR_CONFIG.json]
- * Prints "found=0" or "name=... timm=... image=... embed=... text=W/H/L ctx=...",
+ * Prints "found=0" or "name=... timm=... image=... embed=... text=W/H/L ctx=...
+ * image_params=N",
  * then one "note: ..." line per note; exits 1 with the error on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,11 @@ int main(int argc, char **argv) {
     }
     if (!found) printf("found=0\n");
     else
-        printf("name=%s timm=%s repo=%s image=%d preprocess=%d embed=%d width=%d depth=%d text=%d/%d/%d ctx=%d\n",
+        printf("name=%s timm=%s repo=%s image=%d preprocess=%d embed=%d width=%d depth=%d text=%d/%d/%d ctx=%d "
+               "image_params=%lld\n",
                cfg.name, cfg.timm_name, cfg.hf_repo[0] ? cfg.hf_repo : "-", cfg.image_size,
                cfg.open_clip_preprocess_size, cfg.embed_dim, cfg.width, cfg.depth, cfg.text_width, cfg.text_heads,
-               cfg.text_layers, cfg.context_length);
+               cfg.text_layers, cfg.context_length, (long long)vt_config_image_params(&cfg));
     for (char *line = notes.text; *line;) {
         char *end = strchr(line, '\n');
         printf("note: %.*s\n", (int)(end - line), line);

@@ -106,7 +106,9 @@ static void check_layouts(void) {
 /* A ConvNeXt config: open_clip CLIP's order over timm's trunk (stem, stages
  * with downsample before blocks and gamma first in each block, head.norm),
  * then the head and the text tower; counts equal to the config's; lock
- * groups by stage; the decay rule. */
+ * groups as timm's fine group_matcher (one per block, a downsample with its
+ * stage's first block, head.norm last); the MLP weights 4-D exactly for a
+ * conv_mlp trunk; the decay rule. */
 static void check_convnext_member(const vt_model_config *c) {
     for (int head_bias = 0; head_bias < 2; head_bias++) {
         model_schema s;
@@ -127,8 +129,15 @@ static void check_convnext_member(const vt_model_config *c) {
         CHECK((schema_find(&s, c->head_mlp ? T_HEAD_MLP_FC2_B : T_HEAD_PROJ_B, -1, -1) >= 0) == head_bias);
         CHECK(sum[SCHEMA_IMAGE] == s.params[SCHEMA_IMAGE] && sum[SCHEMA_TEXT] == vt_config_text_params(c));
         if (!head_bias) CHECK(sum[SCHEMA_IMAGE] == vt_config_image_params(c));
-        CHECK(s.image_lock_groups == 6 && s.tensors[head].lock_group == -1);
-        CHECK(s.tensors[schema_find(&s, T_CNX_FC1_W, 2, 0)].lock_group == 3);
+        int blocks = c->cnx_depths[0] + c->cnx_depths[1] + c->cnx_depths[2] + c->cnx_depths[3];
+        int first2 = 1 + c->cnx_depths[0] + c->cnx_depths[1]; /* stage 2's first block's group */
+        CHECK(s.image_lock_groups == blocks + 2 && s.tensors[head].lock_group == -1);
+        CHECK(s.tensors[schema_find(&s, T_CNX_FC1_W, 2, 0)].lock_group == first2);
+        CHECK(s.tensors[schema_find(&s, T_CNX_DS_CONV_W, 2, -1)].lock_group == first2);
+        CHECK(s.tensors[schema_find(&s, T_CNX_GAMMA, 2, 1)].lock_group == first2 + 1);
+        CHECK(s.tensors[schema_find(&s, T_CNX_STEM_W, -1, -1)].lock_group == 0);
+        CHECK(s.tensors[schema_find(&s, T_CNX_HEAD_NORM_W, -1, -1)].lock_group == blocks + 1);
+        CHECK(s.tensors[schema_find(&s, T_CNX_FC2_W, 0, 0)].ndim == (c->cnx_conv_mlp ? 4 : 2));
         CHECK(s.tensors[schema_find(&s, T_CNX_FC1_W, 2, 0)].decay && !s.tensors[gamma].decay &&
               !s.tensors[schema_find(&s, T_CNX_NORM_W, 0, 0)].decay);
         schema_free(&s);
@@ -143,7 +152,7 @@ int main(void) {
         else if (c->image_tower == VT_TOWER_CONVNEXT) check_convnext_member(c), convnext++;
         else check_member(c);
     }
-    CHECK(convnext == 11);
+    CHECK(convnext == 15); /* open_clip's 11, the paper's three benchmark members, ConvNeXt-Atto */
     vt_model_config custom;
     CHECK(vt_config_lookup("ViTamin-C32-N3-64-SwiGLU", &custom, NULL) == VT_OK);
     CHECK(custom.mlp_glu == 1 && !strcmp(custom.name, "ViTamin-C32-N3-64-SwiGLU"));
